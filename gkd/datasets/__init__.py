@@ -1,0 +1,12 @@
+"""Datasets: ``load(name, root=None, **kwargs)`` → PyG ``Data`` with split masks and ``data.meta``.
+
+Data root: the ``root`` argument, else ``$GKD_DATA``, else the repository's ``datasets/``. Under it each dataset sits
+where PyG/OGB put it given that root (``<root>/Cora/raw/ind.cora.x``, ``<root>/texas/raw``, ``<root>/Actor/raw``,
+``<root>/ogbn_arxiv/raw``). Nothing is downloaded: a missing dataset is one clear error naming the path.
+"""
+from .csbm import csbm
+from .registry import DatasetMeta, available, default_root, load, resolve_root
+from .validate import check_data, check_edge_index
+
+__all__ = ["load", "available", "default_root", "resolve_root", "DatasetMeta", "csbm", "check_data",
+           "check_edge_index"]

@@ -1,0 +1,168 @@
+r"""The backbone zoo: GCN, GAT, GraphSAGE and MLP on PyG layers, one base class.
+
+Every model is called as ``model(x, edge_index, return_hidden=False)``. ``edge_index`` is a ``[2, E]`` tensor or a
+``torch.sparse_csr`` *transposed* adjacency (``adj_t[i, j] != 0`` iff ``j → i``; see :func:`gkd.nn.to_adj_t`), which
+PyG layers turn into SpMM so a million-node graph never materialises per-edge messages. With ``return_hidden=True`` it
+returns ``(logits, hidden)`` where ``hidden`` lists the post-activation output of every layer but the last: the
+taps that feature distillers use, from the same forward pass.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.nn import GATConv, GCNConv, SAGEConv
+
+from ..errors import ConfigError, check
+
+
+class BasicModel(nn.Module):
+    r"""Stack of ``num_layers`` layers: (dropout → layer → ReLU) repeated, the last without ReLU.
+
+    Subclasses only say how to build one layer (:meth:`init_layer`) and whether it needs the graph.
+    """
+
+    uses_graph: bool = True
+
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, num_layers: int = 2,
+                 dropout: float = 0.5, **kwargs: Any) -> None:
+        super().__init__()
+        for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
+            check(isinstance(v, int) and v >= 1, f"{name}={v!r}; expected an integer >= 1", ConfigError)
+        check(isinstance(num_layers, int) and num_layers >= 1, f"num_layers={num_layers!r}; expected an integer >= 1",
+              ConfigError)
+        check(isinstance(hidden_channels, int) and hidden_channels > 0,
+              f"hidden_channels={hidden_channels!r}; expected an integer > 0", ConfigError)
+        check(0.0 <= float(dropout) < 1.0, f"dropout={dropout!r}; expected a value in [0, 1)", ConfigError)
+        self.in_channels, self.hidden_channels, self.out_channels = in_channels, hidden_channels, out_channels
+        self.num_layers, self.dropout = num_layers, float(dropout)
+        dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
+        self.layers = nn.ModuleList(
+            self.init_layer(dims[i], dims[i + 1], last=i == num_layers - 1, **kwargs) for i in range(num_layers))
+
+    def init_layer(self, in_channels: int, out_channels: int, *, last: bool, **kwargs: Any) -> nn.Module:
+        raise NotImplementedError
+
+    def reset_parameters(self) -> None:
+        for layer in self.layers:
+            layer.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Tensor | None = None, *,
+                return_hidden: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
+        if self.uses_graph and edge_index is None:
+            raise ConfigError(f"{type(self).__name__} needs edge_index (or a sparse adjacency); got None")
+        hidden: list[Tensor] = []
+        for i, layer in enumerate(self.layers):
+            x = self._input_dropout(x) if i == 0 else F.dropout(x, p=self.dropout, training=self.training)
+            x = layer(x, edge_index) if self.uses_graph else layer(x)
+            if i < self.num_layers - 1:
+                x = F.relu(x)
+                hidden.append(x)
+        return (x, hidden) if return_hidden else x
+
+    def _input_dropout(self, x: Tensor) -> Tensor:
+        """Dropout on the input features that draws random numbers only for their nonzero entries.
+
+        Equal in distribution to ``F.dropout`` (a dropped zero is still zero) but, on sparse bag-of-words features
+        such as Cora's (1.3% nonzero), about 15x cheaper: CPU RNG dominated the whole training step otherwise.
+        """
+        if not self.training or self.dropout == 0.0 or x.requires_grad:
+            return F.dropout(x, p=self.dropout, training=self.training)
+        key = (x.data_ptr(), x._version, tuple(x.shape))
+        if getattr(self, "_nz_key", None) != key:
+            nz = x.reshape(-1).nonzero().view(-1)
+            self._nz_key, self._nz = key, (nz if nz.numel() < 0.25 * x.numel() else None)
+        if self._nz is None:
+            return F.dropout(x, p=self.dropout, training=True)
+        keep = torch.rand(self._nz.numel(), device=x.device) >= self.dropout
+        out = torch.zeros_like(x).view(-1)
+        idx = self._nz[keep]
+        out[idx] = x.reshape(-1)[idx] / (1.0 - self.dropout)
+        return out.view_as(x)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
+                f"hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, dropout={self.dropout})")
+
+
+class GCN(BasicModel):
+    r"""Graph convolutional network (Kipf & Welling, ICLR 2017):
+    :math:`H' = \hat D^{-1/2}(A + I)\hat D^{-1/2} H W`."""
+
+    def init_layer(self, in_channels, out_channels, *, last, **kwargs):
+        return GCNConv(in_channels, out_channels, **kwargs)
+
+
+class GraphSAGE(BasicModel):
+    r"""GraphSAGE with mean aggregation (Hamilton et al., NeurIPS 2017):
+    :math:`h_i' = W_1 h_i + W_2\,\mathrm{mean}_{j \in N(i)} h_j`."""
+
+    def init_layer(self, in_channels, out_channels, *, last, **kwargs):
+        return SAGEConv(in_channels, out_channels, **kwargs)
+
+
+class GAT(BasicModel):
+    r"""Graph attention network (Veličković et al., ICLR 2018): :math:`h_i' = \Vert_k \sum_j \alpha^k_{ij} W^k h_j`.
+
+    ``hidden_channels`` is the width after concatenating ``heads`` heads (must be divisible by ``heads``); the output
+    layer averages ``heads`` heads when ``out_heads`` is given (GAT's PubMed setting), else uses one head. Attention
+    dropout equals ``dropout`` as in the paper.
+    """
+
+    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, num_layers: int = 2,
+                 dropout: float = 0.6, heads: int = 8, out_heads: int = 1, **kwargs: Any) -> None:
+        check(isinstance(heads, int) and heads >= 1, f"heads={heads!r}; expected an integer >= 1", ConfigError)
+        check(isinstance(hidden_channels, int) and hidden_channels > 0 and hidden_channels % heads == 0,
+              f"hidden_channels={hidden_channels!r}; expected a positive multiple of heads={heads}", ConfigError)
+        self.heads, self.out_heads = heads, out_heads
+        super().__init__(in_channels, hidden_channels, out_channels, num_layers, dropout, **kwargs)
+
+    def init_layer(self, in_channels, out_channels, *, last, **kwargs):
+        if last:
+            return GATConv(in_channels, out_channels, heads=self.out_heads, concat=False, dropout=self.dropout,
+                           **kwargs)
+        return GATConv(in_channels, out_channels // self.heads, heads=self.heads, dropout=self.dropout, **kwargs)
+
+
+class MLP(BasicModel):
+    r"""Multi-layer perceptron over node features alone: :math:`H' = H W + b`; ``edge_index`` is ignored."""
+
+    uses_graph = False
+
+    def init_layer(self, in_channels, out_channels, *, last, **kwargs):
+        return nn.Linear(in_channels, out_channels, **kwargs)
+
+
+MODELS: dict[str, type[BasicModel]] = {"gcn": GCN, "gat": GAT, "sage": GraphSAGE, "graphsage": GraphSAGE, "mlp": MLP}
+
+
+def build_model(name: str, in_channels: int, out_channels: int, hidden_channels: int = 64,
+                **kwargs: Any) -> BasicModel:
+    """Build a zoo model by name (``gcn``, ``gat``, ``sage``/``graphsage``, ``mlp``)."""
+    cls = MODELS.get(str(name).lower())
+    if cls is None:
+        raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(sorted(set(MODELS) - {'graphsage'}))}")
+    return cls(in_channels, hidden_channels, out_channels, **kwargs)
+
+
+def to_adj_t(edge_index: Tensor, num_nodes: int) -> Tensor:
+    """``[2, E]`` edges (``src → dst``) → ``torch.sparse_csr`` transposed adjacency that every zoo model accepts."""
+    import warnings
+
+    from torch_geometric.utils import to_torch_csr_tensor
+
+    with warnings.catch_warnings():  # torch flags every CSR constructor as "beta"; the ops gkd uses are stable
+        warnings.simplefilter("ignore", UserWarning)
+        return to_torch_csr_tensor(edge_index.flip(0), size=(num_nodes, num_nodes))
+
+
+def graph_of(data) -> Tensor:
+    """The structure a model should be called with: ``data.adj_t`` (CSR, SpMM) when present, else ``edge_index``.
+
+    SpMM never materialises per-edge messages: 2.5x faster for GraphSAGE on Cora, and the only way a 1M-node /
+    20M-edge graph fits in 24 GB.
+    """
+    adj_t = getattr(data, "adj_t", None)
+    return adj_t if adj_t is not None else data.edge_index

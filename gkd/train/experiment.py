@@ -1,0 +1,82 @@
+"""Repeat a training run over seeds and report it as a JSON-ready results dict."""
+from __future__ import annotations
+
+import copy
+import platform
+import sys
+import time
+from typing import Iterable
+
+import numpy as np
+import torch
+from torch_geometric.data import Data
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..config import TrainConfig
+from ..datasets import DatasetMeta, check_data, load
+from ..nn import build_model, to_adj_t
+from .logger import fmt, summarize
+from .trainer import LossTerm, Trainer, get_metric, seed_everything
+
+
+def environment() -> dict:
+    import torch_geometric
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"gkd": __version__, "python": platform.python_version(), "torch": torch.__version__,
+            "torch_geometric": torch_geometric.__version__, "numpy": np.__version__, "platform": platform.platform(),
+            "cpu": cpu, "torch_threads": torch.get_num_threads()}
+
+
+def load_for_run(cfg: TrainConfig, run: int, cached: Data | None) -> Data:
+    """Datasets with several fixed splits use split ``run mod num_splits``; the rest load once."""
+    if cached is not None and cached.meta.num_splits == 1:
+        return cached
+    return load(cfg.dataset, cfg.root, split=run, **cfg.dataset_args)
+
+
+def run_experiment(cfg: TrainConfig, *, terms_factory=None, method: str = "plain", method_config: dict | None = None,
+                   data: Data | None = None, progress: bool | None = None) -> dict:
+    """Train ``cfg.runs`` models (seeds ``cfg.seed + r``) and summarise them.
+
+    ``terms_factory(data, model) -> Iterable[LossTerm]`` supplies a method's loss terms for each run.
+    """
+    cfg.validate()
+    start = time.perf_counter()
+    runs: list[dict] = []
+    bar = tqdm(range(cfg.runs), desc=f"{cfg.model}/{cfg.dataset}", disable=progress is False, dynamic_ncols=True,
+               file=sys.stderr)
+    fixed = data is not None
+    if fixed:  # a user's graph: validated once, shallow-copied so that adding adj_t leaves theirs untouched
+        data = copy.copy(data)
+        if getattr(data, "meta", None) is None:
+            data.meta = DatasetMeta(name="custom", num_classes=int(data.y.max()) + 1, split="user-provided masks")
+        check_data(data, data.meta.num_classes)
+    for r in bar:
+        if not fixed:
+            data = load_for_run(cfg, r, data)
+        if getattr(data, "adj_t", None) is None:
+            data.adj_t = to_adj_t(data.edge_index, data.num_nodes)
+        seed = cfg.seed + r
+        seed_everything(seed)
+        model = build_model(cfg.model, data.num_features, data.meta.num_classes, **cfg.model_kwargs())
+        terms: Iterable[LossTerm] = terms_factory(data, model) if terms_factory else ()
+        trainer = Trainer(model, data, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
+                          patience=cfg.patience, terms=terms, metric=get_metric(data.meta.metric),
+                          progress=progress, desc=f"run {r}")
+        res = trainer.fit()
+        runs.append({"run": r, "seed": seed, "split": data.meta.split_index, "val": res.val, "test": res.test,
+                     "train": res.train, "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
+                     "seconds": round(res.seconds, 3)})
+        s = summarize(runs)
+        bar.set_postfix(test=fmt(s["test_mean"], s["test_std"]))
+    return {"dataset": data.meta.name, "model": cfg.model.lower(), "method": method, "setting": "transductive",
+            **summarize(runs), "runs": runs, "seconds": round(time.perf_counter() - start, 3),
+            "split": data.meta.split, "method_config": method_config or {}, "config": cfg.to_dict(),
+            "versions": environment()}

@@ -1,0 +1,174 @@
+"""The one trainer: full-batch training with early stopping on validation and the best-validation checkpoint.
+
+Methods add :class:`LossTerm` modules; they never copy this loop. Model selection uses validation accuracy only
+(ties broken by lower validation loss); test accuracy is read at the selected epoch and never looked at before.
+"""
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from tqdm.auto import tqdm
+
+from ..errors import GKDError, check
+from ..nn import graph_of
+
+Metric = Callable[[Tensor, Tensor], float]  # (logits or predictions, labels) -> score in [0, 1]
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch; with a fixed thread count, CPU results are then bit-identical across runs."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def accuracy(logits: Tensor, y: Tensor) -> float:
+    if y.numel() == 0:
+        return float("nan")
+    return float((logits.argmax(dim=-1) == y).float().mean())
+
+
+def ogb_metric(name: str) -> Metric:
+    """``ogb.nodeproppred.Evaluator`` for ``name`` as a gkd metric."""
+    from ogb.nodeproppred import Evaluator
+
+    ev = Evaluator(name)
+    key = ev.eval_metric
+
+    def metric(logits: Tensor, y: Tensor) -> float:
+        pred = logits.argmax(dim=-1, keepdim=True)
+        return float(ev.eval({"y_true": y.view(-1, 1), "y_pred": pred})[key])
+
+    return metric
+
+
+def get_metric(name: str) -> Metric:
+    return ogb_metric(name[4:]) if name.startswith("ogb:") else accuracy
+
+
+@dataclass
+class Step:
+    """What a loss term sees at one training step."""
+
+    logits: Tensor
+    hidden: list[Tensor]
+    data: Data
+    epoch: int
+    model: nn.Module
+
+
+class LossTerm(nn.Module):
+    """A loss added to the supervised cross-entropy. ``forward(step)`` returns a scalar; ``weight`` scales it."""
+
+    name = "term"
+
+    def __init__(self, weight: float = 1.0) -> None:
+        super().__init__()
+        check(float(weight) >= 0, f"{self.name} weight={weight!r}; expected >= 0")
+        self.weight = float(weight)
+
+    def forward(self, step: Step) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def on_epoch_end(self, step: Step) -> None:
+        """Called once per epoch with the training-mode outputs (for terms that keep state over time)."""
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    val: float
+    test: float
+    train: float
+    epochs_run: int
+    seconds: float
+    state_dict: dict[str, Tensor] = field(repr=False)
+    history: list[dict] = field(default_factory=list, repr=False)
+
+
+class Trainer:
+    """Full-batch trainer for node classification.
+
+    Args:
+        model: any module called as ``model(x, edge_index, return_hidden=True)`` (the zoo's signature).
+        data: a validated graph with ``train_mask/val_mask/test_mask``; its ``adj_t`` (CSR) is used when present.
+        terms: extra :class:`LossTerm` modules added to the cross-entropy on training nodes.
+        patience: stop after this many epochs without a better validation score.
+    """
+
+    def __init__(self, model: nn.Module, data: Data, *, lr: float = 0.01, weight_decay: float = 5e-4,
+                 epochs: int = 500, patience: int = 100, terms: Iterable[LossTerm] = (),
+                 metric: Metric = accuracy, progress: bool | None = False, desc: str = "train") -> None:
+        check(isinstance(epochs, int) and epochs >= 1, f"epochs={epochs!r}; expected an integer >= 1")
+        check(isinstance(patience, int) and patience >= 1, f"patience={patience!r}; expected an integer >= 1")
+        check(float(lr) > 0, f"lr={lr!r}; expected > 0")
+        check(float(weight_decay) >= 0, f"weight_decay={weight_decay!r}; expected >= 0")
+        self.model, self.data, self.terms = model, data, nn.ModuleList(terms)
+        self.epochs, self.patience, self.metric = epochs, patience, metric
+        self.optimizer = torch.optim.Adam(list(model.parameters()) + list(self.terms.parameters()), lr=lr,
+                                          weight_decay=weight_decay)
+        self.progress, self.desc = progress, desc
+
+    def loss(self, step: Step) -> tuple[Tensor, dict[str, float]]:
+        d = step.data
+        loss = F.cross_entropy(step.logits[d.train_mask], d.y[d.train_mask])
+        parts = {"ce": loss.item()}
+        for term in self.terms:
+            if term.weight == 0:
+                continue
+            value = term(step)
+            if not torch.isfinite(value):
+                raise GKDError(f"loss term {term.name!r} produced {float(value)} at epoch {step.epoch}; "
+                               "expected a finite loss (lower its weight or learning rate)")
+            parts[term.name] = value.item()
+            loss = loss + term.weight * value
+        return loss, parts
+
+    @torch.no_grad()
+    def evaluate(self) -> tuple[dict[str, float], float]:
+        self.model.eval()
+        d = self.data
+        logits = self.model(d.x, graph_of(d))
+        scores = {s: self.metric(logits[d[f"{s}_mask"]], d.y[d[f"{s}_mask"]]) for s in ("train", "val", "test")}
+        val_loss = float(F.cross_entropy(logits[d.val_mask], d.y[d.val_mask])) if bool(d.val_mask.any()) else 0.0
+        return scores, val_loss
+
+    def fit(self) -> FitResult:
+        start = time.perf_counter()
+        best = (-1.0, float("inf"))
+        best_epoch, best_scores, best_state, since = 0, {}, {}, 0
+        history: list[dict] = []
+        bar = tqdm(range(1, self.epochs + 1), desc=self.desc, leave=False, disable=not self.progress,
+                   dynamic_ncols=True)
+        for epoch in bar:
+            self.model.train()
+            self.optimizer.zero_grad(set_to_none=True)
+            logits, hidden = self.model(self.data.x, graph_of(self.data), return_hidden=True)
+            step = Step(logits, hidden, self.data, epoch, self.model)
+            loss, parts = self.loss(step)
+            loss.backward()
+            self.optimizer.step()
+            for term in self.terms:
+                term.on_epoch_end(step)
+            scores, val_loss = self.evaluate()
+            history.append({"epoch": epoch, "loss": loss.item(), **parts, **scores})
+            if (scores["val"], -val_loss) > (best[0], -best[1]):
+                best, best_epoch, best_scores, since = (scores["val"], val_loss), epoch, scores, 0
+                best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            else:
+                since += 1
+            bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{scores['val']:.3f}", refresh=False)
+            if since >= self.patience:
+                break
+        self.model.load_state_dict(best_state)
+        return FitResult(best_epoch=best_epoch, val=best_scores["val"], test=best_scores["test"],
+                         train=best_scores["train"], epochs_run=epoch, seconds=time.perf_counter() - start,
+                         state_dict=best_state, history=history)

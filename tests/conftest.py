@@ -1,0 +1,63 @@
+"""Shared fixtures: real Cora from the shared data root, sockets blocked, small generated graphs."""
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+os.environ.setdefault("GKD_DATA", str((REPO / ".." / "shared" / "data").resolve()))
+DATA_ROOT = Path(os.environ["GKD_DATA"])
+HAS_CORA = (DATA_ROOT / "Cora" / "raw" / "ind.cora.x").is_file()
+needs_cora = pytest.mark.skipif(not HAS_CORA, reason=f"Planetoid Cora raw files not found under {DATA_ROOT}")
+
+
+class NetworkBlocked(RuntimeError):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def no_network(monkeypatch):
+    """gkd must never touch the network: any outbound connection fails the test."""
+    def refuse(self, address, *args, **kwargs):
+        if isinstance(address, str) or (isinstance(address, tuple) and address[0] in ("127.0.0.1", "localhost", "::1")):
+            return real_connect(self, address, *args, **kwargs)  # unix sockets / loopback (torch.distributed)
+        raise NetworkBlocked(f"test tried to open a network connection to {address!r}")
+
+    real_connect = socket.socket.connect
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+
+
+@pytest.fixture(scope="session")
+def cora():
+    if not HAS_CORA:
+        pytest.skip(f"Planetoid Cora raw files not found under {DATA_ROOT}")
+    from gkd.datasets import load
+
+    return load("Cora")
+
+
+@pytest.fixture
+def small_graph():
+    """A 300-node, 3-class CSBM graph that a GCN separates easily."""
+    from gkd.datasets import csbm
+    from gkd.datasets.registry import DatasetMeta
+
+    data = csbm(num_nodes=300, num_classes=3, avg_degree=6, homophily=0.9, num_features=16, feature_noise=1.0,
+                seed=0, train_per_class=10, num_val=60, num_test=120)
+    data.meta = DatasetMeta(name="tiny", num_classes=3, split="test")
+    return data
+
+
+def assert_one_line_error(text: str) -> None:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    assert len(lines) == 1, f"expected one error line, got:\n{text}"
+    assert lines[0].startswith("gkd: error:"), lines[0]
+    assert "Traceback" not in text
+
+
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))

@@ -1,0 +1,85 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from gkd.cli import main
+
+from conftest import assert_one_line_error, needs_cora
+
+
+def run_cli(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "gkd", *args], capture_output=True, text=True, timeout=timeout)
+
+
+@needs_cora
+def test_train_gcn_on_cora_json(tmp_path):
+    out = tmp_path / "r.json"
+    p = run_cli("train", "--dataset", "Cora", "--model", "gcn", "--runs", "2", "--json", str(out), "--quiet")
+    assert p.returncode == 0, p.stderr
+    r = json.loads(out.read_text())
+    for key in ("dataset", "model", "method", "setting", "runs", "test_mean", "test_std", "val_mean", "seconds",
+                "config", "versions"):
+        assert key in r
+    assert r["dataset"] == "Cora" and r["method"] == "plain" and r["setting"] == "transductive"
+    assert [x["seed"] for x in r["runs"]] == [0, 1]
+    assert all(0.0 <= x["test"] <= 1.0 and 0.0 <= x["val"] <= 1.0 for x in r["runs"])
+    assert r["test_mean"] >= 0.79  # GCN on Cora's public split: ~81.5
+    assert "test" in p.stdout and p.stdout.count("\n") == 1  # one summary line on stdout
+
+
+@pytest.mark.parametrize("model", ["mlp", "gat", "sage"])
+def test_other_models_run(model, tmp_path, capsys):
+    code = main(["train", "--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=1700", "--model", model,
+                 "--runs", "1", "--epochs", "20", "--json", str(tmp_path / "r.json"), "--quiet"])
+    assert code == 0
+    r = json.loads((tmp_path / "r.json").read_text())
+    assert r["model"] == model and len(r["runs"]) == 1 and r["test_std"] is None
+
+
+def test_same_seed_identical_json(tmp_path):
+    args = ["train", "--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=1700", "--model", "sage", "--runs",
+            "2", "--epochs", "15", "--quiet", "--json"]
+    assert main(args + [str(tmp_path / "a.json")]) == 0
+    assert main(args + [str(tmp_path / "b.json")]) == 0
+    a, b = (json.loads((tmp_path / f).read_text()) for f in ("a.json", "b.json"))
+    assert [(r["val"], r["test"]) for r in a["runs"]] == [(r["val"], r["test"]) for r in b["runs"]]
+
+
+BAD = [
+    (["--dataset", "Coraa"], "unknown dataset 'Coraa'; did you mean cora"),
+    (["--model", "gin"], "unknown model 'gin'"),
+    (["--num-layers", "0"], "num_layers=0"),
+    (["--hidden-channels", "0"], "hidden_channels=0"),
+    (["--dropout", "1.0"], "dropout=1.0"),
+    (["--runs", "0"], "runs=0"),
+    (["--epochs", "0"], "epochs=0"),
+    (["--dataset", "texas", "--root", "/nonexistent-gkd-root"], "dataset files not found"),
+    (["--json", "/nonexistent-gkd-dir/r.json"], "does not exist"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD)
+def test_bad_input_exit_2_one_line(args, message, capsys):
+    assert main(["train", *args, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert message in err
+
+
+def test_bad_yaml_via_cli(tmp_path, capsys):
+    f = tmp_path / "c.yaml"
+    f.write_text("lr: fast\n")
+    assert main(["train", "--config", str(f)]) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert "lr='fast'" in err
+
+
+def test_real_entry_point_bad_input_has_no_traceback():
+    p = run_cli("train", "--dataset", "nope", "--quiet")
+    assert p.returncode == 2
+    assert_one_line_error(p.stderr)
+    p = run_cli("train", "--runs", "x")
+    assert p.returncode == 2 and "invalid int value" in p.stderr and "Traceback" not in p.stderr

@@ -1,0 +1,38 @@
+import pytest
+
+from gkd.config import TrainConfig, make_config
+from gkd.errors import ConfigError
+
+
+def test_precedence_defaults_yaml_flags(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("model: gat\nlr: 0.02\nruns: 4\ndropout: 0.3\n")
+    cfg = make_config(f, {"runs": 2, "epochs": None})
+    assert (cfg.model, cfg.lr, cfg.runs, cfg.dropout) == ("gat", 0.02, 2, 0.3)
+    assert cfg.epochs == TrainConfig().epochs and cfg.heads == 8  # unset flag does not override
+    gat = make_config(None, {"model": "gat"})
+    assert gat.dropout == 0.6 and gat.lr == 0.005  # per-model defaults
+    assert make_config(None, {"model": "gat", "lr": 0.1}).lr == 0.1
+
+
+@pytest.mark.parametrize("text, pattern", [
+    ("epochz: 10\n", r"unknown key\(s\) \['epochz'\]"),
+    ("runs: ten\n", r"runs='ten' has type str; expected int"),
+    ("runs: 2.5\n", r"runs=2.5 has type float; expected int"),
+    ("dropout: true\n", r"dropout=True has type bool; expected float"),
+    ("- a\n- b\n", r"holds a list; expected a mapping"),
+    ("model: !!python/object/apply:os.system ['echo pwned']\n", r"is not plain YAML"),
+    ("runs: 0\n", r"runs=0; expected an integer >= 1"),
+    ("epochs: 0\n", r"epochs=0; expected an integer >= 1"),
+    ("dropout: 1.5\n", r"dropout=1.5; expected a value in \[0, 1\)"),
+])
+def test_bad_yaml(tmp_path, text, pattern):
+    f = tmp_path / "c.yaml"
+    f.write_text(text)
+    with pytest.raises(ConfigError, match=pattern):
+        make_config(f, {})
+
+
+def test_missing_yaml(tmp_path):
+    with pytest.raises(ConfigError, match="cannot read config"):
+        make_config(tmp_path / "nope.yaml", {})

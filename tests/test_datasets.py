@@ -1,0 +1,192 @@
+import gzip
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gkd.datasets import available, csbm, load
+from gkd.errors import DatasetError
+
+from conftest import DATA_ROOT, needs_cora
+
+
+@needs_cora
+def test_cora_public_split(cora):
+    assert cora.num_nodes == 2708 and cora.num_features == 1433
+    assert cora.meta.num_classes == 7 and cora.meta.name == "Cora"
+    assert (int(cora.train_mask.sum()), int(cora.val_mask.sum()), int(cora.test_mask.sum())) == (140, 500, 1000)
+    assert "public" in cora.meta.split
+
+
+def test_unknown_dataset_suggests_near_names():
+    with pytest.raises(DatasetError, match=r"unknown dataset 'coraa'.*did you mean cora"):
+        load("coraa")
+
+
+def test_missing_dataset_names_path_and_does_not_download(tmp_path):
+    with pytest.raises(DatasetError, match=str(tmp_path / "Cora" / "raw")) as e:
+        load("Cora", root=tmp_path)
+    assert "No download is attempted" in str(e.value)
+
+
+def test_root_precedence(tmp_path, monkeypatch):
+    from gkd.datasets import resolve_root
+
+    monkeypatch.setenv("GKD_DATA", str(tmp_path / "env"))
+    assert resolve_root(None) == tmp_path / "env"
+    assert resolve_root(tmp_path / "arg") == tmp_path / "arg"
+    monkeypatch.delenv("GKD_DATA")
+    assert resolve_root(None).name == "datasets"
+
+
+@pytest.fixture
+def cora_copy(tmp_path):
+    if not (DATA_ROOT / "Cora" / "raw").is_dir():
+        pytest.skip("no Cora raw files")
+    shutil.copytree(DATA_ROOT / "Cora" / "raw", tmp_path / "Cora" / "raw")
+    return tmp_path
+
+
+def test_truncated_raw_file_is_refused(cora_copy):
+    f = cora_copy / "Cora" / "raw" / "ind.cora.allx"
+    f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])
+    with pytest.raises(DatasetError, match=r"ind\.cora\.allx.*truncated or corrupt"):
+        load("Cora", root=cora_copy)
+    assert not (cora_copy / "Cora" / "processed" / "data.pt").exists()
+
+
+def test_raw_pickle_with_foreign_class_is_refused(cora_copy):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    (cora_copy / "Cora" / "raw" / "ind.cora.y").write_bytes(pickle.dumps(Evil(), protocol=2))
+    with pytest.raises(DatasetError, match=r"ind\.cora\.y.*references '(__builtin__|builtins) print'"):
+        load("Cora", root=cora_copy)
+
+
+def test_root_not_writable(cora_copy):
+    blocker = cora_copy / "Cora" / "processed"
+    blocker.write_text("a file where the processed folder should be")
+    with pytest.raises(DatasetError, match="not writable"):
+        load("Cora", root=cora_copy)
+
+
+def test_csbm_deterministic_and_homophily():
+    from torch_geometric.utils import homophily, is_undirected
+
+    a = csbm(num_nodes=2000, homophily=0.2, seed=3)
+    b = csbm(num_nodes=2000, homophily=0.2, seed=3)
+    assert torch.equal(a.x, b.x) and torch.equal(a.edge_index, b.edge_index) and torch.equal(a.y, b.y)
+    assert not torch.equal(a.x, csbm(num_nodes=2000, homophily=0.2, seed=4).x)
+    assert is_undirected(a.edge_index)
+    for h in (0.1, 0.5, 0.9):
+        g = csbm(num_nodes=3000, homophily=h, avg_degree=10, seed=0)
+        assert abs(homophily(g.edge_index, g.y) - h) < 0.03
+        assert abs(g.num_edges / g.num_nodes - 10) < 0.5
+
+
+def test_csbm_through_load_and_bad_args():
+    d = load("synthetic-csbm", num_nodes=1700, homophily=0.5)
+    assert d.meta.num_classes == 5 and int(d.train_mask.sum()) == 100
+    with pytest.raises(DatasetError, match="homophily=1.5"):
+        load("synthetic-csbm", homophily=1.5)
+    with pytest.raises(DatasetError, match="unknown synthetic-csbm argument"):
+        load("synthetic-csbm", homophilly=0.5)
+    with pytest.raises(DatasetError, match="the split needs"):
+        load("synthetic-csbm", num_nodes=100)
+
+
+def _write_csv_gz(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(array).to_csv(path, header=False, index=False, compression="gzip")
+
+
+@pytest.fixture
+def ogb_folder(tmp_path):
+    """A 60-node graph in the exact layout of the ogbn-arxiv download (CSV raw files + time split)."""
+    rng = np.random.default_rng(0)
+    n, e = 60, 200
+    raw = tmp_path / "ogbn_arxiv" / "raw"
+    edges = rng.integers(0, n, size=(e, 2))
+    _write_csv_gz(raw / "edge.csv.gz", edges)
+    _write_csv_gz(raw / "num-node-list.csv.gz", np.array([[n]]))
+    _write_csv_gz(raw / "num-edge-list.csv.gz", np.array([[e]]))
+    _write_csv_gz(raw / "node-feat.csv.gz", rng.normal(size=(n, 8)).round(4))
+    _write_csv_gz(raw / "node-label.csv.gz", (np.arange(n) % 40).reshape(-1, 1))
+    _write_csv_gz(raw / "node_year.csv.gz", np.full((n, 1), 2019))
+    perm = rng.permutation(n)
+    split = tmp_path / "ogbn_arxiv" / "split" / "time"
+    for name, idx in (("train", perm[:30]), ("valid", perm[30:45]), ("test", perm[45:])):
+        _write_csv_gz(split / f"{name}.csv.gz", idx.reshape(-1, 1))
+    (tmp_path / "ogbn_arxiv" / "RELEASE_v1.txt").write_text("generated")
+    return tmp_path
+
+
+def test_ogb_folder_through_ogb_readers(ogb_folder):
+    d = load("ogbn-arxiv", root=ogb_folder)
+    assert d.num_nodes == 60 and d.num_features == 8 and d.meta.num_classes == 40
+    assert (int(d.train_mask.sum()), int(d.val_mask.sum()), int(d.test_mask.sum())) == (30, 15, 15)
+    assert d.meta.metric == "ogb:ogbn-arxiv"
+    cache = ogb_folder / "ogbn_arxiv" / "processed" / "gkd_graph.npz"
+    assert cache.is_file()
+    np.load(cache, allow_pickle=False)  # the cache holds no pickles
+    again = load("ogbn-arxiv", root=ogb_folder)
+    assert torch.equal(again.x, d.x) and torch.equal(again.edge_index, d.edge_index)
+
+
+def test_ogb_evaluator_metric(ogb_folder):
+    from gkd.train import get_metric
+
+    metric = get_metric("ogb:ogbn-arxiv")
+    logits = torch.eye(4)
+    assert metric(logits, torch.tensor([0, 1, 2, 0])) == pytest.approx(0.75)
+
+
+def test_ogb_bad_split_ids(ogb_folder):
+    _write_csv_gz(ogb_folder / "ogbn_arxiv" / "split" / "time" / "test.csv.gz", np.array([[5], [999]]))
+    with pytest.raises(DatasetError, match="split holds node ids outside"):
+        load("ogbn-arxiv", root=ogb_folder)
+
+
+def test_ogb_missing_never_prompts(tmp_path, monkeypatch):
+    monkeypatch.setattr("builtins.input", lambda *a: pytest.fail("ogb download prompt reached"))
+    with pytest.raises(DatasetError, match="ogbn_products"):
+        load("ogbn-products", root=tmp_path)
+
+
+@pytest.fixture
+def webkb_folder(tmp_path):
+    """Texas in the geom-gcn file layout that PyG's WebKB reads: features|label table, edge list, 10 split files."""
+    rng = np.random.default_rng(0)
+    n = 40
+    raw = tmp_path / "texas" / "raw"
+    raw.mkdir(parents=True)
+    rows = ["node_id\tfeature\tlabel"] + [f"{i}\t{','.join(map(str, rng.integers(0, 2, 6)))}\t{i % 5}"
+                                          for i in range(n)]
+    (raw / "out1_node_feature_label.txt").write_text("\n".join(rows) + "\n")
+    edges = ["node_id\tnode_id"] + [f"{a}\t{b}" for a, b in rng.integers(0, n, size=(80, 2))]
+    (raw / "out1_graph_edges.txt").write_text("\n".join(edges) + "\n")
+    for s in range(10):
+        perm = rng.permutation(n)
+        masks = {k: np.zeros(n, dtype=bool) for k in ("train_mask", "val_mask", "test_mask")}
+        masks["train_mask"][perm[:20]] = masks["val_mask"][perm[20:30]] = masks["test_mask"][perm[30:]] = True
+        np.savez(raw / f"texas_split_0.6_0.2_{s}.npz", **masks)
+    return tmp_path
+
+
+def test_webkb_split_r_mod_10(webkb_folder):
+    a, b, c = (load("texas", root=webkb_folder, split=s) for s in (1, 11, 2))
+    assert a.meta.num_splits == 10 and a.meta.split_index == 1 and b.meta.split_index == 1
+    assert torch.equal(a.train_mask, b.train_mask) and not torch.equal(a.train_mask, c.train_mask)
+    assert a.meta.num_classes == 5 and a.train_mask.dim() == 1
+
+
+def test_available_lists_the_families():
+    names = available()
+    for n in ("cora", "citeseer", "pubmed", "texas", "wisconsin", "cornell", "actor", "ogbn-arxiv", "synthetic-csbm"):
+        assert n in names

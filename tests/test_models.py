@@ -1,0 +1,75 @@
+import pytest
+import torch
+
+from gkd.errors import ConfigError
+from gkd.nn import GAT, GCN, MLP, GraphSAGE, build_model, to_adj_t
+
+
+@pytest.mark.parametrize("name, cls", [("gcn", GCN), ("gat", GAT), ("sage", GraphSAGE), ("graphsage", GraphSAGE),
+                                       ("mlp", MLP)])
+@pytest.mark.parametrize("num_layers", [1, 2, 3])
+def test_shapes_and_hidden_taps(small_graph, name, cls, num_layers):
+    g = small_graph
+    model = build_model(name, g.num_features, 3, hidden_channels=16, num_layers=num_layers)
+    assert isinstance(model, cls)
+    logits, hidden = model(g.x, g.edge_index, return_hidden=True)
+    assert logits.shape == (g.num_nodes, 3)
+    assert len(hidden) == num_layers - 1 and all(h.shape == (g.num_nodes, 16) for h in hidden)
+    model.eval()
+    assert torch.allclose(model(g.x, g.edge_index), model(g.x, g.edge_index, return_hidden=True)[0])
+
+
+@pytest.mark.parametrize("name", ["gcn", "gat", "sage", "mlp"])
+def test_csr_adjacency_equals_edge_index(small_graph, name):
+    g = small_graph
+    model = build_model(name, g.num_features, 3, hidden_channels=16).eval()
+    a = model(g.x, g.edge_index)
+    b = model(g.x, to_adj_t(g.edge_index, g.num_nodes))
+    assert torch.allclose(a, b, atol=1e-5)
+
+
+def test_mlp_ignores_graph_and_gnn_needs_it(small_graph):
+    g = small_graph
+    mlp = build_model("mlp", g.num_features, 3).eval()
+    assert torch.equal(mlp(g.x), mlp(g.x, g.edge_index))
+    with pytest.raises(ConfigError, match="GCN needs edge_index"):
+        build_model("gcn", g.num_features, 3)(g.x, None)
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"num_layers": 0}, r"num_layers=0; expected an integer >= 1"),
+    ({"hidden_channels": 0}, r"hidden_channels=0; expected an integer > 0"),
+    ({"hidden_channels": -4}, r"hidden_channels=-4"),
+    ({"dropout": 1.0}, r"dropout=1.0; expected a value in \[0, 1\)"),
+    ({"dropout": -0.1}, r"dropout=-0.1"),
+])
+def test_bad_model_arguments(kwargs, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        build_model("gcn", 8, 3, **kwargs)
+
+
+def test_unknown_model_and_bad_gat_heads():
+    with pytest.raises(ConfigError, match=r"unknown model 'gin'; expected one of gat, gcn, mlp, sage"):
+        build_model("gin", 8, 3)
+    with pytest.raises(ConfigError, match="multiple of heads=8"):
+        build_model("gat", 8, 3, hidden_channels=12)
+
+
+def test_reset_parameters_changes_weights():
+    model = build_model("sage", 8, 3, hidden_channels=16)
+    before = [p.clone() for p in model.parameters()]
+    model.reset_parameters()
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+def test_input_dropout_only_touches_nonzeros_and_is_unbiased():
+    torch.manual_seed(0)
+    x = (torch.rand(200, 50) < 0.05).float()  # sparse binary features, like bag-of-words
+    model = build_model("mlp", 50, 3, dropout=0.5).train()
+    outs = torch.stack([model._input_dropout(x) for _ in range(400)])
+    assert torch.all(outs[:, x == 0] == 0)
+    vals = outs[:, x != 0]
+    assert set(vals.unique().tolist()) <= {0.0, 2.0}
+    assert abs(float(vals.mean()) - 1.0) < 0.05  # E[dropout(x)] = x
+    dense = torch.randn(20, 10)  # dense input falls back to F.dropout
+    assert ((model._input_dropout(dense) == 0).float().mean() - 0.5).abs() < 0.2
