@@ -34,6 +34,17 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--patience", type=int, help="early-stopping patience on validation (default 100)")
     p.add_argument("--runs", type=int, help="number of seeds (default 10)")
     p.add_argument("--seed", type=int, help="first seed; run r uses seed + r (default 0)")
+    p.add_argument("--method", help="plain | self-distill | label-smoothing | tf-kd-reg (default plain)")
+    p.add_argument("--self-distill", dest="self_distill", action="store_true",
+                   help="shorthand for --method self-distill")
+    p.add_argument("--sd-terms", help="comma list of depth,time,neighbour,normalised (default neighbour,time)")
+    p.add_argument("--sd-weight", dest="sd_weights", action="append", type=_key_value, metavar="TERM=W",
+                   help="weight of one self-distillation term (repeatable; default 1)")
+    p.add_argument("--sd-warmup", type=int, help="epochs before the neighbour term starts (default 50)")
+    p.add_argument("--sd-temperature", type=float, help="depth term's KD temperature (default 4)")
+    p.add_argument("--ls-epsilon", type=float, help="label-smoothing epsilon (default 0.1)")
+    p.add_argument("--tfkd-weight", type=float)
+    p.add_argument("--tfkd-temperature", type=float)
     p.add_argument("--config", help="YAML file of the same keys (flags win over it)")
     p.add_argument("--json", help="write the results JSON here (atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -50,9 +61,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict:
-    flags = {n: getattr(args, n) for n in names}
-    if flags.get("dataset_args") is not None:
-        flags["dataset_args"] = dict(flags["dataset_args"])
+    flags = {n: getattr(args, n) for n in names if hasattr(args, n)}
+    for key in ("dataset_args", "sd_weights"):
+        if flags.get(key) is not None:
+            flags[key] = dict(flags[key])
+    if getattr(args, "self_distill", False):
+        if flags.get("method") not in (None, "self-distill"):
+            raise ConfigError(f"--self-distill conflicts with --method {flags['method']}")
+        flags["method"] = "self-distill"
     return flags
 
 
@@ -62,10 +78,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import fmt, run_experiment
     import dataclasses
 
+    from .distill import build_method
+
     cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(TrainConfig)]))
+    factory, method_config = build_method(cfg)
     if args.json:
         _check_writable(args.json)
-    result = run_experiment(cfg, progress=False if args.quiet else None)
+    result = run_experiment(cfg, terms_factory=factory, method=cfg.method, method_config=method_config,
+                            progress=False if args.quiet else None)
     if args.json:
         write_json(args.json, result)
     print(f"{result['dataset']}  {result['model']}  {result['method']}  runs={len(result['runs'])}  "

@@ -36,6 +36,15 @@ class TrainConfig:
     patience: int = 100
     runs: int = 10
     seed: int = 0
+    # method and its options (gkd.distill.METHODS)
+    method: str = "plain"
+    sd_terms: str = "neighbour,time"
+    sd_weights: dict = field(default_factory=dict)
+    sd_warmup: int = 50
+    sd_temperature: float = 4.0
+    ls_epsilon: float = 0.1
+    tfkd_weight: float = 0.1
+    tfkd_temperature: float = 20.0
 
     def validate(self) -> "TrainConfig":
         check(self.runs >= 1, f"runs={self.runs}; expected an integer >= 1", ConfigError)
@@ -48,6 +57,12 @@ class TrainConfig:
         check(self.lr > 0, f"lr={self.lr}; expected > 0", ConfigError)
         check(self.weight_decay >= 0, f"weight_decay={self.weight_decay}; expected >= 0", ConfigError)
         check(self.heads >= 1, f"heads={self.heads}; expected an integer >= 1", ConfigError)
+        check(self.sd_warmup >= 0, f"sd_warmup={self.sd_warmup}; expected an integer >= 0", ConfigError)
+        check(self.sd_temperature > 0, f"sd_temperature={self.sd_temperature}; expected > 0", ConfigError)
+        check(self.tfkd_temperature > 0, f"tfkd_temperature={self.tfkd_temperature}; expected > 0", ConfigError)
+        for k, v in self.sd_weights.items():
+            check(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
+                  f"sd_weights {k}={v!r}; expected a number >= 0", ConfigError)
         return self
 
     def model_kwargs(self) -> dict[str, Any]:

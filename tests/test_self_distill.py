@@ -1,0 +1,204 @@
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from gkd.cli import main
+from gkd.distill import DepthTerm, LabelSmoothing, NeighbourTerm, NormalizedTerm, SelfDistill, TfKDReg, TimeTerm
+from gkd.errors import ConfigError, GKDError
+from gkd.nn import build_model
+from gkd.train import Step, Trainer, seed_everything
+
+from conftest import assert_one_line_error
+
+PATH = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])  # 0 - 1 - 2
+
+
+def step_for(logits, y, train_mask, epoch=1, hidden=(), graph=PATH, val_mask=None, model=None):
+    from torch_geometric.data import Data
+
+    data = Data(y=y, train_mask=train_mask)
+    if val_mask is not None:
+        data.val_mask = val_mask
+    return Step(logits=logits, hidden=list(hidden), data=data, epoch=epoch, model=model, graph=graph)
+
+
+def test_neighbour_targets_by_hand():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 0.0], [0.0, 1.0]])
+    y = torch.tensor([1, 0, 1])
+    train = torch.tensor([True, False, False])
+    term = NeighbourTerm(steps=2, alpha=0.5, sharpen=0.5, warmup=0, adaptive=False)
+    got = term.targets(logits, PATH, y, train)
+    # by hand: A + I on the path, degrees (2, 3, 2), sym-normalised
+    a = torch.tensor([[1, 1, 0], [1, 1, 1], [0, 1, 1]], dtype=torch.float)
+    d = a.sum(1).rsqrt()
+    a_hat = d[:, None] * a * d[None, :]
+    z0 = F.softmax(logits, -1)
+    z0[0] = torch.tensor([0.0, 1.0])  # node 0's training label is clamped in
+    z = z0
+    for _ in range(2):
+        z = 0.5 * a_hat @ z + 0.5 * z0
+        z[0] = z0[0]
+    z = z.clamp_min(1e-12) ** 2
+    assert torch.allclose(got, z / z.sum(-1, keepdim=True), atol=1e-6)
+    loss = term(step_for(logits, y, train, epoch=1))
+    expected = F.kl_div(F.log_softmax(logits, -1), got, reduction="batchmean")
+    assert torch.allclose(loss, expected, atol=1e-6)
+
+
+def test_neighbour_warmup_and_trust_gate():
+    logits = torch.tensor([[0.0, 3.0], [3.0, 0.0], [0.0, 3.0]])
+    y = torch.tensor([1, 0, 1])
+    train = torch.tensor([True, False, False])
+    term = NeighbourTerm(warmup=5)
+    assert float(term(step_for(logits, y, train, epoch=5))) == 0.0
+    # the own prediction of node 1 (class 0) is right; its neighbours say class 1: the graph is not trusted
+    val = torch.tensor([False, True, False])
+    assert float(term(step_for(logits, y, train, epoch=6, val_mask=val))) == 0.0 and term.trust == 0.0
+    y_wrong_own = torch.tensor([1, 1, 1])  # now the neighbours are right and the node's own guess is wrong
+    assert float(term(step_for(logits, y_wrong_own, train, epoch=6, val_mask=val))) > 0 and term.trust == 1.0
+
+
+def test_time_term_by_hand():
+    logits = torch.tensor([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]], requires_grad=True)
+    y = torch.tensor([0, 1])
+    train = torch.tensor([True, True])
+    term = TimeTerm(alpha_max=0.8, total_epochs=10)
+    assert float(term(step_for(logits, y, train, epoch=1))) == 0.0  # no memory yet
+    prev = torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.8, 0.1]])
+    term.prev = prev
+    got = term(step_for(logits, y, train, epoch=5))
+    a = 0.8 * 5 / 10
+    logp = F.log_softmax(logits, -1)
+    soft = -(prev * logp).sum(-1).mean()
+    ce = F.cross_entropy(logits, y)
+    assert torch.allclose(got, a * (soft - ce))
+    # cross-entropy + term == PS-KD's soft-target loss with (1 - a) onehot + a p_{t-1}
+    target = (1 - a) * F.one_hot(y, 3) + a * prev
+    assert torch.allclose(ce + got, -(target * logp).sum(-1).mean())
+    term.on_epoch_end(step_for(logits, y, train))
+    assert not term.prev.requires_grad and torch.allclose(term.prev, F.softmax(logits, -1).detach())
+
+
+def test_normalised_term_by_hand():
+    logits = torch.tensor([[2.0, 1.0, 3.0, 0.0]])
+    y = torch.tensor([0])
+    train = torch.tensor([True])
+    got = NormalizedTerm()(step_for(logits, y, train))
+    # one node: w = s^2 + 1 - mean(s^2) = 1, so the target part is zero
+    nt = torch.tensor([[1.0, 3.0, 0.0]])  # non-target logits, ranks 2, 1, 3
+    zipf = torch.tensor([1 / 2, 1 / 1, 1 / 3])
+    zipf = zipf / zipf.sum()
+    expected = -(zipf * F.log_softmax(nt, -1)).sum()
+    assert torch.allclose(got, expected, atol=1e-6)
+    two = torch.tensor([[2.0, 0.0], [0.0, 0.5]])
+    yy = torch.tensor([0, 0])
+    s = F.softmax(two, -1)[:, 0]
+    w = s ** 2 + 1 - (s ** 2).mean()
+    ce = F.cross_entropy(two, yy, reduction="none")
+    assert torch.allclose(NormalizedTerm()(step_for(two, yy, torch.tensor([True, True]))), (w * ce).mean() - ce.mean())
+
+
+def test_depth_ndr_by_hand():
+    term = DepthTerm([2], num_classes=2, ndr_weight=1.0)
+    h = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    adj = term.cache.get(PATH, 3)
+    a = torch.tensor([[1, 1, 0], [1, 1, 1], [0, 1, 1]], dtype=torch.float)
+    d = a.sum(1).rsqrt()
+    expected = 1 - F.cosine_similarity(h, (d[:, None] * a * d[None, :]) @ h, dim=-1)
+    assert torch.allclose(term.ndr(h, adj), expected)
+
+
+def test_label_smoothing_matches_torch():
+    z = torch.randn(5, 4)
+    y = torch.tensor([0, 1, 2, 3, 0])
+    mask = torch.ones(5, dtype=torch.bool)
+    got = F.cross_entropy(z, y) + LabelSmoothing(0.1)(step_for(z, y, mask))
+    assert torch.allclose(got, F.cross_entropy(z, y, label_smoothing=0.1), atol=1e-6)
+    assert float(TfKDReg()(step_for(z, y, mask))) > 0
+
+
+def test_gradients_reach_the_right_parameters(small_graph):
+    g = small_graph
+    model = build_model("gcn", g.num_features, 3, hidden_channels=8)
+    sd = SelfDistill(3, [8], terms="depth,neighbour,time,normalised", neighbour={"warmup": 0, "adaptive": False})
+    logits, hidden = model(g.x, g.edge_index, return_hidden=True)
+    sd.end_epoch(logits)
+    loss = sd(logits, hidden, g.edge_index, g.y, g.train_mask, epoch=3)
+    loss.backward()
+    depth = sd.terms[0]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in depth.heads.parameters())
+    assert all(p.grad is not None for p in model.parameters())
+    assert sd.terms[2].prev.grad is None
+    # the neighbour term's targets are constants: its gradient flows only through the student's logits
+    model.zero_grad()
+    logits = model(g.x, g.edge_index)
+    nb = NeighbourTerm(warmup=0, adaptive=False)
+    leaf = logits.detach().requires_grad_()
+    nb.loss(leaf, g.edge_index, g.y, g.train_mask).backward()
+    assert leaf.grad is not None and leaf.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("name", ["gcn", "gat", "sage", "mlp"])
+def test_exported_model_is_the_plain_backbone(small_graph, name):
+    g = small_graph
+    seed_everything(0)
+    model = build_model(name, g.num_features, 3, hidden_channels=16)
+    plain_keys = {k: v.shape for k, v in build_model(name, g.num_features, 3, hidden_channels=16).state_dict().items()}
+    sd = SelfDistill(3, [16], terms="depth,time,neighbour,normalised", total_epochs=10, neighbour={"warmup": 2})
+    res = Trainer(model, g, epochs=10, terms=sd.terms).fit()
+    assert {k: v.shape for k, v in res.state_dict.items()} == plain_keys
+    assert {k: v.shape for k, v in model.state_dict().items()} == plain_keys
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    ({"terms": "depth,colour"}, r"unknown self-distillation term 'colour'"),
+    ({"terms": ""}, r"no self-distillation term given"),
+    ({"terms": "time", "weights": {"time": -1}}, r"weight time=-1; expected >= 0"),
+    ({"terms": "time", "weights": {"depth": 1}}, r"weights given for term\(s\) \['depth'\]"),
+    ({"terms": "depth", "depth": {"temperature": 0}}, r"depth temperature=0; expected > 0"),
+    ({"terms": "depth", "hidden_dims": []}, r"depth term needs a model with at least 2 layers"),
+    ({"terms": "neighbour", "neighbour": {"sharpen": 0}}, r"sharpen temperature=0"),
+])
+def test_bad_self_distill_settings(kwargs, pattern):
+    hidden = kwargs.pop("hidden_dims", [8])
+    with pytest.raises(ConfigError, match=pattern):
+        SelfDistill(3, hidden, **kwargs)
+
+
+def test_nan_term_is_named(small_graph):
+    g = small_graph.clone()
+    model = build_model("gcn", g.num_features, 3, hidden_channels=8)
+    sd = SelfDistill(3, [8], terms="neighbour", neighbour={"warmup": 0, "adaptive": False})
+    sd.terms[0].targets = lambda *a: torch.full((g.num_nodes, 3), float("nan"))
+    with pytest.raises(GKDError, match=r"loss term 'neighbour' produced nan at epoch 1"):
+        Trainer(model, g, epochs=5, terms=sd.terms).fit()
+
+
+def test_cli_self_distill_json(tmp_path):
+    out = tmp_path / "r.json"
+    code = main(["train", "--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=1700", "--model", "gcn",
+                 "--runs", "1", "--epochs", "30", "--self-distill", "--sd-terms", "neighbour,time,depth",
+                 "--sd-weight", "time=0.5", "--sd-warmup", "5", "--json", str(out), "--quiet"])
+    assert code == 0
+    r = json.loads(out.read_text())
+    assert r["method"] == "self-distill"
+    assert r["method_config"]["terms"] == ["neighbour", "time", "depth"]
+    assert r["method_config"]["weights"] == {"neighbour": 1.0, "time": 0.5, "depth": 1.0}
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--self-distill", "--sd-terms", "colour"], "unknown self-distillation term 'colour'"),
+    (["--self-distill", "--sd-weight", "time=-2"], "sd_weights time=-2"),
+    (["--self-distill", "--sd-temperature", "0"], "sd_temperature=0"),
+    (["--self-distill", "--sd-terms", "depth", "--num-layers", "1"], "depth term needs num_layers >= 2"),
+    (["--method", "magic"], "unknown method 'magic'"),
+    (["--method", "label-smoothing", "--ls-epsilon", "1.5"], "epsilon=1.5"),
+])
+def test_cli_bad_self_distill(args, message, capsys):
+    assert main(["train", "--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=1700", "--runs", "1",
+                 "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert message in err
