@@ -40,7 +40,7 @@ class TrainConfig:
     method: str = "plain"
     sd_terms: str = "neighbour,time"
     sd_weights: dict = field(default_factory=dict)
-    sd_warmup: int = 50
+    sd_warmup: int = 20
     sd_temperature: float = 4.0
     ls_epsilon: float = 0.1
     tfkd_weight: float = 0.1

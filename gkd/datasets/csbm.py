@@ -1,9 +1,12 @@
 r"""Contextual stochastic block model (``synthetic-csbm``; Deshpande et al., NeurIPS 2018).
 
-Node ``i`` has class :math:`y_i` and features :math:`x_i = \mu_{y_i} + \sigma\,\varepsilon_i` with
-:math:`\mu_c \sim \mathcal N(0, I/F)`. Each of the :math:`N d / 2` sampled edges starts at a uniform node and ends, with
+Node ``i`` has class :math:`y_i` and features :math:`x_i = \mu_{y_i} + \sigma\,\varepsilon_i`,
+:math:`\varepsilon_i \sim \mathcal N(0, I)`, with class means :math:`\mu_c \sim \mathcal N(0, I/F)` (unit norm): at the
+default :math:`\sigma = 0.4` an MLP reaches about 63% (5 classes), so the graph matters. Each of the
+:math:`N d / 2` sampled edges starts at a uniform node and ends, with
 probability ``homophily``, at a uniform node of the same class, else at a uniform node of another class, so the edge
-homophily is ``homophily`` by construction. Vectorised; 2M nodes / 40M directed edges take about a minute.
+homophily is ``homophily`` by construction. Vectorised: 2M nodes / 40M directed edges / 128 features take 26 s and
+4.9 GB peak RSS on 2 cores.
 """
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from .registry import DatasetMeta, register
 
 
 def csbm(num_nodes: int = 3000, num_classes: int = 5, avg_degree: float = 10.0, homophily: float = 0.8,
-         num_features: int = 128, feature_noise: float = 1.0, seed: int = 0, train_per_class: int = 20,
+         num_features: int = 128, feature_noise: float = 0.4, seed: int = 0, train_per_class: int = 20,
          num_val: int = 500, num_test: int = 1000) -> Data:
     """Sample a CSBM graph; the same arguments give the same graph."""
     c = DatasetError
@@ -48,7 +51,7 @@ def csbm(num_nodes: int = 3000, num_classes: int = 5, avg_degree: float = 10.0, 
     keep = src != dst
     edge_index = to_undirected(torch.stack([src[keep], dst[keep]]), num_nodes=n)
     mu = torch.randn(k, int(num_features), generator=g) / int(num_features) ** 0.5
-    x = mu[y] + float(feature_noise) / int(num_features) ** 0.5 * torch.randn(n, int(num_features), generator=g)
+    x = mu[y] + float(feature_noise) * torch.randn(n, int(num_features), generator=g)
     # Planetoid-style split: train_per_class labelled nodes per class, then val and test from the rest.
     perm = torch.randperm(n, generator=g)
     rank = torch.empty(n, dtype=torch.long)

@@ -64,9 +64,7 @@ class Step:
     epoch: int
     model: nn.Module | None
     graph: Tensor | None = None  # what the model was called with: CSR ``adj_t`` or ``edge_index``
-    eval_logits: Tensor | None = None  # the previous epoch's eval-mode (no dropout) logits, detached
-    best_logits: Tensor | None = None  # eval-mode logits of the best-validation checkpoint so far
-    best_epoch: int | None = None  # epoch of that checkpoint (0 before the first evaluation)
+    best_epoch: int | None = None  # epoch of the best-validation checkpoint so far (0 before the first evaluation)
 
 
 class LossTerm(nn.Module):
@@ -137,20 +135,19 @@ class Trainer:
         return loss, parts
 
     @torch.no_grad()
-    def evaluate(self) -> tuple[dict[str, float], float, Tensor]:
+    def evaluate(self) -> tuple[dict[str, float], float]:
         self.model.eval()
         d = self.data
         logits = self.model(d.x, graph_of(d))
         scores = {s: self.metric(logits[d[f"{s}_mask"]], d.y[d[f"{s}_mask"]]) for s in ("train", "val", "test")}
         val_loss = float(F.cross_entropy(logits[d.val_mask], d.y[d.val_mask])) if bool(d.val_mask.any()) else 0.0
-        return scores, val_loss, logits
+        return scores, val_loss
 
     def fit(self) -> FitResult:
         start = time.perf_counter()
         best = (-1.0, float("inf"))
         best_epoch, best_scores, best_state, since = 0, {}, {}, 0
         history: list[dict] = []
-        eval_logits = best_logits = None
         bar = tqdm(range(1, self.epochs + 1), desc=self.desc, leave=False, disable=not self.progress,
                    dynamic_ncols=True)
         for epoch in bar:
@@ -158,17 +155,16 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             graph = graph_of(self.data)
             logits, hidden = self.model(self.data.x, graph, return_hidden=True)
-            step = Step(logits, hidden, self.data, epoch, self.model, graph, eval_logits, best_logits, best_epoch)
+            step = Step(logits, hidden, self.data, epoch, self.model, graph, best_epoch)
             loss, parts = self.loss(step)
             loss.backward()
             self.optimizer.step()
             for term in self.terms:
                 term.on_epoch_end(step)
-            scores, val_loss, eval_logits = self.evaluate()
+            scores, val_loss = self.evaluate()
             history.append({"epoch": epoch, "loss": loss.item(), **parts, **scores})
             if (scores["val"], -val_loss) > (best[0], -best[1]):
                 best, best_epoch, best_scores, since = (scores["val"], val_loss), epoch, scores, 0
-                best_logits = eval_logits
                 best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
             else:
                 since += 1
