@@ -83,3 +83,19 @@ def test_real_entry_point_bad_input_has_no_traceback():
     assert_one_line_error(p.stderr)
     p = run_cli("train", "--runs", "x")
     assert p.returncode == 2 and "invalid int value" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_corrupt_raw_file_via_cli(tmp_path, capsys):
+    import shutil
+
+    from conftest import DATA_ROOT
+
+    if not (DATA_ROOT / "Cora" / "raw").is_dir():
+        pytest.skip("no Cora raw files")
+    shutil.copytree(DATA_ROOT / "Cora" / "raw", tmp_path / "Cora" / "raw")
+    f = tmp_path / "Cora" / "raw" / "ind.cora.graph"
+    f.write_bytes(f.read_bytes()[:1000])
+    assert main(["train", "--dataset", "Cora", "--root", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert "ind.cora.graph" in err and "truncated or corrupt" in err

@@ -91,3 +91,18 @@ def test_summary_is_unbiased():
     m, s = mean_std([0.8, 0.82, 0.84])
     assert m == pytest.approx(0.82) and s == pytest.approx(0.02)
     assert mean_std([0.8])[1] is None
+
+
+def test_trainer_validates_the_graph(small_graph):
+    from gkd.errors import DatasetError
+
+    g = small_graph.clone()
+    g.val_mask = torch.zeros_like(g.val_mask)
+    model = build_model("mlp", g.num_features, 3)
+    with pytest.raises(DatasetError, match="val_mask selects no node"):
+        Trainer(model, g)
+    g = small_graph.clone()
+    g.y = g.y.clone()
+    g.y[0] = 5
+    with pytest.raises(DatasetError, match=r"labels lie in \[0, 5\]; expected classes in \[0, 2\]"):
+        Trainer(model, g)

@@ -32,15 +32,16 @@ def _kl(target: Tensor, logits: Tensor, temperature: float = 1.0) -> Tensor:
 
 
 class _GraphCache:
-    """Normalised adjacency, built once per graph object (identity), reused every epoch."""
+    """Normalised adjacency, built once per graph tensor and reused every epoch.
+
+    It holds a reference to the graph it was built from (so an ``id`` can never be recycled for another graph)."""
 
     def __init__(self) -> None:
-        self.key, self.adj = None, None
+        self.graph, self.adj = None, None
 
     def get(self, graph: Tensor, num_nodes: int) -> Tensor:
-        key = (id(graph), num_nodes)
-        if self.key != key:
-            self.key, self.adj = key, normalized_adjacency(graph, num_nodes)
+        if self.graph is not graph or self.adj.size(0) != num_nodes:
+            self.graph, self.adj = graph, normalized_adjacency(graph, num_nodes)
         return self.adj
 
 
@@ -119,8 +120,8 @@ class DepthTerm(LossTerm):
     BYOT (Zhang et al., ICCV 2019): a linear head on every hidden layer :math:`l` is trained with cross-entropy on the
     labelled nodes and :math:`T^2\,\mathrm{KL}(\mathrm{softmax}(z_L/T) \Vert \mathrm{softmax}(z_l/T))` toward the
     deepest layer's detached predictions. GNN-SD (Chen et al., IJCAI 2021): the neighbourhood discrepancy
-    :math:`s_v = 1 - \cos(h_v, \mathrm{mean}_{u\in N(v)} h_u)` of layer :math:`l` (stop-gradient) teaches layer
-    :math:`l+1`'s by mean squared error. The heads are dropped at export.
+    :math:`s_v = 1 - \cos(h_v, (\hat A h)_v)` of layer :math:`l` (stop-gradient; :math:`\hat A` the symmetric-normalised
+    adjacency with self-loops, GCN's neighbourhood average) teaches layer :math:`l+1`'s by mean squared error. The heads are dropped at export.
     """
 
     name = "depth"

@@ -17,7 +17,8 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from ..errors import GKDError, check
+from ..datasets.validate import check_data
+from ..errors import DatasetError, GKDError, check
 from ..nn import graph_of
 
 Metric = Callable[[Tensor, Tensor], float]  # (logits or predictions, labels) -> score in [0, 1]
@@ -113,6 +114,11 @@ class Trainer:
         check(isinstance(patience, int) and patience >= 1, f"patience={patience!r}; expected an integer >= 1")
         check(float(lr) > 0, f"lr={lr!r}; expected > 0")
         check(float(weight_decay) >= 0, f"weight_decay={weight_decay!r}; expected >= 0")
+        meta = getattr(data, "meta", None)
+        num_classes = meta.num_classes if meta is not None else getattr(model, "out_channels", None)
+        check_data(data, num_classes if num_classes is not None else int(data.y.max()) + 1)
+        check(bool(data.val_mask.any()), "val_mask selects no node; the trainer selects the checkpoint on "
+              "validation, so at least one validation node is needed", DatasetError)
         self.model, self.data, self.terms = model, data, nn.ModuleList(terms)
         self.epochs, self.patience, self.metric = epochs, patience, metric
         self.optimizer = torch.optim.Adam(list(model.parameters()) + list(self.terms.parameters()), lr=lr,
