@@ -47,6 +47,10 @@ class TrainConfig:
     tfkd_temperature: float = 20.0
 
     def validate(self) -> "TrainConfig":
+        from .nn.models import MODELS
+
+        check(self.model.lower() in MODELS, f"unknown model {self.model!r}; expected one of "
+              f"{', '.join(sorted(set(MODELS) - {'graphsage'}))}", ConfigError)
         check(self.runs >= 1, f"runs={self.runs}; expected an integer >= 1", ConfigError)
         check(self.epochs >= 1, f"epochs={self.epochs}; expected an integer >= 1", ConfigError)
         check(self.patience >= 1, f"patience={self.patience}; expected an integer >= 1", ConfigError)
