@@ -47,19 +47,14 @@ class TrainConfig:
     tfkd_temperature: float = 20.0
 
     def validate(self) -> "TrainConfig":
-        from .nn.models import MODELS
+        from .nn.models import check_model_args, model_class
+        from .train.trainer import check_optim_args
 
-        check(self.model.lower() in MODELS, f"unknown model {self.model!r}; expected one of "
-              f"{', '.join(sorted(set(MODELS) - {'graphsage'}))}", ConfigError)
+        # fail before any data is loaded, with the same messages the model and trainer would give
+        model_class(self.model)
+        check_model_args(self.num_layers, self.hidden_channels, self.dropout)
+        check_optim_args(self.epochs, self.patience, self.lr, self.weight_decay)
         check(self.runs >= 1, f"runs={self.runs}; expected an integer >= 1", ConfigError)
-        check(self.epochs >= 1, f"epochs={self.epochs}; expected an integer >= 1", ConfigError)
-        check(self.patience >= 1, f"patience={self.patience}; expected an integer >= 1", ConfigError)
-        check(self.num_layers >= 1, f"num_layers={self.num_layers}; expected an integer >= 1", ConfigError)
-        check(self.hidden_channels > 0, f"hidden_channels={self.hidden_channels}; expected an integer > 0",
-              ConfigError)
-        check(0.0 <= self.dropout < 1.0, f"dropout={self.dropout}; expected a value in [0, 1)", ConfigError)
-        check(self.lr > 0, f"lr={self.lr}; expected > 0", ConfigError)
-        check(self.weight_decay >= 0, f"weight_decay={self.weight_decay}; expected >= 0", ConfigError)
         check(self.heads >= 1, f"heads={self.heads}; expected an integer >= 1", ConfigError)
         check(self.sd_warmup >= 0, f"sd_warmup={self.sd_warmup}; expected an integer >= 0", ConfigError)
         check(self.sd_temperature > 0, f"sd_temperature={self.sd_temperature}; expected > 0", ConfigError)

@@ -18,6 +18,23 @@ from torch_geometric.nn import GATConv, GCNConv, SAGEConv
 from ..errors import ConfigError, check
 
 
+def check_model_args(num_layers: int, hidden_channels: int, dropout: float) -> None:
+    """The checks every zoo model makes; also run by the run config before any data is loaded."""
+    check(isinstance(num_layers, int) and num_layers >= 1, f"num_layers={num_layers!r}; expected an integer >= 1",
+          ConfigError)
+    check(isinstance(hidden_channels, int) and hidden_channels > 0,
+          f"hidden_channels={hidden_channels!r}; expected an integer > 0", ConfigError)
+    check(0.0 <= float(dropout) < 1.0, f"dropout={dropout!r}; expected a value in [0, 1)", ConfigError)
+
+
+def model_class(name: str) -> type["BasicModel"]:
+    """The zoo class for ``name`` (``gcn``, ``gat``, ``sage``/``graphsage``, ``mlp``)."""
+    cls = MODELS.get(str(name).lower())
+    if cls is None:
+        raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(sorted(set(MODELS) - {'graphsage'}))}")
+    return cls
+
+
 class BasicModel(nn.Module):
     r"""Stack of ``num_layers`` layers: (dropout → layer → ReLU) repeated, the last without ReLU.
 
@@ -31,11 +48,7 @@ class BasicModel(nn.Module):
         super().__init__()
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             check(isinstance(v, int) and v >= 1, f"{name}={v!r}; expected an integer >= 1", ConfigError)
-        check(isinstance(num_layers, int) and num_layers >= 1, f"num_layers={num_layers!r}; expected an integer >= 1",
-              ConfigError)
-        check(isinstance(hidden_channels, int) and hidden_channels > 0,
-              f"hidden_channels={hidden_channels!r}; expected an integer > 0", ConfigError)
-        check(0.0 <= float(dropout) < 1.0, f"dropout={dropout!r}; expected a value in [0, 1)", ConfigError)
+        check_model_args(num_layers, hidden_channels, dropout)
         self.in_channels, self.hidden_channels, self.out_channels = in_channels, hidden_channels, out_channels
         self.num_layers, self.dropout = num_layers, float(dropout)
         dims = [in_channels] + [hidden_channels] * (num_layers - 1) + [out_channels]
@@ -141,10 +154,7 @@ MODELS: dict[str, type[BasicModel]] = {"gcn": GCN, "gat": GAT, "sage": GraphSAGE
 def build_model(name: str, in_channels: int, out_channels: int, hidden_channels: int = 64,
                 **kwargs: Any) -> BasicModel:
     """Build a zoo model by name (``gcn``, ``gat``, ``sage``/``graphsage``, ``mlp``)."""
-    cls = MODELS.get(str(name).lower())
-    if cls is None:
-        raise ConfigError(f"unknown model {name!r}; expected one of {', '.join(sorted(set(MODELS) - {'graphsage'}))}")
-    return cls(in_channels, hidden_channels, out_channels, **kwargs)
+    return model_class(name)(in_channels, hidden_channels, out_channels, **kwargs)
 
 
 def to_adj_t(edge_index: Tensor, num_nodes: int) -> Tensor:

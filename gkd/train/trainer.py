@@ -18,7 +18,7 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from ..datasets.validate import check_data
-from ..errors import DatasetError, GKDError, check
+from ..errors import ConfigError, DatasetError, GKDError, check
 from ..nn import graph_of
 
 Metric = Callable[[Tensor, Tensor], float]  # (logits or predictions, labels) -> score in [0, 1]
@@ -97,6 +97,15 @@ class FitResult:
     history: list[dict] = field(default_factory=list, repr=False)
 
 
+def check_optim_args(epochs: int, patience: int, lr: float, weight_decay: float) -> None:
+    """The trainer's argument checks; also run by the run config before any data is loaded."""
+    check(isinstance(epochs, int) and epochs >= 1, f"epochs={epochs!r}; expected an integer >= 1", ConfigError)
+    check(isinstance(patience, int) and patience >= 1, f"patience={patience!r}; expected an integer >= 1",
+          ConfigError)
+    check(float(lr) > 0, f"lr={lr!r}; expected > 0", ConfigError)
+    check(float(weight_decay) >= 0, f"weight_decay={weight_decay!r}; expected >= 0", ConfigError)
+
+
 class Trainer:
     """Full-batch trainer for node classification.
 
@@ -110,10 +119,7 @@ class Trainer:
     def __init__(self, model: nn.Module, data: Data, *, lr: float = 0.01, weight_decay: float = 5e-4,
                  epochs: int = 500, patience: int = 100, terms: Iterable[LossTerm] = (),
                  metric: Metric = accuracy, progress: bool | None = False, desc: str = "train") -> None:
-        check(isinstance(epochs, int) and epochs >= 1, f"epochs={epochs!r}; expected an integer >= 1")
-        check(isinstance(patience, int) and patience >= 1, f"patience={patience!r}; expected an integer >= 1")
-        check(float(lr) > 0, f"lr={lr!r}; expected > 0")
-        check(float(weight_decay) >= 0, f"weight_decay={weight_decay!r}; expected >= 0")
+        check_optim_args(epochs, patience, lr, weight_decay)
         meta = getattr(data, "meta", None)
         num_classes = meta.num_classes if meta is not None else getattr(model, "out_channels", None)
         check_data(data, num_classes if num_classes is not None else int(data.y.max()) + 1)
