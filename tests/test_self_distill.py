@@ -158,7 +158,8 @@ def test_exported_model_is_the_plain_backbone(small_graph, name):
     ({"terms": "time", "weights": {"time": -1}}, r"weight time=-1; expected >= 0"),
     ({"terms": "time", "weights": {"depth": 1}}, r"weights given for term\(s\) \['depth'\]"),
     ({"terms": "depth", "depth": {"temperature": 0}}, r"depth temperature=0; expected > 0"),
-    ({"terms": "depth", "hidden_dims": []}, r"depth term needs a model with at least 2 layers"),
+    ({"terms": "depth", "hidden_dims": []},
+     r"depth term needs num_layers >= 2 \(a hidden layer to attach a head to\); got num_layers=1"),
     ({"terms": "neighbour", "neighbour": {"sharpen": 0}}, r"sharpen temperature=0"),
 ])
 def test_bad_self_distill_settings(kwargs, pattern):

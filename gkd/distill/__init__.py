@@ -25,20 +25,20 @@ TermsFactory = Callable[[Data, nn.Module], list[LossTerm]]
 
 def _self_distill(cfg) -> tuple[TermsFactory, dict]:
     terms = parse_terms(cfg.sd_terms)
-    if "depth" in terms and cfg.num_layers < 2:
-        raise ConfigError(f"the depth term needs num_layers >= 2 (a hidden layer to attach a head to); "
-                          f"got num_layers={cfg.num_layers}")
     options = {"neighbour": {"warmup": cfg.sd_warmup}, "depth": {"temperature": cfg.sd_temperature}}
     options = {k: v for k, v in options.items() if k in terms}
 
-    def factory(data: Data, model: nn.Module) -> list[LossTerm]:
-        sd = SelfDistill(data.meta.num_classes, [model.hidden_channels] * (model.num_layers - 1), terms,
-                         weights=cfg.sd_weights, total_epochs=cfg.epochs, **options)
-        return list(sd.terms)
+    def build(num_classes: int, hidden_channels: int, num_layers: int) -> SelfDistill:
+        return SelfDistill(num_classes, [hidden_channels] * (num_layers - 1), terms, weights=cfg.sd_weights,
+                           total_epochs=cfg.epochs, **options)
 
-    weights = {t: float(cfg.sd_weights.get(t, 1.0)) for t in terms}
-    return factory, {"terms": list(terms), "weights": weights, "warmup": cfg.sd_warmup,
-                     "depth_temperature": cfg.sd_temperature}
+    # built once now so that bad settings fail before any data is loaded
+    checked = build(2, cfg.hidden_channels, cfg.num_layers)
+
+    def factory(data: Data, model: nn.Module) -> list[LossTerm]:
+        return list(build(data.meta.num_classes, model.hidden_channels, model.num_layers).terms)
+
+    return factory, {**checked.config(), "warmup": cfg.sd_warmup, "depth_temperature": cfg.sd_temperature}
 
 
 def _label_smoothing(cfg):

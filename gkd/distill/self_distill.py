@@ -86,10 +86,10 @@ class NeighbourTerm(LossTerm):
         z = z.pow(1.0 / self.sharpen)
         return z / z.sum(-1, keepdim=True)
 
-    def loss(self, logits: Tensor, graph: Tensor, y: Tensor, train_mask: Tensor, val_mask: Tensor | None = None,
-             teacher_logits: Tensor | None = None) -> Tensor:
-        """KL to the propagated targets of ``teacher_logits`` (default: ``logits`` themselves, detached)."""
-        teacher = (logits if teacher_logits is None else teacher_logits).detach()
+    def loss(self, logits: Tensor, graph: Tensor, y: Tensor, train_mask: Tensor,
+             val_mask: Tensor | None = None) -> Tensor:
+        """KL to the propagated targets of the model's own (detached) ``logits``."""
+        teacher = logits.detach()
         t = self.targets(teacher, graph, y, train_mask)
         if self.adaptive and val_mask is not None and bool(val_mask.any()):
             yv = y[val_mask]
@@ -129,8 +129,8 @@ class DepthTerm(LossTerm):
     def __init__(self, hidden_dims: Sequence[int], num_classes: int, weight: float = 1.0, temperature: float = 4.0,
                  ndr_weight: float = 1.0) -> None:
         super().__init__(weight)
-        check(len(hidden_dims) >= 1, "the depth term needs a model with at least 2 layers (a hidden layer to "
-              "attach a head to); got a 1-layer model", ConfigError)
+        check(len(hidden_dims) >= 1, "the depth term needs num_layers >= 2 (a hidden layer to attach a head to); "
+              f"got num_layers={len(hidden_dims) + 1}", ConfigError)
         check(temperature > 0, f"depth temperature={temperature}; expected > 0", ConfigError)
         self.heads = nn.ModuleList(nn.Linear(d, num_classes) for d in hidden_dims)
         self.temperature, self.ndr_weight = temperature, ndr_weight
@@ -265,7 +265,8 @@ class SelfDistill(nn.Module):
         total_epochs: the time term's ramp length.
     """
 
-    def __init__(self, num_classes: int, hidden_dims: Sequence[int], terms: str | Iterable[str] = ("neighbour", "time"), weights: dict[str, float] | None = None,
+    def __init__(self, num_classes: int, hidden_dims: Sequence[int],
+                 terms: str | Iterable[str] = ("neighbour", "time"), weights: dict[str, float] | None = None,
                  total_epochs: int = 500, **options) -> None:
         super().__init__()
         names = parse_terms(terms)

@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from .. import __version__
 from ..config import TrainConfig
-from ..datasets import DatasetMeta, check_data, load
+from ..datasets import DatasetMeta, load
 from ..nn import build_model, to_adj_t
 from .logger import fmt, summarize
 from .trainer import LossTerm, Trainer, get_metric, seed_everything
@@ -53,11 +53,10 @@ def run_experiment(cfg: TrainConfig, *, terms_factory=None, method: str = "plain
     bar = tqdm(range(cfg.runs), desc=f"{cfg.model}/{cfg.dataset}", disable=progress is False, dynamic_ncols=True,
                file=sys.stderr)
     fixed = data is not None
-    if fixed:  # a user's graph: validated once, shallow-copied so that adding adj_t leaves theirs untouched
+    if fixed:  # a user's graph (the Trainer validates it), shallow-copied so adding adj_t leaves theirs untouched
         data = copy.copy(data)
         if getattr(data, "meta", None) is None:
             data.meta = DatasetMeta(name="custom", num_classes=int(data.y.max()) + 1, split="user-provided masks")
-        check_data(data, data.meta.num_classes)
     for r in bar:
         if not fixed:
             data = load_for_run(cfg, r, data)
