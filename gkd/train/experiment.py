@@ -17,7 +17,7 @@ from ..config import TrainConfig
 from ..datasets import DatasetMeta, load
 from ..nn import build_model, to_adj_t
 from .logger import fmt, summarize
-from .trainer import LossTerm, Trainer, get_metric, seed_everything
+from .trainer import FitResult, LossTerm, Trainer, get_metric, seed_everything
 
 
 def environment() -> dict:
@@ -41,6 +41,22 @@ def load_for_run(cfg: TrainConfig, run: int, cached: Data | None) -> Data:
     return load(cfg.dataset, cfg.root, split=run, **cfg.dataset_args)
 
 
+def train_run(cfg: TrainConfig, data: Data, seed: int, *, terms_factory=None, progress: bool | None = None,
+              desc: str = "train") -> tuple[torch.nn.Module, FitResult]:
+    """Seed, build ``cfg.model`` for ``data`` and fit it; returns the model at its best-validation epoch.
+
+    ``data`` gains a CSR ``adj_t`` if it has none (every zoo model then runs SpMM)."""
+    if getattr(data, "adj_t", None) is None:
+        data.adj_t = to_adj_t(data.edge_index, data.num_nodes)
+    seed_everything(seed)
+    model = build_model(cfg.model, data.num_features, data.meta.num_classes, **cfg.model_kwargs())
+    terms: Iterable[LossTerm] = terms_factory(data, model) if terms_factory else ()
+    trainer = Trainer(model, data, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
+                      patience=cfg.patience, terms=terms, metric=get_metric(data.meta.metric),
+                      progress=progress, desc=desc)
+    return model, trainer.fit()
+
+
 def run_experiment(cfg: TrainConfig, *, terms_factory=None, method: str = "plain", method_config: dict | None = None,
                    data: Data | None = None, progress: bool | None = None) -> dict:
     """Train ``cfg.runs`` models (seeds ``cfg.seed + r``) and summarise them.
@@ -60,16 +76,8 @@ def run_experiment(cfg: TrainConfig, *, terms_factory=None, method: str = "plain
     for r in bar:
         if not fixed:
             data = load_for_run(cfg, r, data)
-        if getattr(data, "adj_t", None) is None:
-            data.adj_t = to_adj_t(data.edge_index, data.num_nodes)
         seed = cfg.seed + r
-        seed_everything(seed)
-        model = build_model(cfg.model, data.num_features, data.meta.num_classes, **cfg.model_kwargs())
-        terms: Iterable[LossTerm] = terms_factory(data, model) if terms_factory else ()
-        trainer = Trainer(model, data, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
-                          patience=cfg.patience, terms=terms, metric=get_metric(data.meta.metric),
-                          progress=progress, desc=f"run {r}")
-        res = trainer.fit()
+        model, res = train_run(cfg, data, seed, terms_factory=terms_factory, progress=progress, desc=f"run {r}")
         runs.append({"run": r, "seed": seed, "split": data.meta.split_index, "val": res.val, "test": res.test,
                      "train": res.train, "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
                      "seconds": round(res.seconds, 3)})

@@ -114,12 +114,15 @@ class Trainer:
         data: a validated graph with ``train_mask/val_mask/test_mask``; its ``adj_t`` (CSR) is used when present.
         terms: extra :class:`LossTerm` modules added to the cross-entropy on training nodes.
         patience: stop after this many epochs without a better validation score.
+        ce_weight: weight of the cross-entropy on training nodes (distillers such as GLNN use ``lambda`` here).
     """
 
     def __init__(self, model: nn.Module, data: Data, *, lr: float = 0.01, weight_decay: float = 5e-4,
                  epochs: int = 500, patience: int = 100, terms: Iterable[LossTerm] = (),
-                 metric: Metric = accuracy, progress: bool | None = False, desc: str = "train") -> None:
+                 metric: Metric = accuracy, progress: bool | None = False, desc: str = "train",
+                 ce_weight: float = 1.0) -> None:
         check_optim_args(epochs, patience, lr, weight_decay)
+        check(0.0 <= float(ce_weight), f"ce_weight={ce_weight!r}; expected >= 0", ConfigError)
         meta = getattr(data, "meta", None)
         num_classes = meta.num_classes if meta is not None else getattr(model, "out_channels", None)
         check_data(data, num_classes if num_classes is not None else int(data.y.max()) + 1)
@@ -129,12 +132,13 @@ class Trainer:
         self.epochs, self.patience, self.metric = epochs, patience, metric
         self.optimizer = torch.optim.Adam(list(model.parameters()) + list(self.terms.parameters()), lr=lr,
                                           weight_decay=weight_decay)
-        self.progress, self.desc = progress, desc
+        self.progress, self.desc, self.ce_weight = progress, desc, float(ce_weight)
 
     def loss(self, step: Step) -> tuple[Tensor, dict[str, float]]:
         d = step.data
-        loss = F.cross_entropy(step.logits[d.train_mask], d.y[d.train_mask])
-        parts = {"ce": loss.item()}
+        ce = F.cross_entropy(step.logits[d.train_mask], d.y[d.train_mask])
+        parts = {"ce": ce.item()}
+        loss = self.ce_weight * ce
         for term in self.terms:
             if term.weight == 0:
                 continue

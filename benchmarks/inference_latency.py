@@ -1,0 +1,168 @@
+"""Inference latency for B unseen nodes: 2-layer GraphSAGE that fetches their 2-hop neighbourhood vs the MLP student.
+
+    python benchmarks/inference_latency.py [--nodes 1000000] [--degree 20] [--repeats 30] [--quick]
+
+Both sides are the fast version of themselves (gkd.nn.serving): vectorised CSR gathers, layer 1 only for the nodes
+layer 2 needs, ``inference_mode``; the MLP is a fused ``addmm`` chain. Timings are medians over ``repeats`` random
+batches, SAGE and MLP calls interleaved in one process with the same torch thread count. Also full-graph throughput
+(nodes/s) and, when benchmarks/results/gnn2mlp.json exists, a plot of Cora accuracy vs latency.
+Writes benchmarks/results/inference_latency.{json,md,png}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+from gkd.datasets import csbm, load
+from gkd.io import atomic_write_bytes, atomic_write_text, write_json
+from gkd.nn import build_model, to_adj_t
+from gkd.nn.serving import FastMLP, sage_predict
+from gkd.train import environment
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e3
+
+
+def measure(name: str, data, batches: list[int], repeats: int, sage_hidden: int, mlp_hidden: int, seed: int = 0):
+    torch.manual_seed(seed)
+    c = int(data.y.max()) + 1
+    sage = build_model("sage", data.num_features, c, hidden_channels=sage_hidden).eval()
+    mlp = FastMLP(build_model("mlp", data.num_features, c, hidden_channels=mlp_hidden).eval())
+    adj_t = to_adj_t(data.edge_index, data.num_nodes)
+    crow, col = adj_t.crow_indices(), adj_t.col_indices()
+    pool = data.test_mask.nonzero().view(-1)  # nodes that training never labels
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for b in batches:
+        picks = [pool[torch.randint(pool.numel(), (b,), generator=g)] for _ in range(repeats + 3)]
+        it_s, it_m = iter(picks), iter(picks)
+        for _ in range(3):  # warm-up: allocator, first-call dispatch
+            nodes = next(it_s)
+            next(it_m)
+            sage_predict(list(sage.layers), data.x, crow, col, nodes)
+            mlp(data.x[nodes])
+        t_sage, t_mlp = [], []
+        for _ in range(repeats):  # interleaved so that drift hits both sides alike
+            nodes = next(it_s)
+            t = time.perf_counter()
+            sage_predict(list(sage.layers), data.x, crow, col, nodes)
+            t_sage.append(time.perf_counter() - t)
+            nodes = next(it_m)
+            t = time.perf_counter()
+            mlp(data.x[nodes])
+            t_mlp.append(time.perf_counter() - t)
+        s, m = statistics.median(t_sage) * 1e3, statistics.median(t_mlp) * 1e3
+        rows.append({"graph": name, "batch": b, "sage_ms": s, "mlp_ms": m, "ratio": s / m})
+        print(f"{name:>12s}  B={b:<5d} SAGE+fetch {s:9.3f} ms   MLP {m:7.3f} ms   {s / m:7.1f}x", file=sys.stderr)
+    with torch.inference_mode():
+        t = time.perf_counter()
+        sage(data.x, adj_t)
+        sage_full = time.perf_counter() - t
+        t = time.perf_counter()
+        for chunk in data.x.split(100_000):
+            mlp(chunk)
+        mlp_full = time.perf_counter() - t
+    full = {"graph": name, "nodes": data.num_nodes, "edges": int(data.edge_index.size(1)),
+            "sage_nodes_per_s": data.num_nodes / sage_full, "mlp_nodes_per_s": data.num_nodes / mlp_full}
+    return rows, full
+
+
+def plot(rows: list[dict], out: Path) -> dict | None:
+    """Cora accuracy (from gnn2mlp.json) vs latency at B=1000 unseen nodes, like GLNN's Figure 1."""
+    src = RESULTS / "gnn2mlp.json"
+    lat = {r["batch"]: r for r in rows if r["graph"] == "Cora"}
+    if not src.is_file() or 1000 not in lat:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = json.loads(src.read_text())
+    points = {}
+    for r in res["rows"]:
+        if r["setting"] != "transductive" or r["teacher"] != "sage":
+            continue
+        points.setdefault("SAGE teacher", (r["teacher_test_mean"], lat[1000]["sage_ms"]))
+        points[f"MLP: {r['variant']}"] = (r["test_mean"], lat[1000]["mlp_ms"])
+    fig, ax = plt.subplots(figsize=(5.5, 3.6))
+    for label, (acc, ms) in points.items():
+        ax.scatter(ms, acc * 100, s=30)
+        ax.annotate(label, (ms, acc * 100), fontsize=7, xytext=(4, 2), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("ms to predict 1,000 unseen Cora nodes (log)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Cora: accuracy vs inference latency")
+    fig.tight_layout()
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    atomic_write_bytes(out / "inference_latency.png", buf.getvalue())
+    return {k: {"accuracy": a, "ms": m} for k, (a, m) in points.items()}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--nodes", type=int, default=1_000_000)
+    p.add_argument("--degree", type=float, default=20.0)
+    p.add_argument("--batches", default="1,10,100,1000")
+    p.add_argument("--repeats", type=int, default=30)
+    p.add_argument("--sage-hidden", type=int, default=64, help="as the zoo's default GraphSAGE teacher")
+    p.add_argument("--mlp-hidden", type=int, default=256, help="as gkd distill's default student")
+    p.add_argument("--quick", action="store_true", help="100k-node graph, 5 repeats")
+    p.add_argument("--root", default=None)
+    p.add_argument("--out", default=str(RESULTS))
+    args = p.parse_args(argv)
+    nodes, repeats = (100_000, 5) if args.quick else (args.nodes, args.repeats)
+    batches = [int(b) for b in args.batches.split(",")]
+    rows, full = [], []
+    t = time.perf_counter()
+    big = csbm(num_nodes=nodes, avg_degree=args.degree, seed=0)
+    gen_s = time.perf_counter() - t
+    name = f"csbm-{nodes // 1000}k" if nodes < 1_000_000 else f"csbm-{nodes / 1e6:g}M"
+    for graph, data in ((name, big), ("Cora", load("Cora", args.root))):
+        r, f = measure(graph, data, batches, repeats, args.sage_hidden, args.mlp_hidden)
+        rows += r
+        full.append(f)
+    del big
+    out = Path(args.out)
+    points = plot(rows, out)
+    env = environment()
+    result = {"benchmark": "inference_latency", "quick": args.quick, "rows": rows, "full_graph": full,
+              "accuracy_vs_latency": points, "graph_seconds": gen_s,
+              "protocol": f"median of {repeats} random batches of test nodes; SAGE {args.sage_hidden} hidden, 2 "
+                          f"layers, 2-hop CSR fetch; MLP {args.mlp_hidden} hidden, 2 layers; same process and threads",
+              "environment": env}
+    write_json(out / "inference_latency.json", result)
+    lines = [f"### Inference latency: B unseen nodes ({env['cpu']}, {env['torch_threads']} torch threads)", "",
+             "| graph | B | SAGE + 2-hop fetch (ms) | MLP student (ms) | speed-up |", "|---|---|---|---|---|"]
+    lines += [f"| {r['graph']} | {r['batch']:,} | {r['sage_ms']:.3f} | {r['mlp_ms']:.3f} | {r['ratio']:.0f}x |"
+              for r in rows]
+    lines += ["", "| graph | nodes | edges | SAGE full-graph (nodes/s) | MLP (nodes/s) |", "|---|---|---|---|---|"]
+    lines += [f"| {f['graph']} | {f['nodes']:,} | {f['edges']:,} | {f['sage_nodes_per_s']:,.0f} | "
+              f"{f['mlp_nodes_per_s']:,.0f} |" for f in full]
+    lines += ["", f"Protocol: {result['protocol']}. Regenerate: `python benchmarks/inference_latency.py`."]
+    if points:
+        lines += ["", "![accuracy vs latency](benchmarks/results/inference_latency.png)"]
+    atomic_write_text(out / "inference_latency.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

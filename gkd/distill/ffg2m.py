@@ -1,0 +1,56 @@
+r"""Neighbour-aware KD, after FF-G2M (Wu et al., AAAI 2023).
+
+FF-G2M's low-frequency term lets the student at node :math:`i` match the teacher at :math:`i`'s neighbours:
+:math:`\frac1{|N(i)|}\sum_{j \in N(i)} \mathrm{CE}(p^T_j, p^S_i) = \mathrm{CE}(\bar p^T_i, p^S_i)` with
+:math:`\bar p^T = D^{-1}A\,p^T`, i.e. KL to the neighbour-averaged teacher. gkd generalises the average to ``steps``
+of personalised-PageRank smoothing, :math:`Z_{k+1} = (1-\alpha)\hat A Z_k + \alpha p^T`, with training labels clamped
+in (label propagation over the teacher's beliefs, as in Correct & Smooth, Huang et al., ICLR 2021). ``steps=1,
+alpha=0, clamp=False`` is FF-G2M's average (over :math:`\hat A`, which includes the node itself).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import ConfigError, DatasetError, check
+from ..nn.propagation import appnp_propagate, normalized_adjacency
+from ..train.trainer import LossTerm, Step
+from .glnn import check_temperature, weighted_kl
+
+
+@torch.no_grad()
+def neighbour_targets(teacher_logits: Tensor, edge_index: Tensor, y: Tensor, train_mask: Tensor, *,
+                      temperature: float = 1.0, steps: int = 10, alpha: float = 0.1, clamp: bool = True) -> Tensor:
+    """The smoothed teacher distribution ``[N, C]`` over the graph the teacher saw."""
+    n, c = teacher_logits.shape
+    p = F.softmax(teacher_logits / temperature, dim=-1)
+    if clamp:
+        p = torch.where(train_mask.unsqueeze(-1), F.one_hot(y, c).to(p.dtype), p)
+    z = appnp_propagate(normalized_adjacency(edge_index, n), p, steps, alpha, train_mask if clamp else None)
+    return z / z.sum(-1, keepdim=True).clamp_min(1e-12)
+
+
+class NeighbourKD(LossTerm):
+    """KL from the student to :func:`neighbour_targets` over the nodes in ``mask``."""
+
+    name = "neighbour"
+
+    def __init__(self, teacher_logits: Tensor, edge_index: Tensor, y: Tensor, train_mask: Tensor, mask: Tensor, *,
+                 temperature: float = 1.0, steps: int = 10, alpha: float = 0.1, clamp: bool = True,
+                 weight: float = 1.0, node_weight: Tensor | None = None) -> None:
+        super().__init__(weight)
+        check_temperature(temperature)
+        check(isinstance(steps, int) and steps >= 1, f"neighbour steps={steps!r}; expected an integer >= 1",
+              ConfigError)
+        check(0.0 <= alpha < 1.0, f"neighbour alpha={alpha!r}; expected a value in [0, 1)", ConfigError)
+        check(bool(mask.any()), "the distillation mask selects no node; expected at least one", DatasetError)
+        self.temperature = float(temperature)
+        t = neighbour_targets(teacher_logits, edge_index, y, train_mask & mask, temperature=temperature,
+                              steps=steps, alpha=alpha, clamp=clamp)
+        self.register_buffer("idx", mask.nonzero().view(-1))
+        self.register_buffer("target", t[mask])
+        self.node_weight = None if node_weight is None else node_weight[mask]
+
+    def forward(self, step: Step) -> Tensor:
+        return weighted_kl(self.target, step.logits[self.idx], self.temperature, self.node_weight)

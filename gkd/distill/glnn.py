@@ -1,0 +1,51 @@
+r"""GLNN: graph-less neural networks (Zhang et al., ICLR 2022).
+
+An MLP student learns :math:`\lambda\,\mathrm{CE}(y, z_S)` on labelled nodes plus
+:math:`(1-\lambda)\,T^2\,\mathrm{KL}(\mathrm{softmax}(z_T/T) \Vert \mathrm{softmax}(z_S/T))` on every node the setting
+allows (all nodes transductively; observed nodes inductively). The trainer carries :math:`\lambda` as its
+``ce_weight``; this term carries :math:`1-\lambda`.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..errors import ConfigError, DatasetError, check
+from ..train.trainer import LossTerm, Step
+
+
+def weighted_kl(target: Tensor, logits: Tensor, temperature: float, node_weight: Tensor | None = None) -> Tensor:
+    r""":math:`T^2 \sum_i w_i\,\mathrm{KL}(t_i \Vert \mathrm{softmax}(z_i/T)) / \sum_i w_i`; zero-probability targets
+    contribute zero (no ``log 0``)."""
+    logp = F.log_softmax(logits / temperature, dim=-1)
+    kl = (torch.xlogy(target, target) - target * logp).sum(-1)
+    if node_weight is None:
+        return kl.mean() * temperature ** 2
+    return (kl * node_weight).sum() / node_weight.sum().clamp_min(1e-12) * temperature ** 2
+
+
+def check_temperature(temperature: float) -> None:
+    check(isinstance(temperature, (int, float)) and temperature > 0,
+          f"distillation temperature={temperature!r}; expected > 0", ConfigError)
+
+
+class GLNN(LossTerm):
+    """Soft-label KD from fixed teacher logits over the nodes in ``mask`` (optionally weighted per node)."""
+
+    name = "kd"
+
+    def __init__(self, teacher_logits: Tensor, mask: Tensor, temperature: float = 1.0, weight: float = 1.0,
+                 node_weight: Tensor | None = None) -> None:
+        super().__init__(weight)
+        check_temperature(temperature)
+        check(bool(mask.any()), "the distillation mask selects no node; expected at least one", DatasetError)
+        self.temperature = float(temperature)
+        self.register_buffer("idx", mask.nonzero().view(-1))
+        self.register_buffer("target", F.softmax(teacher_logits[mask] / temperature, dim=-1))
+        self.node_weight = None if node_weight is None else node_weight[mask]
+
+    def forward(self, step: Step) -> Tensor:
+        check(step.logits.size(-1) == self.target.size(-1),
+              f"student has {step.logits.size(-1)} classes; the teacher has {self.target.size(-1)}", DatasetError)
+        return weighted_kl(self.target, step.logits[self.idx], self.temperature, self.node_weight)

@@ -1,0 +1,398 @@
+r"""GNN-to-MLP distillation: a graph-free student learns a GNN teacher's knowledge.
+
+Methods (``method``): ``plain`` (the student alone, labels only), ``glnn`` (:mod:`.glnn`), and ``gkd`` = GLNN plus
+the structure-aware terms :data:`GKD_TERMS` that the ablation in ``benchmarks/gnn2mlp.py`` supports. Any term can be
+added to ``glnn`` by name (``terms=("neighbour",)``):
+
+| term | source | what it adds |
+|---|---|---|
+| ``position`` | NOSMOG (ICLR 2023), FastRP | structural position features on the student's input |
+| ``neighbour`` | FF-G2M (AAAI 2023), C&S | KL to the teacher smoothed over the graph, labels clamped |
+| ``reliability`` | KRD (ICML 2023) | per-node KD weights from the teacher's entropy change under noise |
+| ``rsd`` | NOSMOG (ICLR 2023) | student/teacher hidden-similarity (Gram) matching on node batches |
+| ``self`` | gkd self-distillation | the student's own predictions smoothed over the teacher's graph |
+
+Python API, with any trained teacher::
+
+    know = teacher_knowledge(teacher, data.x, data.edge_index)
+    student, result = distill_mlp(data, know, method="gkd")
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.data import Data
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig, make_config
+from ..datasets import load
+from ..datasets.inductive import inductive_split
+from ..errors import ConfigError, DatasetError, check
+from ..nn import build_model, to_adj_t
+from ..nn.position import extend_to_new_nodes, fastrp
+from ..train.experiment import environment, train_run
+from ..train.logger import fmt, mean_std
+from ..train.trainer import FitResult, LossTerm, Trainer, get_metric, seed_everything
+from .ffg2m import NeighbourKD
+from .glnn import GLNN, check_temperature
+from .knowledge import Knowledge, teacher_knowledge
+from .krd import reliability_weights
+from .nosmog import RepresentationSimilarity
+
+STUDENT_TERMS = ("position", "neighbour", "reliability", "rsd", "self")
+GKD_TERMS = ("neighbour",)
+DISTILLERS = ("plain", "glnn", "gkd")
+SETTINGS = ("transductive", "inductive")
+
+
+def parse_student_terms(method: str, terms: str | Iterable[str] | None) -> tuple[str, ...]:
+    check(method in DISTILLERS, f"unknown distillation method {method!r}; expected one of {', '.join(DISTILLERS)}",
+          ConfigError)
+    if terms is None:
+        return GKD_TERMS if method == "gkd" else ()
+    names = [t.strip() for t in (terms.split(",") if isinstance(terms, str) else terms) if t.strip()]
+    bad = [t for t in names if t not in STUDENT_TERMS]
+    check(not bad, f"unknown student term(s) {bad}; expected some of {', '.join(STUDENT_TERMS)}", ConfigError)
+    check(method != "plain" or not names, f"method 'plain' takes no distillation terms; got {names}", ConfigError)
+    return tuple(dict.fromkeys(names))
+
+
+@dataclass
+class DistillOptions:
+    """The distiller's settings (method, lambda, temperature, terms and their knobs)."""
+
+    method: str = "gkd"
+    terms: tuple[str, ...] | None = None
+    kd_lambda: float = 0.0
+    temperature: float = 1.0
+    term_weights: dict = field(default_factory=dict)
+    position_dim: int = 64
+    neighbour_steps: int = 10
+    neighbour_alpha: float = 0.1
+    reliability_noise: float = 1.0
+    rsd_batch: int = 512
+
+    def validate(self) -> "DistillOptions":
+        self.terms = parse_student_terms(self.method, self.terms)
+        check(isinstance(self.kd_lambda, (int, float)) and 0.0 <= self.kd_lambda <= 1.0,
+              f"kd_lambda={self.kd_lambda!r}; expected a value in [0, 1]", ConfigError)
+        check_temperature(self.temperature)
+        for k, v in self.term_weights.items():
+            check(k in STUDENT_TERMS, f"term_weights has unknown term {k!r}; expected some of "
+                  f"{', '.join(STUDENT_TERMS)}", ConfigError)
+            check(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
+                  f"term_weights {k}={v!r}; expected a number >= 0", ConfigError)
+        check(self.reliability_noise > 0 or "reliability" not in self.terms,
+              f"reliability_noise={self.reliability_noise}; expected > 0", ConfigError)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "terms": list(self.terms or ())}
+
+
+def ensemble(parts: list[Knowledge]) -> Knowledge:
+    """Several teachers' knowledge as one: logits = log of the mean probability; hidden of the first teacher."""
+    if len(parts) == 1:
+        return parts[0]
+    probs = torch.stack([F.softmax(p.logits, dim=-1) for p in parts]).mean(0)
+    rel = [p.reliability for p in parts if p.reliability is not None]
+    return Knowledge(probs.clamp_min(1e-12).log(), parts[0].mask, parts[0].hidden,
+                     torch.stack(rel).mean(0) if rel else None)
+
+
+def position_features(edge_index: Tensor, num_nodes: int, observed: Tensor, dim: int, seed: int) -> Tensor:
+    """FastRP on the observed graph; nodes outside it get zeros (graph-free)."""
+    keep = observed[edge_index[0]] & observed[edge_index[1]]
+    return fastrp(edge_index[:, keep], num_nodes, dim, seed=seed) * observed.unsqueeze(-1)
+
+
+class _FixedGraph(LossTerm):
+    """Runs a graph-reading term on a fixed graph (the student itself is called without one)."""
+
+    def __init__(self, term: LossTerm, edge_index: Tensor) -> None:
+        super().__init__(term.weight)
+        self.term, self.name, self.edge_index = term, term.name, edge_index
+
+    def forward(self, step) -> Tensor:
+        return self.term(dataclasses.replace(step, graph=self.edge_index))
+
+
+def student_terms(opts: DistillOptions, know: Knowledge, data: Data, edge_index: Tensor) -> list[LossTerm]:
+    """The loss terms of ``opts.method`` for a student on ``data``; ``edge_index``: the graph the teacher saw."""
+    if opts.method == "plain":
+        return []
+    w = {t: 1.0 for t in STUDENT_TERMS} | opts.term_weights
+    node_weight = None
+    if "reliability" in opts.terms:
+        check(know.reliability is not None, "the 'reliability' term needs the teacher's reliability scores; "
+              "compute the knowledge with noise > 0", ConfigError)
+        node_weight = reliability_weights(know.reliability, data.train_mask) * w["reliability"]
+    terms: list[LossTerm] = [GLNN(know.logits, know.mask, opts.temperature, 1.0 - opts.kd_lambda, node_weight)]
+    if "neighbour" in opts.terms:
+        terms.append(NeighbourKD(know.logits, edge_index, data.y, data.train_mask, know.mask,
+                                 temperature=opts.temperature, steps=opts.neighbour_steps,
+                                 alpha=opts.neighbour_alpha, weight=w["neighbour"], node_weight=node_weight))
+    if "self" in opts.terms:
+        from .self_distill import NeighbourTerm
+
+        terms.append(_FixedGraph(NeighbourTerm(weight=w["self"]), edge_index))
+    if "rsd" in opts.terms:
+        terms.append(RepresentationSimilarity(know.hidden, know.mask, opts.rsd_batch, weight=w["rsd"]))
+    return terms
+
+
+def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None, *, method: str | None = None,
+                hidden_channels: int = 256, num_layers: int = 2, dropout: float = 0.5, lr: float = 0.01,
+                weight_decay: float = 5e-4, epochs: int = 500, patience: int = 100, student: str | torch.nn.Module = "mlp",
+                seed: int = 0, teacher_edge_index: Tensor | None = None, progress: bool | None = False,
+                ) -> tuple[torch.nn.Module, FitResult]:
+    """Train a ``student`` (a zoo name, an MLP by default, or a built module) on ``data`` from the teacher's
+    knowledge ``know``; returns it at its best-validation epoch with the trainer's result.
+
+    ``data.x`` must already hold any position features. ``teacher_edge_index`` is the graph the teacher saw (default
+    ``data.edge_index``); the student itself never reads a graph unless it is a GNN.
+    """
+    opts = copy.copy(opts) if opts is not None else DistillOptions()
+    if method is not None:
+        opts.method = method
+    opts.validate()
+    num_classes = data.meta.num_classes if getattr(data, "meta", None) is not None else int(data.y.max()) + 1
+    know.check_against(data.num_nodes, num_classes)
+    seed_everything(seed)
+    if isinstance(student, torch.nn.Module):
+        model = student
+        for name, want in (("in_channels", data.num_features), ("out_channels", num_classes)):
+            got = getattr(model, name, want)
+            check(got == want, f"student {name}={got}; the data needs {want}", DatasetError)
+    else:
+        model = build_model(student, data.num_features, num_classes, hidden_channels=hidden_channels,
+                            num_layers=num_layers, dropout=dropout)
+    edge_index = data.edge_index if teacher_edge_index is None else teacher_edge_index
+    terms = student_terms(opts, know, data, edge_index)
+    trainer = Trainer(model, data, lr=lr, weight_decay=weight_decay, epochs=epochs, patience=patience, terms=terms,
+                      metric=get_metric(data.meta.metric) if getattr(data, "meta", None) else get_metric("acc"),
+                      progress=progress, desc="student", ce_weight=opts.kd_lambda if opts.method != "plain" else 1.0)
+    return model, trainer.fit()
+
+
+@dataclass
+class DistillConfig:
+    """``gkd distill`` configuration: the teacher (any ``gkd train`` key through ``teacher_args``), the student and
+    the distiller. Defaults < YAML < flags, as for ``gkd train``."""
+
+    dataset: str = "Cora"
+    root: str | None = None
+    dataset_args: dict = field(default_factory=dict)
+    teacher: str = "gcn"
+    teacher_method: str = "self-distill"
+    teacher_args: dict = field(default_factory=dict)
+    teachers: int = 1
+    student: str = "mlp"
+    hidden_channels: int = 256
+    num_layers: int = 2
+    dropout: float = 0.5
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    epochs: int = 500
+    patience: int = 100
+    runs: int = 10
+    seed: int = 0
+    setting: str = "transductive"
+    inductive_fraction: float = 0.2
+    method: str = "gkd"
+    terms: str | None = None
+    kd_lambda: float = 0.0
+    temperature: float = 1.0
+    term_weights: dict = field(default_factory=dict)
+    position_dim: int = 64
+    neighbour_steps: int = 10
+    neighbour_alpha: float = 0.1
+    reliability_noise: float = 1.0
+    rsd_batch: int = 512
+
+    def options(self) -> DistillOptions:
+        names = {f.name for f in dataclasses.fields(DistillOptions)}
+        return DistillOptions(**{k: v for k, v in dataclasses.asdict(self).items() if k in names}).validate()
+
+    def teacher_config(self) -> TrainConfig:
+        bad = sorted(set(self.teacher_args) & {"dataset", "root", "dataset_args", "runs", "seed", "model", "method"})
+        check(not bad, f"teacher_args may not set {bad}; use the distill options of the same name", ConfigError)
+        flags = {"dataset": self.dataset, "root": self.root, "dataset_args": self.dataset_args, "runs": self.runs,
+                 "seed": self.seed, "model": self.teacher, "method": self.teacher_method, **self.teacher_args}
+        try:
+            return make_config(None, flags)
+        except TypeError as e:
+            raise ConfigError(f"teacher_args: {e}") from None
+
+    def validate(self) -> "DistillConfig":
+        from ..nn.models import check_model_args, model_class
+
+        check(self.setting in SETTINGS, f"setting={self.setting!r}; expected one of {', '.join(SETTINGS)}",
+              ConfigError)
+        check(0.0 < self.inductive_fraction < 1.0,
+              f"inductive_fraction={self.inductive_fraction!r}; expected a value in (0, 1)", ConfigError)
+        model_class(self.student)
+        check_model_args(self.num_layers, self.hidden_channels, self.dropout)
+        check(self.runs >= 1, f"runs={self.runs}; expected an integer >= 1", ConfigError)
+        check(isinstance(self.teachers, int) and self.teachers >= 1,
+              f"teachers={self.teachers!r}; expected an integer >= 1", ConfigError)
+        self.teacher_config()
+        self.options()
+        check(isinstance(self.position_dim, int) and self.position_dim >= 1,
+              f"position_dim={self.position_dim!r}; expected an integer >= 1", ConfigError)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@torch.no_grad()
+def _scores(model: torch.nn.Module, x: Tensor, graph: Tensor | None, y: Tensor, masks: dict[str, Tensor],
+            metric) -> dict[str, float]:
+    model.eval()
+    out = model(x, graph)
+    return {k: metric(out[m], y[m]) for k, m in masks.items()}
+
+
+def _teacher_data(data: Data, observed: Tensor) -> Data:
+    if bool(observed.all()):
+        d = copy.copy(data)
+    else:
+        d = data.subgraph(observed)
+        d.meta = data.meta
+    d.adj_t = to_adj_t(d.edge_index, d.num_nodes)
+    return d
+
+
+@dataclass
+class TeacherStage:
+    """What one seed's teacher leaves for its students: knowledge over all ``N`` nodes (``mask`` = the observed
+    ones), the teacher's scores, and the split of the setting."""
+
+    knowledge: Knowledge
+    observed: Tensor
+    masks: dict[str, Tensor]
+    scores: dict[str, float]
+    edge_index: Tensor  # the graph the teacher saw (original node ids)
+    seconds: float
+
+
+def teacher_stage(cfg: DistillConfig, data: Data, r: int, *, reliability: bool | None = None,
+                  progress: bool | None = None) -> TeacherStage:
+    """Train ``cfg.teachers`` teachers on what the setting lets them see and collect their knowledge once."""
+    from . import build_method
+
+    seed = cfg.seed + r
+    tcfg = cfg.teacher_config()
+    n = data.num_nodes
+    if cfg.setting == "inductive":
+        sp = inductive_split(data, cfg.inductive_fraction, seed)
+        observed, masks = sp.observed, {"test_tran": sp.test_tran, "test_ind": sp.test_ind}
+    else:
+        observed, masks = torch.ones(n, dtype=torch.bool), {}
+    if reliability is None:
+        reliability = "reliability" in cfg.options().terms
+    tdata = _teacher_data(data, observed)
+    factory, _ = build_method(tcfg)
+    t0 = time.perf_counter()
+    parts, first = [], None
+    for j in range(cfg.teachers):  # teacher j of run r: seed + 1000 j, so ensembles of different K share teachers
+        teacher, tres = train_run(tcfg, tdata, seed + 1000 * j, terms_factory=factory, progress=progress,
+                                  desc=f"teacher {r}.{j}")
+        parts.append(teacher_knowledge(teacher, tdata.x, tdata.adj_t, seed=seed,
+                                       noise=cfg.reliability_noise if reliability else 0.0))
+        first = first or (teacher, tres)
+    seconds = time.perf_counter() - t0
+    teacher, tres = first
+    k = ensemble(parts)
+
+    def widen(t: Tensor | None) -> Tensor | None:  # observed-node rows → all-node rows (zeros elsewhere)
+        if t is None:
+            return None
+        out = t.new_zeros((n, *t.shape[1:]))
+        out[observed] = t
+        return out
+
+    know = Knowledge(widen(k.logits), observed.clone(), widen(k.hidden), widen(k.reliability))
+    # the teacher answers held-out nodes with the full graph (GLNN's protocol)
+    scores = _scores(teacher, data.x, to_adj_t(data.edge_index, n), data.y, {"test": data.test_mask, **masks},
+                     get_metric(data.meta.metric))
+    scores["val"] = tres.val
+    edges = data.edge_index[:, observed[data.edge_index[0]] & observed[data.edge_index[1]]]
+    return TeacherStage(know, observed, masks, scores, edges, seconds)
+
+
+def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
+                  progress: bool | None = None) -> dict:
+    """Distil the stage's knowledge into ``cfg.student`` and score it in ``cfg.setting``."""
+    seed = cfg.seed + r
+    opts = cfg.options()
+    metric = get_metric(data.meta.metric)
+    n, observed, masks = data.num_nodes, stage.observed, stage.masks
+    sdata = copy.copy(data)
+    sdata.adj_t = None
+    pos = None
+    if "position" in opts.terms:
+        pos = position_features(data.edge_index, n, observed, cfg.position_dim, seed)
+        sdata.x = torch.cat([data.x, pos], dim=-1)
+    t0 = time.perf_counter()
+    student, sres = distill_mlp(sdata, stage.knowledge, opts, hidden_channels=cfg.hidden_channels,
+                                num_layers=cfg.num_layers, dropout=cfg.dropout, lr=cfg.lr,
+                                weight_decay=cfg.weight_decay, epochs=cfg.epochs, patience=cfg.patience,
+                                student=cfg.student, seed=seed, teacher_edge_index=stage.edge_index,
+                                progress=progress)
+    seconds = time.perf_counter() - t0
+    sgraph = to_adj_t(stage.edge_index, n) if getattr(student, "uses_graph", False) else None
+    sscores = _scores(student, sdata.x, sgraph, data.y, masks, metric) if masks else {}
+    run = {"run": r, "seed": seed, "split": data.meta.split_index, "val": sres.val, "test": sres.test,
+           "train": sres.train, "best_epoch": sres.best_epoch, "epochs_run": sres.epochs_run,
+           "seconds": round(seconds, 3), "teacher_seconds": round(stage.seconds, 3),
+           **sscores, **{f"teacher_{k}": v for k, v in stage.scores.items()}}
+    if pos is not None and masks:  # graph-aided: new nodes' positions from their observed neighbours
+        aided = torch.cat([data.x, extend_to_new_nodes(pos, data.edge_index, ~observed)], dim=-1)
+        run["test_ind_graph_aided"] = _scores(student, aided, sgraph, data.y, {"m": masks["test_ind"]}, metric)["m"]
+    return run
+
+
+def distill_run(cfg: DistillConfig, data: Data, r: int, progress: bool | None = None) -> dict:
+    """One seed of the pipeline: teacher → knowledge → student."""
+    return student_stage(cfg, data, teacher_stage(cfg, data, r, progress=progress), r, progress=progress)
+
+
+def summarize_runs(runs: list[dict]) -> dict:
+    keys = [k for k, v in runs[0].items() if k not in ("run", "seed", "split", "best_epoch", "epochs_run")
+            and isinstance(v, (int, float)) and not isinstance(v, bool)]
+    out = {}
+    for k in keys:
+        out[f"{k}_mean"], out[f"{k}_std"] = mean_std([x[k] for x in runs])
+    return out
+
+
+def run_distillation(cfg: DistillConfig, progress: bool | None = None) -> dict:
+    """``cfg.runs`` seeds of :func:`distill_run`, summarised (test at the student's best-validation epoch)."""
+    cfg.validate()
+    start = time.perf_counter()
+    runs: list[dict] = []
+    data = None
+    bar = tqdm(range(cfg.runs), desc=f"{cfg.teacher}->{cfg.student}/{cfg.dataset}", disable=progress is False,
+               dynamic_ncols=True, file=sys.stderr)
+    for r in bar:
+        data = load(cfg.dataset, cfg.root, split=r, **cfg.dataset_args) if data is None or \
+            data.meta.num_splits > 1 else data
+        runs.append(distill_run(cfg, data, r, progress=progress))
+        m, s = mean_std([x["test"] for x in runs])
+        bar.set_postfix(test=fmt(m, s))
+    summary = summarize_runs(runs)
+    opts = cfg.options()
+    return {"dataset": data.meta.name, "teacher": cfg.teacher, "teacher_method": cfg.teacher_method,
+            "student": cfg.student, "method": cfg.method, "terms": list(opts.terms), "setting": cfg.setting,
+            **summary, "runs": runs, "seconds": round(time.perf_counter() - start, 3), "split": data.meta.split,
+            "method_config": opts.to_dict(), "config": cfg.to_dict(), "versions": environment()}

@@ -1,0 +1,51 @@
+r"""Position features from the graph alone, pure torch (no torch-cluster / pyg-lib random walks).
+
+NOSMOG (Tian et al., ICLR 2023) concatenates DeepWalk embeddings to the MLP student's input. gkd uses FastRP
+(Chen et al., CIKM 2019), which approximates the same random-walk proximity with sparse products:
+:math:`E = \sum_{k=1}^{K} w_k (D^{-1}A)^k R`, :math:`R \sim \mathcal N(0, 1/d)`, then each column standardised.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from ..errors import ConfigError, check
+
+
+def _row_normalized(edge_index: Tensor, num_nodes: int) -> Tensor:
+    row, col = edge_index[1], edge_index[0]  # message j -> i lands in row i
+    deg = torch.bincount(row, minlength=num_nodes).clamp_min(1).float()
+    return torch.sparse_coo_tensor(torch.stack([row, col]), 1.0 / deg[row], (num_nodes, num_nodes)).coalesce()
+
+
+def fastrp(edge_index: Tensor, num_nodes: int, dim: int = 64, weights: Sequence[float] = (0.0, 1.0, 1.0, 1.0),
+           seed: int = 0) -> Tensor:
+    """FastRP embeddings ``[num_nodes, dim]``; ``weights[k-1]`` weighs the ``k``-hop term. Isolated nodes get zeros
+    before standardisation (no structure, no position)."""
+    check(isinstance(dim, int) and dim >= 1, f"position dim={dim!r}; expected an integer >= 1", ConfigError)
+    check(len(weights) >= 1 and all(w >= 0 for w in weights) and sum(weights) > 0,
+          f"FastRP weights={tuple(weights)}; expected non-negative weights, not all zero", ConfigError)
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(num_nodes, dim, generator=g) / dim ** 0.5
+    p = _row_normalized(edge_index, num_nodes)
+    out = torch.zeros(num_nodes, dim)
+    for w in weights:
+        z = torch.sparse.mm(p, z)
+        out += w * z
+    return (out - out.mean(0)) / out.std(0).clamp_min(1e-12)
+
+
+def extend_to_new_nodes(emb: Tensor, edge_index: Tensor, new: Tensor) -> Tensor:
+    """Graph-aided position features for nodes that were not in the graph ``emb`` was computed on: the mean of their
+    observed neighbours' embeddings (one more FastRP hop). Nodes without observed neighbours keep zeros."""
+    out = emb.clone()
+    out[new] = 0.0
+    src, dst = edge_index
+    keep = new[dst] & ~new[src]
+    n = emb.size(0)
+    summed = torch.zeros_like(emb).index_add_(0, dst[keep], emb[src[keep]])
+    deg = torch.bincount(dst[keep], minlength=n).clamp_min(1).unsqueeze(-1).float()
+    out[new] = (summed / deg)[new]
+    return out

@@ -1,0 +1,225 @@
+"""GNN-to-MLP distillation: knowledge, loss terms, settings, serving paths and their bad inputs."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import assert_one_line_error
+from gkd.cli import main
+from gkd.datasets.inductive import inductive_split
+from gkd.distill.ffg2m import neighbour_targets
+from gkd.distill.gnn2mlp import DistillConfig, DistillOptions, distill_mlp, ensemble, parse_student_terms
+from gkd.distill.glnn import GLNN, weighted_kl
+from gkd.distill.knowledge import Knowledge, teacher_knowledge
+from gkd.distill.krd import reliability_weights
+from gkd.errors import ConfigError, DatasetError
+from gkd.nn import build_model, to_adj_t
+from gkd.nn.position import extend_to_new_nodes, fastrp
+from gkd.nn.serving import FastMLP, gather_neighbours, sage_predict
+from gkd.train import Trainer
+
+CSBM = ["--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=1700", "--dataset-arg", "num_features=32"]
+
+
+@pytest.fixture
+def trained_teacher(small_graph):
+    torch.manual_seed(0)
+    teacher = build_model("gcn", small_graph.num_features, 3, hidden_channels=16)
+    Trainer(teacher, small_graph, epochs=60, patience=60).fit()
+    return teacher
+
+
+def agreement(model, data, know):
+    model.eval()
+    with torch.no_grad():
+        return float((model(data.x).argmax(-1) == know.logits.argmax(-1))[data.test_mask].float().mean())
+
+
+def test_glnn_student_learns_the_teacher(small_graph, trained_teacher):
+    know = teacher_knowledge(trained_teacher, small_graph.x, small_graph.edge_index, noise=0.0)
+    assert know.logits.shape == (300, 3) and know.hidden.shape == (300, 16) and know.reliability is None
+    kw = dict(hidden_channels=32, epochs=80, patience=80, seed=0)
+    plain, _ = distill_mlp(small_graph, know, method="plain", **kw)
+    student, res = distill_mlp(small_graph, know, method="glnn", **kw)
+    # KD on all nodes (test nodes included, GLNN's transductive protocol) makes the MLP copy the teacher
+    assert agreement(student, small_graph, know) > agreement(plain, small_graph, know) + 0.05
+    assert res.test > 0.5
+
+
+def test_every_term_runs_and_is_finite(small_graph, trained_teacher):
+    know = teacher_knowledge(trained_teacher, small_graph.x, small_graph.edge_index, noise=1.0)
+    assert know.reliability.shape == (300,) and bool((know.reliability >= 0).all())
+    opts = DistillOptions(method="glnn", terms="neighbour,reliability,rsd,self")
+    _, res = distill_mlp(small_graph, know, opts, hidden_channels=16, epochs=30, patience=30)
+    for h in res.history:
+        assert all(torch.isfinite(torch.tensor(v)) for k, v in h.items() if isinstance(v, float))
+    assert {"kd", "neighbour", "rsd"} <= set(res.history[-1])
+
+
+def test_weighted_kl_is_kl_and_safe_with_zero_targets():
+    t = torch.tensor([[1.0, 0.0, 0.0], [0.2, 0.3, 0.5]])
+    z = torch.randn(2, 3)
+    ref = F.kl_div(F.log_softmax(z, -1), t, reduction="none").sum(-1).mean()
+    assert torch.isfinite(weighted_kl(t, z, 1.0))
+    assert torch.allclose(weighted_kl(t, z, 1.0), ref)
+    w = torch.tensor([1.0, 0.0])
+    assert torch.allclose(weighted_kl(t, z, 1.0, w), F.kl_div(F.log_softmax(z[:1], -1), t[:1], reduction="sum"))
+
+
+def test_neighbour_targets_clamp_labels_and_average_neighbours(small_graph):
+    logits = torch.randn(300, 3)
+    t = neighbour_targets(logits, small_graph.edge_index, small_graph.y, small_graph.train_mask)
+    tm = small_graph.train_mask
+    assert torch.equal(t[tm], F.one_hot(small_graph.y[tm], 3).float())
+    assert torch.allclose(t.sum(-1), torch.ones(300))
+    # steps=1, alpha=0, no clamping: one smoothing step of the teacher's probabilities
+    one = neighbour_targets(logits, small_graph.edge_index, small_graph.y, tm, steps=1, alpha=0.0, clamp=False)
+    assert not torch.allclose(one, F.softmax(logits, -1))
+
+
+def test_reliability_weights():
+    rho = torch.tensor([0.0, 0.5, 1.0, 10.0])
+    w = reliability_weights(rho, torch.tensor([False, False, False, True]), quantile=0.5)
+    assert w[0] == 1 and w[3] == 1 and w[2] == 0 and 0 < w[1] < 1
+
+
+def test_ensemble_averages_probabilities():
+    a = Knowledge(torch.tensor([[2.0, 0.0]]), torch.tensor([True]))
+    b = Knowledge(torch.tensor([[0.0, 2.0]]), torch.tensor([True]))
+    assert torch.allclose(ensemble([a, b]).logits.softmax(-1), torch.tensor([[0.5, 0.5]]))
+
+
+def test_inductive_split_holds_out_test_nodes(small_graph):
+    sp = inductive_split(small_graph, 0.2, seed=1)
+    assert int(sp.test_ind.sum()) == 24 and int(sp.test_tran.sum()) == 96
+    assert not bool((sp.test_ind & ~small_graph.test_mask).any())
+    held = sp.test_ind
+    assert not bool((held[sp.observed_edge_index[0]] | held[sp.observed_edge_index[1]]).any())
+    assert torch.equal(sp.observed, ~held)
+
+
+def test_fastrp_and_graph_aided_extension(small_graph):
+    emb = fastrp(small_graph.edge_index, 300, dim=8, seed=0)
+    assert emb.shape == (300, 8) and torch.allclose(emb.mean(0), torch.zeros(8), atol=1e-5)
+    assert torch.equal(emb, fastrp(small_graph.edge_index, 300, dim=8, seed=0))
+    new = torch.zeros(300, dtype=torch.bool)
+    new[:5] = True
+    ext = extend_to_new_nodes(emb, small_graph.edge_index, new)
+    assert torch.equal(ext[5:], emb[5:]) and not torch.equal(ext[:5], torch.zeros(5, 8))
+
+
+def test_sage_predict_equals_full_graph_forward(small_graph):
+    torch.manual_seed(0)
+    sage = build_model("sage", small_graph.num_features, 3, hidden_channels=8).eval()
+    adj = to_adj_t(small_graph.edge_index, 300)
+    nodes = torch.tensor([0, 7, 299, 7])
+    out = sage_predict(list(sage.layers), small_graph.x, adj.crow_indices(), adj.col_indices(), nodes)
+    assert torch.allclose(out, sage(small_graph.x, adj)[nodes], atol=1e-5)
+    mlp = build_model("mlp", small_graph.num_features, 3, hidden_channels=8).eval()
+    assert torch.allclose(FastMLP(mlp)(small_graph.x[:10]), mlp(small_graph.x[:10]), atol=1e-6)
+
+
+def test_gather_neighbours_handmade_csr():
+    crow, col = torch.tensor([0, 2, 2, 5]), torch.tensor([1, 2, 0, 1, 2])
+    nbr, seg = gather_neighbours(crow, col, torch.tensor([2, 1, 0]))
+    assert nbr.tolist() == [0, 1, 2, 1, 2] and seg.tolist() == [0, 0, 0, 2, 2]
+
+
+def test_mlp_sparse_input_path_matches_dense():
+    torch.manual_seed(0)
+    x = (torch.rand(200, 50) < 0.05).float()
+    mlp = build_model("mlp", 50, 4, hidden_channels=16, dropout=0.0)
+    dense = mlp.layers[1](torch.relu(mlp.layers[0](x)))
+    for mode in (True, False):
+        mlp.train(mode)
+        assert torch.allclose(mlp(x), dense, atol=1e-6)
+    mlp(x).sum().backward()
+    assert mlp.layers[0].weight.grad is not None and bool(mlp.layers[0].weight.grad.abs().sum() > 0)
+
+
+# ---- bad inputs -------------------------------------------------------------------------------------------------
+
+def test_knowledge_shape_errors(small_graph):
+    wrong_classes = Knowledge(torch.randn(300, 4), torch.ones(300, dtype=torch.bool))
+    with pytest.raises(DatasetError, match="teacher has 4 classes; the student/dataset has 3"):
+        distill_mlp(small_graph, wrong_classes, epochs=2)
+    wrong_nodes = Knowledge(torch.randn(299, 3), torch.ones(299, dtype=torch.bool))
+    with pytest.raises(DatasetError, match=r"cover \(299, 3\); expected one row per graph node \(300\)"):
+        distill_mlp(small_graph, wrong_nodes, epochs=2)
+    know = Knowledge(torch.randn(300, 3), torch.ones(300, dtype=torch.bool))
+    with pytest.raises(DatasetError, match="student in_channels=8; the data needs 16"):
+        distill_mlp(small_graph, know, student=build_model("mlp", 8, 3), epochs=2)
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"temperature": 0.0}, "temperature=0.0; expected > 0"),
+    ({"kd_lambda": 1.5}, r"kd_lambda=1.5; expected a value in \[0, 1\]"),
+    ({"terms": "position,bogus"}, r"unknown student term\(s\) \['bogus'\]"),
+    ({"method": "glnnn"}, "unknown distillation method 'glnnn'"),
+    ({"method": "plain", "terms": "neighbour"}, "method 'plain' takes no distillation terms"),
+])
+def test_bad_options(kw, message):
+    with pytest.raises(ConfigError, match=message):
+        DistillOptions(**kw).validate()
+
+
+def test_inductive_split_without_held_out_nodes(small_graph):
+    with pytest.raises(DatasetError, match="holds out 0"):
+        inductive_split(small_graph, 0.001)
+    with pytest.raises(ConfigError, match="fraction=1.0"):
+        inductive_split(small_graph, 1.0)
+
+
+def test_rsd_needs_teacher_hidden(small_graph):
+    know = Knowledge(torch.randn(300, 3), torch.ones(300, dtype=torch.bool))
+    with pytest.raises(ConfigError, match="needs the teacher's hidden layer"):
+        distill_mlp(small_graph, know, DistillOptions(method="glnn", terms="rsd"), epochs=2)
+
+
+def test_glnn_term_refuses_student_with_other_classes(small_graph):
+    term = GLNN(torch.randn(300, 5), torch.ones(300, dtype=torch.bool))
+    with pytest.raises(DatasetError, match="student has 3 classes; the teacher has 5"):
+        Trainer(build_model("mlp", 16, 3), small_graph, epochs=1, terms=[term]).fit()
+
+
+# ---- CLI ----------------------------------------------------------------------------------------------------------
+
+def test_distill_cli_transductive_and_inductive(tmp_path, capsys):
+    out = tmp_path / "t.json"
+    args = ["distill", *CSBM, "--runs", "2", "--epochs", "40", "--patience", "40", "--teacher-arg", "epochs=40",
+            "--quiet"]
+    assert main(args + ["--method", "glnn", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["method"] == "glnn" and r["setting"] == "transductive" and len(r["runs"]) == 2
+    assert 0.0 <= r["test_mean"] <= 1.0 and "teacher_test_mean" in r
+    out2 = tmp_path / "i.json"
+    assert main(args + ["--setting", "inductive", "--terms", "position", "--method", "glnn", "--json",
+                        str(out2)]) == 0
+    r = json.loads(out2.read_text())
+    assert r["setting"] == "inductive" and r["terms"] == ["position"]
+    for key in ("test_tran_mean", "test_ind_mean", "test_mean", "teacher_test_ind_mean", "test_ind_graph_aided_mean"):
+        assert 0.0 <= r[key] <= 1.0, key
+    # production = count-weighted mix of the two parts
+    run = r["runs"][0]
+    assert abs(run["test"] - (0.8 * run["test_tran"] + 0.2 * run["test_ind"])) < 1e-6
+    assert "inductive: student tran" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--temperature", "0"], "temperature=0.0; expected > 0"),
+    (["--kd-lambda", "-0.1"], "kd_lambda=-0.1"),
+    (["--setting", "production"], "setting='production'; expected one of transductive, inductive"),
+    (["--inductive-fraction", "0"], "inductive_fraction=0.0"),
+    (["--teacher", "transformer"], "unknown model 'transformer'"),
+    (["--teacher-arg", "model=gat"], "teacher_args may not set"),
+    (["--teacher-arg", "hiddn=3"], "teacher_args"),
+    (["--teachers", "0"], "teachers=0"),
+])
+def test_distill_bad_input_exit_2(args, message, capsys):
+    assert main(["distill", *CSBM, "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert message in err
