@@ -83,8 +83,28 @@ def _add_distill_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--neighbour-alpha", type=float)
     p.add_argument("--reliability-noise", type=float)
     p.add_argument("--rsd-batch", type=int)
+    p.add_argument("--label-smoothing", type=float, help="bookkd's label smoothing on the hard-label term (0.1)")
+    p.add_argument("--book", help="learn from this knowledge book (gkd book) instead of training a teacher")
     p.add_argument("--config", help="YAML file of the same keys (flags win over it)")
     p.add_argument("--json", help="write the results JSON here (atomically)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_book_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="dataset name (see `gkd datasets`); default Cora")
+    p.add_argument("--dataset-arg", dest="dataset_args", action="append", type=_key_value, metavar="KEY=VALUE")
+    p.add_argument("--root", help="data root (default: $GKD_DATA, else datasets/)")
+    p.add_argument("--teacher", help="teacher GNN: gcn | gat | sage (default gcn)")
+    p.add_argument("--teacher-method", help="how teachers are trained (default self-distill)")
+    p.add_argument("--teacher-arg", dest="teacher_args", action="append", type=_key_value, metavar="KEY=VALUE")
+    p.add_argument("--teachers", type=int, help="K teachers, seeds seed + 1000 j (default 1)")
+    p.add_argument("--temperature", type=float, help="temperature of the stored soft labels (default 1)")
+    p.add_argument("--setting", help="transductive | inductive (default transductive)")
+    p.add_argument("--inductive-fraction", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--out", required=True, help="book directory to create")
+    p.add_argument("--float16", action="store_true", help="store logits, soft labels and hidden as float16")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing book (atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -96,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_flags(train)
     distill = sub.add_parser("distill", help="distil a GNN teacher into a graph-free MLP student over several seeds")
     _add_distill_flags(distill)
+    book = sub.add_parser("book", help="train teachers once and write their knowledge book")
+    _add_book_flags(book)
     sub.add_parser("datasets", help="list the dataset names gkd loads")
     return parser
 
@@ -163,6 +185,31 @@ def cmd_distill(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_book(args: argparse.Namespace) -> int:
+    import dataclasses
+    from pathlib import Path
+
+    from .book import write_book
+    from .config import make_config
+    from .datasets import load
+    from .distill.gnn2mlp import DistillConfig, teacher_stage
+
+    cfg = make_config(None, _flags(args, [f.name for f in dataclasses.fields(DistillConfig)]), DistillConfig)
+    check_out = Path(args.out)
+    if check_out.exists() and not args.overwrite:
+        raise ConfigError(f"{args.out!r} already exists; pass --overwrite to replace it")
+    data = load(cfg.dataset, cfg.root, **cfg.dataset_args)
+    stage = teacher_stage(cfg, data, 0, reliability=True, progress=False if args.quiet else None)
+    k = stage.knowledge
+    write_book(args.out, data, stage.teacher_logits, stage.observed, temperature=cfg.temperature, hidden=k.hidden,
+               reliability=k.reliability, teachers=stage.teachers, teacher_scores=stage.scores,
+               setting={"name": cfg.setting, "inductive_fraction": cfg.inductive_fraction, "seed": cfg.seed},
+               float16=args.float16, overwrite=args.overwrite)
+    print(f"book {args.out}: {data.meta.name}, {len(stage.teacher_logits)} x {cfg.teacher} ({cfg.teacher_method}), "
+          f"{cfg.setting}, teacher test {stage.scores['test'] * 100:.2f} ({stage.seconds:.1f}s)")
+    return 0
+
+
 def _check_writable(path: str) -> None:
     from pathlib import Path
 
@@ -177,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "book":
+            return cmd_book(args)
         if args.command == "distill":
             return cmd_distill(args)
         if args.command == "datasets":

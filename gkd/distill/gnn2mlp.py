@@ -1,7 +1,8 @@
 r"""GNN-to-MLP distillation: a graph-free student learns a GNN teacher's knowledge.
 
-Methods (``method``): ``plain`` (the student alone, labels only), ``glnn`` (:mod:`.glnn`), and ``gkd`` = GLNN plus
-the structure-aware terms :data:`GKD_TERMS` that the ablation in ``benchmarks/gnn2mlp.py`` supports. Any term can be
+Methods (``method``): ``plain`` (the student alone, labels only), ``glnn`` (:mod:`.glnn`), ``gkd`` = GLNN plus
+the structure-aware terms :data:`GKD_TERMS` that the ablation in ``benchmarks/gnn2mlp.py`` supports, and ``bookkd``
+(:mod:`.bookkd`: the book's entries regularised, entropy-weighted, label smoothing). Any term can be
 added to ``glnn`` by name (``terms=("neighbour",)``):
 
 | term | source | what it adds |
@@ -41,6 +42,8 @@ from ..nn.position import extend_to_new_nodes, fastrp
 from ..train.experiment import environment, train_run
 from ..train.logger import fmt, mean_std
 from ..train.trainer import FitResult, LossTerm, Trainer, get_metric, seed_everything
+from .baselines import LabelSmoothing
+from .bookkd import BookKD
 from .ffg2m import NeighbourKD
 from .glnn import GLNN, check_temperature
 from .knowledge import Knowledge, teacher_knowledge
@@ -49,7 +52,7 @@ from .nosmog import RepresentationSimilarity
 
 STUDENT_TERMS = ("position", "neighbour", "reliability", "rsd", "self")
 GKD_TERMS = ("neighbour",)
-DISTILLERS = ("plain", "glnn", "gkd")
+DISTILLERS = ("plain", "glnn", "gkd", "bookkd")
 SETTINGS = ("transductive", "inductive")
 
 
@@ -79,6 +82,7 @@ class DistillOptions:
     neighbour_alpha: float = 0.1
     reliability_noise: float = 1.0
     rsd_batch: int = 512
+    label_smoothing: float = 0.1
 
     def validate(self) -> "DistillOptions":
         self.terms = parse_student_terms(self.method, self.terms)
@@ -135,7 +139,11 @@ def student_terms(opts: DistillOptions, know: Knowledge, data: Data, edge_index:
         check(know.reliability is not None, "the 'reliability' term needs the teacher's reliability scores; "
               "compute the knowledge with noise > 0", ConfigError)
         node_weight = reliability_weights(know.reliability, data.train_mask) * w["reliability"]
-    terms: list[LossTerm] = [GLNN(know.logits, know.mask, opts.temperature, 1.0 - opts.kd_lambda, node_weight)]
+    if opts.method == "bookkd":
+        terms: list[LossTerm] = [BookKD(know.logits, data.y, data.train_mask, know.mask, temperature=opts.temperature,
+                                        weight=1.0 - opts.kd_lambda), LabelSmoothing(opts.label_smoothing)]
+    else:
+        terms = [GLNN(know.logits, know.mask, opts.temperature, 1.0 - opts.kd_lambda, node_weight)]
     if "neighbour" in opts.terms:
         terms.append(NeighbourKD(know.logits, edge_index, data.y, data.train_mask, know.mask,
                                  temperature=opts.temperature, steps=opts.neighbour_steps,
@@ -217,6 +225,8 @@ class DistillConfig:
     neighbour_alpha: float = 0.1
     reliability_noise: float = 1.0
     rsd_batch: int = 512
+    label_smoothing: float = 0.1
+    book: str | None = None
 
     def options(self) -> DistillOptions:
         names = {f.name for f in dataclasses.fields(DistillOptions)}
@@ -283,6 +293,8 @@ class TeacherStage:
     scores: dict[str, float]
     edge_index: Tensor  # the graph the teacher saw (original node ids)
     seconds: float
+    teacher_logits: list[Tensor] = field(default_factory=list)  # per teacher, all N rows
+    teachers: list[dict] = field(default_factory=list)  # model, method, seed, config of each
 
 
 def teacher_stage(cfg: DistillConfig, data: Data, r: int, *, reliability: bool | None = None,
@@ -303,12 +315,14 @@ def teacher_stage(cfg: DistillConfig, data: Data, r: int, *, reliability: bool |
     tdata = _teacher_data(data, observed)
     factory, _ = build_method(tcfg)
     t0 = time.perf_counter()
-    parts, first = [], None
+    parts, first, records = [], None, []
     for j in range(cfg.teachers):  # teacher j of run r: seed + 1000 j, so ensembles of different K share teachers
         teacher, tres = train_run(tcfg, tdata, seed + 1000 * j, terms_factory=factory, progress=progress,
                                   desc=f"teacher {r}.{j}")
         parts.append(teacher_knowledge(teacher, tdata.x, tdata.adj_t, seed=seed,
                                        noise=cfg.reliability_noise if reliability else 0.0))
+        records.append({"model": tcfg.model, "method": tcfg.method, "seed": seed + 1000 * j, "val": tres.val,
+                        "best_epoch": tres.best_epoch, "config": tcfg.to_dict()})
         first = first or (teacher, tres)
     seconds = time.perf_counter() - t0
     teacher, tres = first
@@ -327,7 +341,23 @@ def teacher_stage(cfg: DistillConfig, data: Data, r: int, *, reliability: bool |
                      get_metric(data.meta.metric))
     scores["val"] = tres.val
     edges = data.edge_index[:, observed[data.edge_index[0]] & observed[data.edge_index[1]]]
-    return TeacherStage(know, observed, masks, scores, edges, seconds)
+    return TeacherStage(know, observed, masks, scores, edges, seconds, [widen(p.logits) for p in parts], records)
+
+
+def stage_from_book(book, cfg: DistillConfig, data: Data) -> TeacherStage:
+    """A :class:`TeacherStage` read from a knowledge book (no teacher in memory)."""
+    book.check_data(data)
+    setting = book.manifest.get("setting", {})
+    check(setting.get("name", "transductive") == cfg.setting, f"book {str(book.path)!r} was made for the "
+          f"{setting.get('name')!r} setting; this run asks for {cfg.setting!r}", ConfigError)
+    know = book.knowledge()
+    observed = know.mask
+    masks = {}
+    if cfg.setting == "inductive":
+        masks = {"test_tran": data.test_mask & observed, "test_ind": data.test_mask & ~observed}
+    scores = dict(book.manifest.get("teacher_scores", {}))
+    edges = data.edge_index[:, observed[data.edge_index[0]] & observed[data.edge_index[1]]]
+    return TeacherStage(know, observed, masks, scores, edges, 0.0)
 
 
 def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
@@ -381,18 +411,27 @@ def run_distillation(cfg: DistillConfig, progress: bool | None = None) -> dict:
     cfg.validate()
     start = time.perf_counter()
     runs: list[dict] = []
-    data = None
+    data = book = None
     bar = tqdm(range(cfg.runs), desc=f"{cfg.teacher}->{cfg.student}/{cfg.dataset}", disable=progress is False,
                dynamic_ncols=True, file=sys.stderr)
     for r in bar:
         data = load(cfg.dataset, cfg.root, split=r, **cfg.dataset_args) if data is None or \
             data.meta.num_splits > 1 else data
-        runs.append(distill_run(cfg, data, r, progress=progress))
+        if cfg.book is not None:
+            if book is None:
+                from ..book import open_book
+
+                book = open_book(cfg.book, data)
+            runs.append(student_stage(cfg, data, stage_from_book(book, cfg, data), r, progress=progress))
+        else:
+            runs.append(distill_run(cfg, data, r, progress=progress))
         m, s = mean_std([x["test"] for x in runs])
         bar.set_postfix(test=fmt(m, s))
     summary = summarize_runs(runs)
     opts = cfg.options()
-    return {"dataset": data.meta.name, "teacher": cfg.teacher, "teacher_method": cfg.teacher_method,
+    source = {"book": str(cfg.book), "book_manifest": {k: book.manifest[k] for k in ("dataset", "setting",
+              "teachers", "temperature", "created", "gkd")}} if book is not None else {}
+    return {"dataset": data.meta.name, "teacher": cfg.teacher, "teacher_method": cfg.teacher_method, **source,
             "student": cfg.student, "method": cfg.method, "terms": list(opts.terms), "setting": cfg.setting,
             **summary, "runs": runs, "seconds": round(time.perf_counter() - start, 3), "split": data.meta.split,
             "method_config": opts.to_dict(), "config": cfg.to_dict(), "versions": environment()}

@@ -115,12 +115,14 @@ class Trainer:
         terms: extra :class:`LossTerm` modules added to the cross-entropy on training nodes.
         patience: stop after this many epochs without a better validation score.
         ce_weight: weight of the cross-entropy on training nodes (distillers such as GLNN use ``lambda`` here).
+        loader: mini-batches of sampled subgraphs (:func:`gkd.scale.neighbor_loader` over the training nodes) for
+            graphs too big for full-batch steps; evaluation stays full-graph over CSR.
     """
 
     def __init__(self, model: nn.Module, data: Data, *, lr: float = 0.01, weight_decay: float = 5e-4,
                  epochs: int = 500, patience: int = 100, terms: Iterable[LossTerm] = (),
                  metric: Metric = accuracy, progress: bool | None = False, desc: str = "train",
-                 ce_weight: float = 1.0) -> None:
+                 ce_weight: float = 1.0, loader: Iterable[Data] | None = None) -> None:
         check_optim_args(epochs, patience, lr, weight_decay)
         check(0.0 <= float(ce_weight), f"ce_weight={ce_weight!r}; expected >= 0", ConfigError)
         meta = getattr(data, "meta", None)
@@ -133,6 +135,9 @@ class Trainer:
         self.optimizer = torch.optim.Adam(list(model.parameters()) + list(self.terms.parameters()), lr=lr,
                                           weight_decay=weight_decay)
         self.progress, self.desc, self.ce_weight = progress, desc, float(ce_weight)
+        self.loader = loader
+        check(loader is None or not len(self.terms), "loss terms need full-batch steps; mini-batch training "
+              "(loader=...) takes plain cross-entropy only", ConfigError)
 
     def loss(self, step: Step) -> tuple[Tensor, dict[str, float]]:
         d = step.data
@@ -149,6 +154,34 @@ class Trainer:
             parts[term.name] = value.item()
             loss = loss + term.weight * value
         return loss, parts
+
+    def _epoch(self, epoch: int, best_epoch: int) -> tuple[Tensor, dict[str, float]]:
+        self.model.train()
+        self.optimizer.zero_grad(set_to_none=True)
+        graph = graph_of(self.data)
+        logits, hidden = self.model(self.data.x, graph, return_hidden=True)
+        step = Step(logits, hidden, self.data, epoch, self.model, graph, best_epoch)
+        loss, parts = self.loss(step)
+        loss.backward()
+        self.optimizer.step()
+        for term in self.terms:
+            term.on_epoch_end(step)
+        return loss, parts
+
+    def _minibatch_epoch(self) -> tuple[Tensor, dict[str, float]]:
+        """One pass over the loader's sampled subgraphs; the loss is read on each batch's seed nodes."""
+        self.model.train()
+        total, seen = 0.0, 0
+        for batch in self.loader:
+            self.optimizer.zero_grad(set_to_none=True)
+            b = batch.batch_size
+            out = self.model(batch.x, batch.edge_index)
+            loss = self.ce_weight * F.cross_entropy(out[:b], batch.y[:b])
+            loss.backward()
+            self.optimizer.step()
+            total, seen = total + loss.item() * b, seen + b
+        mean = total / max(seen, 1)
+        return torch.tensor(mean), {"ce": mean}
 
     @torch.no_grad()
     def evaluate(self) -> tuple[dict[str, float], float]:
@@ -167,16 +200,7 @@ class Trainer:
         bar = tqdm(range(1, self.epochs + 1), desc=self.desc, leave=False, disable=not self.progress,
                    dynamic_ncols=True)
         for epoch in bar:
-            self.model.train()
-            self.optimizer.zero_grad(set_to_none=True)
-            graph = graph_of(self.data)
-            logits, hidden = self.model(self.data.x, graph, return_hidden=True)
-            step = Step(logits, hidden, self.data, epoch, self.model, graph, best_epoch)
-            loss, parts = self.loss(step)
-            loss.backward()
-            self.optimizer.step()
-            for term in self.terms:
-                term.on_epoch_end(step)
+            loss, parts = self._epoch(epoch, best_epoch) if self.loader is None else self._minibatch_epoch()
             scores, val_loss = self.evaluate()
             history.append({"epoch": epoch, "loss": loss.item(), **parts, **scores})
             if (scores["val"], -val_loss) > (best[0], -best[1]):
