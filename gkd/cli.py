@@ -118,8 +118,46 @@ def build_parser() -> argparse.ArgumentParser:
     _add_distill_flags(distill)
     book = sub.add_parser("book", help="train teachers once and write their knowledge book")
     _add_book_flags(book)
+    bench = sub.add_parser("bench", help="run benchmark scripts (benchmarks/NAME.py) and refresh the README tables")
+    bench.add_argument("names", nargs="*", default=["all"], help=f"benchmarks to run, or all ({', '.join(BENCHMARKS)})")
+    bench.add_argument("--quick", action="store_true", help="fewer seeds/epochs, small graphs; writes to --out, "
+                       "never over the README's results")
+    bench.add_argument("--out", help="results folder (default benchmarks/results; runs/bench-quick with --quick)")
     sub.add_parser("datasets", help="list the dataset names gkd loads")
     return parser
+
+
+BENCHMARKS = ("baselines", "self_distill", "gnn2mlp", "inference_latency", "scale")
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import subprocess
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    folder = root / "benchmarks"
+    if not (folder / "report.py").is_file():
+        raise ConfigError(f"gkd bench runs the scripts in the repository's benchmarks/ folder, not found at "
+                          f"{str(folder)!r}; install gkd from a clone (pip install -e .)")
+    names = list(BENCHMARKS) if args.names == ["all"] else args.names
+    unknown = [n for n in names if n not in BENCHMARKS]
+    if unknown:
+        raise ConfigError(f"unknown benchmark(s) {unknown}; expected some of {', '.join(BENCHMARKS)} or all")
+    out = Path(args.out) if args.out else (root / "runs" / "bench-quick" if args.quick else folder / "results")
+    out.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        cmd = [sys.executable, str(folder / f"{name}.py"), "--out", str(out)] + (["--quick"] if args.quick else [])
+        print(f"gkd bench: {name} ({' '.join(cmd[1:])})", file=sys.stderr)
+        start = time.perf_counter()
+        code = subprocess.call(cmd, cwd=root, stdout=sys.stderr)
+        if code != 0:
+            raise GKDError(f"benchmark {name!r} failed with exit code {code}")
+        print(f"gkd bench: {name} done in {time.perf_counter() - start:.0f}s -> {out}", file=sys.stderr)
+    if out.resolve() == (folder / "results").resolve():
+        subprocess.check_call([sys.executable, str(folder / "report.py")], cwd=root)
+        print("gkd bench: README.md results sections refreshed", file=sys.stderr)
+    return 0
 
 
 def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict:
@@ -164,10 +202,19 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from .io import write_json
     from .train import fmt
 
+    from .scale.distributed import init_from_env, rank_and_world
+
     cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(DistillConfig)]), DistillConfig)
     if args.json:
         _check_writable(args.json)
-    r = run_distillation(cfg, progress=False if args.quiet else None)
+    if init_from_env() and cfg.book is None:
+        raise ConfigError("multi-process distillation (torchrun) learns from a knowledge book: make one with "
+                          "`gkd book` and pass --book")
+    rank, world = rank_and_world()
+    r = run_distillation(cfg, progress=False if args.quiet or rank else None)
+    r["world_size"] = world
+    if rank:
+        return 0
     if args.json:
         write_json(args.json, r)
     line = (f"{r['dataset']}  {r['teacher']}({r['teacher_method']}) -> {r['student']}  {r['method']}"
@@ -224,6 +271,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "bench":
+            return cmd_bench(args)
         if args.command == "book":
             return cmd_book(args)
         if args.command == "distill":

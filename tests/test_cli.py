@@ -99,3 +99,21 @@ def test_corrupt_raw_file_via_cli(tmp_path, capsys):
     err = capsys.readouterr().err
     assert_one_line_error(err)
     assert "ind.cora.graph" in err and "truncated or corrupt" in err
+
+
+def test_bench_runs_one_quick_benchmark_end_to_end(tmp_path):
+    """`gkd bench NAME --quick --out DIR` runs the script, which writes its JSON and Markdown there."""
+    import json as _json
+
+    assert main(["bench", "inference_latency", "--quick", "--out", str(tmp_path)]) == 0
+    r = _json.loads((tmp_path / "inference_latency.json").read_text())
+    assert r["quick"] and {row["batch"] for row in r["rows"]} == {1, 10, 100, 1000}
+    assert all(row["ratio"] > 0 for row in r["rows"])
+    assert "speed-up" in (tmp_path / "inference_latency.md").read_text()
+
+
+def test_bench_unknown_name(capsys):
+    assert main(["bench", "mhgd_digit"]) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert "unknown benchmark(s) ['mhgd_digit']" in err

@@ -223,3 +223,22 @@ def test_distill_bad_input_exit_2(args, message, capsys):
     err = capsys.readouterr().err
     assert_one_line_error(err)
     assert message in err
+
+
+def test_distill_and_book_are_deterministic(tmp_path):
+    """Same command, same seed: identical accuracies in the JSON and bit-identical book arrays."""
+    from gkd.book import open_book
+
+    base = ["distill", *CSBM, "--runs", "1", "--epochs", "30", "--teacher-arg", "epochs=30", "--quiet",
+            "--method", "glnn", "--terms", "neighbour,rsd,reliability"]
+    results = []
+    for i in range(2):
+        assert main(base + ["--json", str(tmp_path / f"r{i}.json")]) == 0
+        results.append(json.loads((tmp_path / f"r{i}.json").read_text())["runs"][0])
+    strip = lambda r: {k: v for k, v in r.items() if "seconds" not in k}  # noqa: E731
+    assert strip(results[0]) == strip(results[1])
+    shas = []
+    for i in range(2):
+        assert main(["book", *CSBM, "--teacher-arg", "epochs=30", "--out", str(tmp_path / f"b{i}"), "--quiet"]) == 0
+        shas.append({k: v["sha256"] for k, v in open_book(tmp_path / f"b{i}").manifest["arrays"].items()})
+    assert shas[0] == shas[1]

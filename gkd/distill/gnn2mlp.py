@@ -42,6 +42,7 @@ from ..nn.position import extend_to_new_nodes, fastrp
 from ..train.experiment import environment, train_run
 from ..train.logger import fmt, mean_std
 from ..train.trainer import FitResult, LossTerm, Trainer, get_metric, seed_everything
+from ..scale.distributed import rank_and_world, shard_mask
 from .baselines import LabelSmoothing
 from .bookkd import BookKD
 from .ffg2m import NeighbourKD
@@ -184,8 +185,18 @@ def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None,
         model = build_model(student, data.num_features, num_classes, hidden_channels=hidden_channels,
                             num_layers=num_layers, dropout=dropout)
     edge_index = data.edge_index if teacher_edge_index is None else teacher_edge_index
+    rank, world = rank_and_world()
+    train_data, trained = data, model
+    if world > 1:  # DDP: this rank's loss covers its shard of the nodes; gradients are averaged over ranks
+        from torch.nn.parallel import DistributedDataParallel
+
+        shard = shard_mask(data.num_nodes, rank, world)
+        know = Knowledge(know.logits, know.mask & shard, know.hidden, know.reliability)
+        train_data = copy.copy(data)
+        train_data.train_mask = data.train_mask & shard
+        trained = DistributedDataParallel(model)
     terms = student_terms(opts, know, data, edge_index)
-    trainer = Trainer(model, data, lr=lr, weight_decay=weight_decay, epochs=epochs, patience=patience, terms=terms,
+    trainer = Trainer(trained, train_data, lr=lr, weight_decay=weight_decay, epochs=epochs, patience=patience, terms=terms,
                       metric=get_metric(data.meta.metric) if getattr(data, "meta", None) else get_metric("acc"),
                       progress=progress, desc="student", ce_weight=opts.kd_lambda if opts.method != "plain" else 1.0)
     return model, trainer.fit()
