@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from ..errors import ConfigError, DatasetError, check
 from ..train.trainer import LossTerm, Step
@@ -49,3 +49,27 @@ class GLNN(LossTerm):
         check(step.logits.size(-1) == self.target.size(-1),
               f"student has {step.logits.size(-1)} classes; the teacher has {self.target.size(-1)}", DatasetError)
         return weighted_kl(self.target, step.logits[self.idx], self.temperature, self.node_weight)
+
+
+class OnlineKD(LossTerm):
+    """:class:`GLNN`'s loss with a live teacher: the frozen ``teacher`` runs (eval mode, no grad) at every step.
+
+    The same targets as a knowledge book of that teacher, recomputed each epoch; ``benchmarks/book_cost.py`` measures
+    what the book saves."""
+
+    name = "kd"
+
+    def __init__(self, teacher: nn.Module, x: Tensor, graph: Tensor, mask: Tensor, temperature: float = 1.0,
+                 weight: float = 1.0) -> None:
+        super().__init__(weight)
+        check_temperature(temperature)
+        check(bool(mask.any()), "the distillation mask selects no node; expected at least one", DatasetError)
+        self.teacher = [teacher]  # a list, so the teacher's parameters stay out of the optimiser
+        self.x, self.graph, self.idx, self.temperature = x, graph, mask.nonzero().view(-1), float(temperature)
+
+    def forward(self, step: Step) -> Tensor:
+        teacher = self.teacher[0]
+        teacher.eval()
+        with torch.no_grad():
+            target = F.softmax(teacher(self.x, self.graph)[self.idx] / self.temperature, dim=-1)
+        return weighted_kl(target, step.logits[self.idx], self.temperature)

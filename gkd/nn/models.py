@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv, SAGEConv
 
 from ..errors import ConfigError, check
+from .functional import dropout
 
 
 def check_model_args(num_layers: int, hidden_channels: int, dropout: float) -> None:
@@ -77,7 +78,7 @@ class BasicModel(nn.Module):
             if i == 0:
                 x = self.first_layer(x, edge_index)
             else:
-                x = F.dropout(x, p=self.dropout, training=self.training)
+                x = dropout(x, self.dropout, self.training)
                 x = layer(x, edge_index) if self.uses_graph else layer(x)
             if i < self.num_layers - 1:
                 x = F.relu(x)
@@ -92,7 +93,7 @@ class BasicModel(nn.Module):
         """
         kept = self._kept_nonzeros(x)
         if kept is None:
-            return F.dropout(x, p=self.dropout, training=self.training)
+            return dropout(x, self.dropout, self.training)
         idx, values = kept
         out = torch.zeros_like(x).view(-1)
         out[idx] = values
