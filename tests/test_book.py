@@ -79,7 +79,7 @@ def test_foreign_data_is_refused(tmp_path, small_graph):
     other.meta = small_graph.meta
     other.train_mask = other.train_mask.clone()
     other.train_mask[other.train_mask.nonzero()[0]] = False
-    with pytest.raises(BookError, match="another split"):
+    with pytest.raises(BookError, match="was made for another split"):
         open_book(path, other)
     from gkd.datasets import csbm
     from gkd.datasets.registry import DatasetMeta
@@ -102,7 +102,7 @@ def test_not_a_book_newer_format_existing_out(tmp_path, small_graph):
     with pytest.raises(BookError, match="does not exist"):
         open_book(tmp_path / "nope")
     (tmp_path / "empty").mkdir()
-    with pytest.raises(BookError, match="not a gkd book"):
+    with pytest.raises(BookError, match="is not a gkd book"):
         open_book(tmp_path / "empty")
     path, _ = make_book(tmp_path / "b", small_graph)
     m = json.loads((path / "manifest.json").read_text())
@@ -199,7 +199,7 @@ def test_book_setting_mismatch(tmp_path, small_graph):
     path, _ = make_book(tmp_path / "b", small_graph)
     from gkd.distill.gnn2mlp import stage_from_book
 
-    with pytest.raises(ConfigError, match="made for the 'transductive' setting"):
+    with pytest.raises(ConfigError, match="made for the 'transductive' setting; this run asks for 'inductive'"):
         stage_from_book(open_book(path), DistillConfig(setting="inductive"), small_graph)
 
 

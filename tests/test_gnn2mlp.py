@@ -119,7 +119,13 @@ def test_sage_predict_equals_full_graph_forward(small_graph):
     out = sage_predict(list(sage.layers), small_graph.x, adj.crow_indices(), adj.col_indices(), nodes)
     assert torch.allclose(out, sage(small_graph.x, adj)[nodes], atol=1e-5)
     mlp = build_model("mlp", small_graph.num_features, 3, hidden_channels=8).eval()
-    assert torch.allclose(FastMLP(mlp)(small_graph.x[:10]), mlp(small_graph.x[:10]), atol=1e-6)
+    fast = FastMLP(mlp)
+    assert torch.allclose(fast(small_graph.x[:10]), mlp(small_graph.x[:10]), atol=1e-5)
+    ids = nodes.numpy()
+    assert torch.allclose(fast(small_graph.x.numpy(), ids), mlp(small_graph.x[nodes]), atol=1e-5)
+    before = small_graph.x.clone()
+    fast(small_graph.x)
+    assert torch.equal(small_graph.x, before)  # the caller's features are never written to
 
 
 def test_gather_neighbours_handmade_csr():
@@ -155,7 +161,7 @@ def test_knowledge_shape_errors(small_graph):
 
 
 @pytest.mark.parametrize("kw, message", [
-    ({"temperature": 0.0}, "temperature=0.0; expected > 0"),
+    ({"temperature": 0.0}, "distillation temperature=0.0; expected > 0"),
     ({"kd_lambda": 1.5}, r"kd_lambda=1.5; expected a value in \[0, 1\]"),
     ({"terms": "position,bogus"}, r"unknown student term\(s\) \['bogus'\]"),
     ({"method": "glnnn"}, "unknown distillation method 'glnnn'"),
@@ -167,7 +173,7 @@ def test_bad_options(kw, message):
 
 
 def test_inductive_split_without_held_out_nodes(small_graph):
-    with pytest.raises(DatasetError, match="holds out 0"):
+    with pytest.raises(DatasetError, match="holds out 0; expected at least one held-out and one observed test node"):
         inductive_split(small_graph, 0.001)
     with pytest.raises(ConfigError, match="fraction=1.0"):
         inductive_split(small_graph, 1.0)

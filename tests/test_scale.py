@@ -64,7 +64,7 @@ def test_minibatch_training_learns(graph):
 
 
 def test_bad_sampler_input(graph):
-    with pytest.raises(ConfigError, match=r"num_neighbors=\[0\]"):
+    with pytest.raises(ConfigError, match=r"num_neighbors=\[0\]; expected positive integers"):
         CSRNeighborSampler(graph, [0])
     with pytest.raises(ConfigError, match="batch_size=0"):
         CSRNeighborSampler(graph, [5], batch_size=0)

@@ -52,7 +52,7 @@ from .krd import reliability_weights
 from .nosmog import RepresentationSimilarity
 
 STUDENT_TERMS = ("position", "neighbour", "reliability", "rsd", "self")
-GKD_TERMS = ("neighbour",)
+GKD_TERMS = ("position", "neighbour")  # benchmarks/gnn2mlp.py: best validation accuracy, GCN and SAGE
 DISTILLERS = ("plain", "glnn", "gkd", "bookkd")
 SETTINGS = ("transductive", "inductive")
 
@@ -139,7 +139,8 @@ def student_terms(opts: DistillOptions, know: Knowledge, data: Data, edge_index:
     if "reliability" in opts.terms:
         check(know.reliability is not None, "the 'reliability' term needs the teacher's reliability scores; "
               "compute the knowledge with noise > 0", ConfigError)
-        node_weight = reliability_weights(know.reliability, data.train_mask) * w["reliability"]
+        strength = min(w["reliability"], 1.0)  # its weight blends uniform (0) and KRD's weights (1)
+        node_weight = (1.0 - strength) + strength * reliability_weights(know.reliability, data.train_mask)
     if opts.method == "bookkd":
         terms: list[LossTerm] = [BookKD(know.logits, data.y, data.train_mask, know.mask, temperature=opts.temperature,
                                         weight=1.0 - opts.kd_lambda), LabelSmoothing(opts.label_smoothing)]
