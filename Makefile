@@ -1,4 +1,4 @@
-# make demo: venv + install + plain MLP, self-distilled SAGE teacher -> MLP student on Cora, inference latency.
+# make demo: venv + install + plain MLP, self-distilled GCN teacher -> MLP student on Cora, inference latency.
 # make test: venv + install + the test suite.   Data root: $GKD_DATA (default: datasets/).
 PYTHON ?= python3
 VENV ?= .venv
@@ -19,7 +19,7 @@ install: $(STAMP)
 demo: $(STAMP)
 	mkdir -p runs
 	$(BIN)/gkd train --dataset Cora --model mlp --runs 10 --quiet --json runs/demo-mlp.json
-	$(BIN)/gkd distill --dataset Cora --teacher sage --student mlp --method gkd --runs 10 --json runs/demo-distill.json
+	$(BIN)/gkd distill --dataset Cora --teacher gcn --student mlp --method gkd --runs 10 --json runs/demo-distill.json
 	$(BIN)/python benchmarks/inference_latency.py --quick --out runs
 
 test: $(STAMP)

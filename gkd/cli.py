@@ -48,6 +48,8 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file of the same keys (flags win over it)")
     p.add_argument("--json", help="write the results JSON here (atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--checkpoint-dir", help="save each finished seed here, so a killed run can --resume")
+    p.add_argument("--resume", action="store_true", help="continue the runs saved in --checkpoint-dir")
 
 
 def _add_distill_flags(p: argparse.ArgumentParser) -> None:
@@ -88,6 +90,8 @@ def _add_distill_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML file of the same keys (flags win over it)")
     p.add_argument("--json", help="write the results JSON here (atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--checkpoint-dir", help="save each finished seed here, so a killed run can --resume")
+    p.add_argument("--resume", action="store_true", help="continue the runs saved in --checkpoint-dir")
 
 
 def _add_book_flags(p: argparse.ArgumentParser) -> None:
@@ -184,8 +188,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     factory, method_config = build_method(cfg)
     if args.json:
         _check_writable(args.json)
+    from .train.checkpoint import RunCheckpoint
+
+    ckpt = RunCheckpoint(args.checkpoint_dir, {"command": "train", **cfg.to_dict()}, args.resume)
     result = run_experiment(cfg, terms_factory=factory, method=cfg.method, method_config=method_config,
-                            progress=False if args.quiet else None)
+                            progress=False if args.quiet else None, checkpoint=ckpt)
     if args.json:
         write_json(args.json, result)
     print(f"{result['dataset']}  {result['model']}  {result['method']}  runs={len(result['runs'])}  "
@@ -210,8 +217,14 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if init_from_env() and cfg.book is None:
         raise ConfigError("multi-process distillation (torchrun) learns from a knowledge book: make one with "
                           "`gkd book` and pass --book")
+    from .train.checkpoint import RunCheckpoint
+
     rank, world = rank_and_world()
-    r = run_distillation(cfg, progress=False if args.quiet or rank else None)
+    if world > 1 and args.checkpoint_dir:
+        raise ConfigError("--checkpoint-dir is not supported under torchrun yet (ranks would disagree on which "
+                          "seeds remain); run the seeds as separate torchrun jobs instead")
+    ckpt = RunCheckpoint(args.checkpoint_dir, {"command": "distill", **cfg.to_dict()}, args.resume)
+    r = run_distillation(cfg, progress=False if args.quiet or rank else None, checkpoint=ckpt)
     r["world_size"] = world
     if rank:
         return 0

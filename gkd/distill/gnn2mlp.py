@@ -418,7 +418,7 @@ def summarize_runs(runs: list[dict]) -> dict:
     return out
 
 
-def run_distillation(cfg: DistillConfig, progress: bool | None = None) -> dict:
+def run_distillation(cfg: DistillConfig, progress: bool | None = None, checkpoint=None) -> dict:
     """``cfg.runs`` seeds of :func:`distill_run`, summarised (test at the student's best-validation epoch)."""
     cfg.validate()
     start = time.perf_counter()
@@ -429,6 +429,10 @@ def run_distillation(cfg: DistillConfig, progress: bool | None = None) -> dict:
     for r in bar:
         data = load(cfg.dataset, cfg.root, split=r, **cfg.dataset_args) if data is None or \
             data.meta.num_splits > 1 else data
+        saved = checkpoint.done(r) if checkpoint else None
+        if saved is not None:
+            runs.append(saved)
+            continue
         if cfg.book is not None:
             if book is None:
                 from ..book import open_book
@@ -437,6 +441,8 @@ def run_distillation(cfg: DistillConfig, progress: bool | None = None) -> dict:
             runs.append(student_stage(cfg, data, stage_from_book(book, cfg, data), r, progress=progress))
         else:
             runs.append(distill_run(cfg, data, r, progress=progress))
+        if checkpoint:
+            checkpoint.save(r, runs[-1])
         m, s = mean_std([x["test"] for x in runs])
         bar.set_postfix(test=fmt(m, s))
     summary = summarize_runs(runs)

@@ -16,6 +16,7 @@ from .. import __version__
 from ..config import TrainConfig
 from ..datasets import DatasetMeta, load
 from ..nn import build_model, to_adj_t
+from .checkpoint import RunCheckpoint
 from .logger import fmt, summarize
 from .trainer import FitResult, LossTerm, Trainer, get_metric, seed_everything
 
@@ -58,7 +59,8 @@ def train_run(cfg: TrainConfig, data: Data, seed: int, *, terms_factory=None, pr
 
 
 def run_experiment(cfg: TrainConfig, *, terms_factory=None, method: str = "plain", method_config: dict | None = None,
-                   data: Data | None = None, progress: bool | None = None) -> dict:
+                   data: Data | None = None, progress: bool | None = None,
+                   checkpoint: RunCheckpoint | None = None) -> dict:
     """Train ``cfg.runs`` models (seeds ``cfg.seed + r``) and summarise them.
 
     ``terms_factory(data, model) -> Iterable[LossTerm]`` supplies a method's loss terms for each run.
@@ -76,11 +78,17 @@ def run_experiment(cfg: TrainConfig, *, terms_factory=None, method: str = "plain
     for r in bar:
         if not fixed:
             data = load_for_run(cfg, r, data)
+        saved = checkpoint.done(r) if checkpoint else None
+        if saved is not None:
+            runs.append(saved)
+            continue
         seed = cfg.seed + r
         model, res = train_run(cfg, data, seed, terms_factory=terms_factory, progress=progress, desc=f"run {r}")
         runs.append({"run": r, "seed": seed, "split": data.meta.split_index, "val": res.val, "test": res.test,
                      "train": res.train, "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
                      "seconds": round(res.seconds, 3)})
+        if checkpoint:
+            checkpoint.save(r, runs[-1])
         s = summarize(runs)
         bar.set_postfix(test=fmt(s["test_mean"], s["test_std"]))
     return {"dataset": data.meta.name, "model": cfg.model.lower(), "method": method, "setting": "transductive",
