@@ -17,23 +17,52 @@ def _key_value(text: str) -> tuple[str, object]:
     return key, yaml.safe_load(value)
 
 
-def _add_train_flags(p: argparse.ArgumentParser) -> None:
-    # Every default is None: an unset flag never overrides the YAML file (defaults < YAML < flags).
+# Every flag default is None: an unset flag never overrides the YAML file (defaults < YAML < flags).
+
+def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="dataset name (see `gkd datasets`); default Cora")
     p.add_argument("--dataset-arg", dest="dataset_args", action="append", type=_key_value, metavar="KEY=VALUE",
                    help="loader argument, e.g. homophily=0.2 for synthetic-csbm (repeatable)")
     p.add_argument("--root", help="data root (default: $GKD_DATA, else datasets/)")
-    p.add_argument("--model", help="gcn | gat | sage | mlp (default gcn)")
-    p.add_argument("--hidden-channels", type=int)
+
+
+def _add_model_and_run_flags(p: argparse.ArgumentParser, width_help: str | None = None) -> None:
+    p.add_argument("--hidden-channels", type=int, help=width_help)
     p.add_argument("--num-layers", type=int)
     p.add_argument("--dropout", type=float)
-    p.add_argument("--heads", type=int, help="GAT attention heads")
     p.add_argument("--lr", type=float)
     p.add_argument("--weight-decay", type=float)
     p.add_argument("--epochs", type=int, help="maximum epochs (default 500)")
     p.add_argument("--patience", type=int, help="early-stopping patience on validation (default 100)")
     p.add_argument("--runs", type=int, help="number of seeds (default 10)")
     p.add_argument("--seed", type=int, help="first seed; run r uses seed + r (default 0)")
+
+
+def _add_teacher_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--teacher", help="teacher GNN: gcn | gat | sage (default gcn)")
+    p.add_argument("--teacher-method", help="how the teacher is trained: plain | self-distill | ... "
+                   "(default self-distill)")
+    p.add_argument("--teacher-arg", dest="teacher_args", action="append", type=_key_value, metavar="KEY=VALUE",
+                   help="any `gkd train` option for the teacher, e.g. hidden_channels=128 (repeatable)")
+    p.add_argument("--teachers", type=int, help="teachers per run (seeds seed + 1000 j); their mean probability "
+                   "is the knowledge (default 1)")
+    p.add_argument("--setting", help="transductive | inductive (default transductive)")
+    p.add_argument("--inductive-fraction", type=float, help="share of test nodes held out (default 0.2)")
+
+
+def _add_output_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML file of the same keys (flags win over it)")
+    p.add_argument("--json", help="write the results JSON here (atomically)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--checkpoint-dir", help="save each finished seed here, so a killed run can --resume")
+    p.add_argument("--resume", action="store_true", help="continue the runs saved in --checkpoint-dir")
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    _add_data_flags(p)
+    p.add_argument("--model", help="gcn | gat | sage | mlp (default gcn)")
+    p.add_argument("--heads", type=int, help="GAT attention heads")
+    _add_model_and_run_flags(p)
     p.add_argument("--method", help="plain | self-distill | label-smoothing | tf-kd-reg (default plain)")
     p.add_argument("--self-distill", dest="self_distill", action="store_true",
                    help="shorthand for --method self-distill")
@@ -45,38 +74,16 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ls-epsilon", type=float, help="label-smoothing epsilon (default 0.1)")
     p.add_argument("--tfkd-weight", type=float)
     p.add_argument("--tfkd-temperature", type=float)
-    p.add_argument("--config", help="YAML file of the same keys (flags win over it)")
-    p.add_argument("--json", help="write the results JSON here (atomically)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--checkpoint-dir", help="save each finished seed here, so a killed run can --resume")
-    p.add_argument("--resume", action="store_true", help="continue the runs saved in --checkpoint-dir")
+    _add_output_flags(p)
 
 
 def _add_distill_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="dataset name (see `gkd datasets`); default Cora")
-    p.add_argument("--dataset-arg", dest="dataset_args", action="append", type=_key_value, metavar="KEY=VALUE")
-    p.add_argument("--root", help="data root (default: $GKD_DATA, else datasets/)")
-    p.add_argument("--teacher", help="teacher GNN: gcn | gat | sage (default gcn)")
-    p.add_argument("--teacher-method", help="how the teacher is trained: plain | self-distill | ... "
-                   "(default self-distill)")
-    p.add_argument("--teacher-arg", dest="teacher_args", action="append", type=_key_value, metavar="KEY=VALUE",
-                   help="any `gkd train` option for the teacher, e.g. hidden_channels=128 (repeatable)")
-    p.add_argument("--teachers", type=int, help="teachers per run (seeds seed + 1000 j); their mean probability "
-                   "is the knowledge (default 1)")
+    _add_data_flags(p)
+    _add_teacher_flags(p)
     p.add_argument("--student", help="student model (default mlp)")
-    p.add_argument("--hidden-channels", type=int, help="student width (default 256)")
-    p.add_argument("--num-layers", type=int)
-    p.add_argument("--dropout", type=float)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--weight-decay", type=float)
-    p.add_argument("--epochs", type=int)
-    p.add_argument("--patience", type=int)
-    p.add_argument("--runs", type=int, help="number of seeds (default 10)")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--setting", help="transductive | inductive (default transductive)")
-    p.add_argument("--inductive-fraction", type=float, help="share of test nodes held out (default 0.2)")
-    p.add_argument("--method", help="plain | glnn | gkd (default gkd)")
-    p.add_argument("--terms", help="structure-aware terms added to glnn: position,neighbour,reliability,rsd")
+    _add_model_and_run_flags(p, width_help="student width (default 256)")
+    p.add_argument("--method", help="plain | glnn | gkd | bookkd (default gkd)")
+    p.add_argument("--terms", help="structure-aware terms added to glnn: position,neighbour,reliability,rsd,self")
     p.add_argument("--kd-lambda", type=float, help="weight of the label cross-entropy; KD gets 1 - lambda (default 0)")
     p.add_argument("--temperature", type=float, help="distillation temperature (default 1)")
     p.add_argument("--term-weight", dest="term_weights", action="append", type=_key_value, metavar="TERM=W")
@@ -87,24 +94,13 @@ def _add_distill_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rsd-batch", type=int)
     p.add_argument("--label-smoothing", type=float, help="bookkd's label smoothing on the hard-label term (0.1)")
     p.add_argument("--book", help="learn from this knowledge book (gkd book) instead of training a teacher")
-    p.add_argument("--config", help="YAML file of the same keys (flags win over it)")
-    p.add_argument("--json", help="write the results JSON here (atomically)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--checkpoint-dir", help="save each finished seed here, so a killed run can --resume")
-    p.add_argument("--resume", action="store_true", help="continue the runs saved in --checkpoint-dir")
+    _add_output_flags(p)
 
 
 def _add_book_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="dataset name (see `gkd datasets`); default Cora")
-    p.add_argument("--dataset-arg", dest="dataset_args", action="append", type=_key_value, metavar="KEY=VALUE")
-    p.add_argument("--root", help="data root (default: $GKD_DATA, else datasets/)")
-    p.add_argument("--teacher", help="teacher GNN: gcn | gat | sage (default gcn)")
-    p.add_argument("--teacher-method", help="how teachers are trained (default self-distill)")
-    p.add_argument("--teacher-arg", dest="teacher_args", action="append", type=_key_value, metavar="KEY=VALUE")
-    p.add_argument("--teachers", type=int, help="K teachers, seeds seed + 1000 j (default 1)")
+    _add_data_flags(p)
+    _add_teacher_flags(p)
     p.add_argument("--temperature", type=float, help="temperature of the stored soft labels (default 1)")
-    p.add_argument("--setting", help="transductive | inductive (default transductive)")
-    p.add_argument("--inductive-fraction", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--out", required=True, help="book directory to create")
     p.add_argument("--float16", action="store_true", help="store logits, soft labels and hidden as float16")

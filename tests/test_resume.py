@@ -51,6 +51,6 @@ def test_checkpoint_dir_misuse(tmp_path, capsys):
     assert main([*args, "--resume", "--lr", "0.5"]) == 2
     err = capsys.readouterr().err
     assert_one_line_error(err)
-    assert "another configuration (differs in ['lr'])" in err
+    assert "was made with another configuration (differs in ['lr'])" in err
     assert main([*TRAIN, "--resume"]) == 2
     assert "--resume needs --checkpoint-dir" in capsys.readouterr().err

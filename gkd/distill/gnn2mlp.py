@@ -204,9 +204,9 @@ def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None,
 
 
 @dataclass
-class DistillConfig:
-    """``gkd distill`` configuration: the teacher (any ``gkd train`` key through ``teacher_args``), the student and
-    the distiller. Defaults < YAML < flags, as for ``gkd train``."""
+class DistillConfig(DistillOptions):
+    """``gkd distill`` configuration: the teacher (any ``gkd train`` key through ``teacher_args``), the student, the
+    setting, and the distiller's :class:`DistillOptions` (inherited). Defaults < YAML < flags, as for ``gkd train``."""
 
     dataset: str = "Cora"
     root: str | None = None
@@ -227,17 +227,7 @@ class DistillConfig:
     seed: int = 0
     setting: str = "transductive"
     inductive_fraction: float = 0.2
-    method: str = "gkd"
-    terms: str | None = None
-    kd_lambda: float = 0.0
-    temperature: float = 1.0
-    term_weights: dict = field(default_factory=dict)
-    position_dim: int = 64
-    neighbour_steps: int = 10
-    neighbour_alpha: float = 0.1
-    reliability_noise: float = 1.0
-    rsd_batch: int = 512
-    label_smoothing: float = 0.1
+    terms: str | None = None  # a comma list here (a YAML/flag value); DistillOptions parses it
     book: str | None = None
 
     def options(self) -> DistillOptions:
