@@ -41,7 +41,7 @@ from ..nn import build_model, to_adj_t
 from ..nn.position import extend_to_new_nodes, fastrp
 from ..train.experiment import environment, train_run
 from ..train.logger import fmt, mean_std
-from ..train.trainer import FitResult, LossTerm, Trainer, get_metric, seed_everything
+from ..train.trainer import FitResult, LossTerm, Trainer, check_optim_args, get_metric, seed_everything
 from ..scale.distributed import rank_and_world, shard_mask
 from .baselines import LabelSmoothing
 from .bookkd import BookKD
@@ -253,6 +253,7 @@ class DistillConfig(DistillOptions):
               f"inductive_fraction={self.inductive_fraction!r}; expected a value in (0, 1)", ConfigError)
         model_class(self.student)
         check_model_args(self.num_layers, self.hidden_channels, self.dropout)
+        check_optim_args(self.epochs, self.patience, self.lr, self.weight_decay)  # before any teacher trains
         check(self.runs >= 1, f"runs={self.runs}; expected an integer >= 1", ConfigError)
         check(isinstance(self.teachers, int) and self.teachers >= 1,
               f"teachers={self.teachers!r}; expected an integer >= 1", ConfigError)
