@@ -20,6 +20,15 @@ MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+def check_weights(name: str, weights: dict, known: tuple[str, ...] | None = None) -> None:
+    """Per-term weights: numbers >= 0, keyed (when ``known`` is given) by known term names."""
+    for k, v in weights.items():
+        check(known is None or k in known, f"{name} has unknown term {k!r}; expected some of {', '.join(known or ())}",
+              ConfigError)
+        check(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
+              f"{name} {k}={v!r}; expected a number >= 0", ConfigError)
+
+
 @dataclass
 class TrainConfig:
     dataset: str = "Cora"
@@ -59,9 +68,7 @@ class TrainConfig:
         check(self.sd_warmup >= 0, f"sd_warmup={self.sd_warmup}; expected an integer >= 0", ConfigError)
         check(self.sd_temperature > 0, f"sd_temperature={self.sd_temperature}; expected > 0", ConfigError)
         check(self.tfkd_temperature > 0, f"tfkd_temperature={self.tfkd_temperature}; expected > 0", ConfigError)
-        for k, v in self.sd_weights.items():
-            check(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
-                  f"sd_weights {k}={v!r}; expected a number >= 0", ConfigError)
+        check_weights("sd_weights", self.sd_weights)
         return self
 
     def model_kwargs(self) -> dict[str, Any]:

@@ -33,7 +33,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig, make_config
+from ..config import TrainConfig, check_weights, make_config
 from ..datasets import load
 from ..datasets.inductive import inductive_split
 from ..errors import ConfigError, DatasetError, check
@@ -90,11 +90,7 @@ class DistillOptions:
         check(isinstance(self.kd_lambda, (int, float)) and 0.0 <= self.kd_lambda <= 1.0,
               f"kd_lambda={self.kd_lambda!r}; expected a value in [0, 1]", ConfigError)
         check_temperature(self.temperature)
-        for k, v in self.term_weights.items():
-            check(k in STUDENT_TERMS, f"term_weights has unknown term {k!r}; expected some of "
-                  f"{', '.join(STUDENT_TERMS)}", ConfigError)
-            check(isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0,
-                  f"term_weights {k}={v!r}; expected a number >= 0", ConfigError)
+        check_weights("term_weights", self.term_weights, STUDENT_TERMS)
         check(self.reliability_noise > 0 or "reliability" not in self.terms,
               f"reliability_noise={self.reliability_noise}; expected > 0", ConfigError)
         return self
