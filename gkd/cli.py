@@ -82,7 +82,7 @@ def _add_distill_flags(p: argparse.ArgumentParser) -> None:
     _add_teacher_flags(p)
     p.add_argument("--student", help="student model (default mlp)")
     _add_model_and_run_flags(p, width_help="student width (default 256)")
-    p.add_argument("--method", help="plain | glnn | gkd | bookkd (default gkd)")
+    p.add_argument("--method", help="plain | glnn | gkd | bookkd, optionally +TERM, e.g. gkd+amkd (default gkd)")
     p.add_argument("--terms", help="structure-aware terms added to glnn: position,neighbour,reliability,rsd,self")
     p.add_argument("--kd-lambda", type=float, help="weight of the label cross-entropy; KD gets 1 - lambda (default 0)")
     p.add_argument("--temperature", type=float, help="distillation temperature (default 1)")
@@ -94,7 +94,18 @@ def _add_distill_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rsd-batch", type=int)
     p.add_argument("--label-smoothing", type=float, help="bookkd's label smoothing on the hard-label term (0.1)")
     p.add_argument("--book", help="learn from this knowledge book (gkd book) instead of training a teacher")
+    _add_attack_flags(p)
     _add_output_flags(p)
+
+
+def _add_attack_flags(p: argparse.ArgumentParser) -> None:
+    """BSS/AMKD knobs, shared by `gkd cnn` and `gkd distill` (their defaults differ by modality: see the configs)."""
+    p.add_argument("--eta", type=float, help="BSS/AMKD attack step size")
+    p.add_argument("--attack-steps", type=int, help="BSS/AMKD attack iterations at most (default 10)")
+    p.add_argument("--attack-samples", type=int, help="base samples attacked per step at most")
+    p.add_argument("--refresh", type=int, help="epochs before an adversarial sample is made again")
+    p.add_argument("--margin", type=float, help="AMKD triplet margin")
+    p.add_argument("--triplet-weight", type=float, help="AMKD triplet weight (default 1)")
 
 
 def _add_book_flags(p: argparse.ArgumentParser) -> None:
@@ -108,6 +119,29 @@ def _add_book_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def _widths(text: str) -> list[int]:
+    try:
+        widths = [int(c) for c in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma list of integers, e.g. 4,8,8") from None
+    return widths
+
+
+def _add_cnn_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dataset", help="image dataset (digits)")
+    p.add_argument("--teacher-channels", type=_widths, help="teacher CNN block widths (default 32,64,128)")
+    p.add_argument("--heads", type=int, help="attention heads of the MHGD graph builder (default 8)")
+    p.add_argument("--builder-epochs", type=int, help="self-supervised epochs of the graph builder (default 100)")
+    p.add_argument("--epochs", type=int, help="maximum epochs (default 150)")
+    p.add_argument("--patience", type=int)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--weight-decay", type=float)
+    p.add_argument("--batch-size", type=int)
+    p.add_argument("--seed", type=int, help="first seed; run r uses seed + r and the split of that seed (default 0)")
+    p.add_argument("--config", help="YAML file of the same keys (flags win over it)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gkd", description="Knowledge distillation on graphs.")
     parser.add_argument("--version", action="version", version=f"gkd {__import__('gkd').__version__}")
@@ -118,6 +152,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_distill_flags(distill)
     book = sub.add_parser("book", help="train teachers once and write their knowledge book")
     _add_book_flags(book)
+    cnn = sub.add_parser("cnn", help="distil a CNN teacher into a small CNN student on images (kd, mhgd, ...)")
+    _add_cnn_flags(cnn)
+    cnn.add_argument("--method", help=f"{' | '.join(CNN_METHOD_NAMES)} (default kd)")
+    cnn.add_argument("--student-channels", type=_widths, help="student CNN block widths (default 4,8,8)")
+    cnn.add_argument("--labelled-fraction", type=float, help="share of training labels the student sees (0.2)")
+    cnn.add_argument("--temperature", type=float, help="KD temperature (default 4)")
+    cnn.add_argument("--term-weight", dest="weights", action="append", type=_key_value, metavar="TERM=W")
+    cnn.add_argument("--grad-cap", type=float, help="MHGD gradient norm at most this times the CE's (default 1)")
+    _add_attack_flags(cnn)
+    cnn.add_argument("--runs", type=int, help="number of seeds (default 10)")
+    cnn.add_argument("--json", help="write the results JSON here (atomically)")
+    graph = sub.add_parser("graph", help="build a dataset-level relational graph from CNN embeddings (MHGD builder)")
+    _add_cnn_flags(graph)
+    graph.add_argument("--embeddings", help="an .npz of taps tap0, tap1, ... ([n, D] each, optional y) to build "
+                       "from, instead of training a teacher CNN")
+    graph.add_argument("--k", type=int, default=10, help="attention neighbours kept per sample (default 10)")
+    graph.add_argument("--directed", action="store_true", help="keep edges one-way (neighbour -> sample)")
+    graph.add_argument("--out", required=True, help="graph file to write (.npz)")
     bench = sub.add_parser("bench", help="run benchmark scripts (benchmarks/NAME.py) and refresh the README tables")
     bench.add_argument("names", nargs="*", default=["all"], help=f"benchmarks to run, or all ({', '.join(BENCHMARKS)})")
     bench.add_argument("--quick", action="store_true", help="fewer seeds/epochs, small graphs; writes to --out, "
@@ -127,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-BENCHMARKS = ("baselines", "self_distill", "gnn2mlp", "inference_latency", "scale")
+BENCHMARKS = ("baselines", "self_distill", "gnn2mlp", "inference_latency", "book_cost", "scale", "mhgd_digits")
+CNN_METHOD_NAMES = ("student", "kd", "mhgd", "mhgd+kd", "bss", "amkd")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -162,7 +215,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict:
     flags = {n: getattr(args, n) for n in names if hasattr(args, n)}
-    for key in ("dataset_args", "sd_weights", "teacher_args", "term_weights"):
+    for key in ("dataset_args", "sd_weights", "teacher_args", "term_weights", "weights"):
         if flags.get(key) is not None:
             flags[key] = dict(flags[key])
     if getattr(args, "self_distill", False):
@@ -266,12 +319,87 @@ def cmd_book(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_writable(path: str) -> None:
+def cmd_cnn(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from .config import make_config
+    from .distill.cnn import CNNDistillConfig, run_cnn_distillation
+    from .io import write_json
+    from .train import fmt
+
+    cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(CNNDistillConfig)]),
+                      CNNDistillConfig)
+    if args.json:
+        _check_writable(args.json)
+    r = run_cnn_distillation(cfg, progress=not args.quiet)
+    if args.json:
+        write_json(args.json, r)
+    s = r["summary"]
+    line = f"{cfg.dataset}  {cfg.method}  student {cfg.student_channels}  runs={len(r['runs'])}  " \
+           f"test {fmt(s['test_mean'], s['test_std'])}  val {fmt(s['val_mean'], s['val_std'])}"
+    if "teacher_test_mean" in s:
+        line += f"   teacher test {fmt(s['teacher_test_mean'], s['teacher_test_std'])}"
+    print(line)
+    return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from .config import make_config
+    from .distill.cnn import CNNDistillConfig, cnn_teacher_stage
+    from .graph import MultiHeadGraphBuilder, relational_graph, save_graph
+    from .graph.relational import edge_homophily
+
+    cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(CNNDistillConfig)]),
+                      CNNDistillConfig)
+    _check_writable(args.out, "--out")
+    if args.embeddings:
+        try:
+            with np.load(args.embeddings, allow_pickle=False) as f:
+                arrays = {k: f[k] for k in f.files}
+        except (OSError, ValueError) as e:
+            raise ConfigError(f"--embeddings {args.embeddings!r}: cannot read an .npz of arrays ({e})") from None
+        names = sorted((k for k in arrays if k.startswith("tap")), key=lambda k: int(k[3:]) if k[3:].isdigit() else -1)
+        if len(names) < 2 or names != [f"tap{i}" for i in range(len(names))]:
+            raise ConfigError(f"--embeddings {args.embeddings!r} holds {sorted(arrays)}; expected tap0, tap1, ... "
+                              "(at least two [n, D] arrays) and optionally y")
+        feats = [torch.nn.functional.normalize(torch.as_tensor(arrays[k], dtype=torch.float32), dim=-1)
+                 for k in names]
+        y = torch.as_tensor(arrays["y"]).long() if "y" in arrays else None
+        builder = MultiHeadGraphBuilder([f.size(1) for f in feats], heads=cfg.heads)
+        builder._check(feats)
+        builder.fit(feats, epochs=cfg.builder_epochs, seed=cfg.seed, progress=not args.quiet)
+        source = {"embeddings": str(args.embeddings)}
+        x = feats[-1]
+    else:
+        split = cfg.split(0)
+        teacher = cnn_teacher_stage(split, cfg, cfg.seed, progress=not args.quiet)
+        builder, feats, y = teacher.builder, teacher.feats, split.y
+        source = {"dataset": cfg.dataset, "teacher_channels": cfg.teacher_channels, "seed": cfg.seed,
+                  "teacher_test": teacher.test}
+        from .nn.cnn import FeatureTaps
+
+        with torch.no_grad(), FeatureTaps(teacher.model.eval(), ["embed"]) as taps:
+            x = taps(split.x)[1][0]
+    data = relational_graph(builder, feats, k=args.k, symmetric=not args.directed, x=x, y=y)
+    save_graph(args.out, data, {"k": args.k, "heads": cfg.heads, "symmetric": not args.directed, **source})
+    line = f"graph {args.out}: {data.num_nodes} nodes, {data.edge_index.size(1)} edges (k={args.k})"
+    if y is not None:
+        line += f", edge homophily {edge_homophily(data):.3f}"
+    print(line)
+    return 0
+
+
+def _check_writable(path: str, flag: str = "--json") -> None:
     from pathlib import Path
 
     parent = Path(path).resolve().parent
     if not parent.is_dir():
-        raise ConfigError(f"--json {path!r}: folder {str(parent)!r} does not exist")
+        raise ConfigError(f"{flag} {path!r}: folder {str(parent)!r} does not exist")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -286,6 +414,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_book(args)
         if args.command == "distill":
             return cmd_distill(args)
+        if args.command == "cnn":
+            return cmd_cnn(args)
+        if args.command == "graph":
+            return cmd_graph(args)
         if args.command == "datasets":
             from .datasets import available
             print("\n".join(available()))

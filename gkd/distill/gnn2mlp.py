@@ -12,6 +12,10 @@ added to ``glnn`` by name (``terms=("neighbour",)``):
 | ``reliability`` | KRD (ICML 2023) | per-node KD weights from the teacher's entropy change under noise |
 | ``rsd`` | NOSMOG (ICLR 2023) | student/teacher hidden-similarity (Gram) matching on node batches |
 | ``self`` | gkd self-distillation | the student's own predictions smoothed over the teacher's graph |
+| ``amkd`` | BSS (AAAI 2019) + AMKD | KD and a triplet term on node features attacked through the live teacher |
+
+A method name may carry extra terms: ``glnn+amkd`` is ``glnn`` with ``terms=("amkd",)``, ``gkd+amkd`` adds ``amkd``
+to :data:`GKD_TERMS`.
 
 Python API, with any trained teacher::
 
@@ -44,6 +48,7 @@ from ..train.logger import fmt, mean_std
 from ..train.trainer import FitResult, LossTerm, Trainer, check_optim_args, get_metric, seed_everything
 from ..scale.distributed import rank_and_world, shard_mask
 from .baselines import LabelSmoothing
+from .amkd import GraphBoundaryDistill, TeacherView
 from .bookkd import BookKD
 from .ffg2m import NeighbourKD
 from .glnn import GLNN, check_temperature
@@ -51,18 +56,28 @@ from .knowledge import Knowledge, teacher_knowledge
 from .krd import reliability_weights
 from .nosmog import RepresentationSimilarity
 
-STUDENT_TERMS = ("position", "neighbour", "reliability", "rsd", "self")
+STUDENT_TERMS = ("position", "neighbour", "reliability", "rsd", "self", "amkd")
 GKD_TERMS = ("position", "neighbour")  # benchmarks/gnn2mlp.py: best validation accuracy, GCN and SAGE
 DISTILLERS = ("plain", "glnn", "gkd", "bookkd")
 SETTINGS = ("transductive", "inductive")
 
 
-def parse_student_terms(method: str, terms: str | Iterable[str] | None) -> tuple[str, ...]:
-    check(method in DISTILLERS, f"unknown distillation method {method!r}; expected one of {', '.join(DISTILLERS)}",
+def split_method(method: str) -> tuple[str, tuple[str, ...]]:
+    """``"gkd+amkd"`` → ``("gkd", ("amkd",))``."""
+    base, *extra = [p.strip() for p in str(method).split("+")]
+    check(base in DISTILLERS, f"unknown distillation method {method!r}; expected one of {', '.join(DISTILLERS)}, "
+          f"optionally +term (e.g. gkd+amkd)", ConfigError)
+    bad = [t for t in extra if t not in STUDENT_TERMS]
+    check(not bad, f"unknown student term(s) {bad} in method {method!r}; expected some of {', '.join(STUDENT_TERMS)}",
           ConfigError)
+    return base, tuple(extra)
+
+
+def parse_student_terms(method: str, terms: str | Iterable[str] | None) -> tuple[str, ...]:
+    method, extra = split_method(method)
     if terms is None:
-        return GKD_TERMS if method == "gkd" else ()
-    names = [t.strip() for t in (terms.split(",") if isinstance(terms, str) else terms) if t.strip()]
+        return (GKD_TERMS if method == "gkd" else ()) + extra
+    names = [t.strip() for t in (terms.split(",") if isinstance(terms, str) else terms) if t.strip()] + list(extra)
     bad = [t for t in names if t not in STUDENT_TERMS]
     check(not bad, f"unknown student term(s) {bad}; expected some of {', '.join(STUDENT_TERMS)}", ConfigError)
     check(method != "plain" or not names, f"method 'plain' takes no distillation terms; got {names}", ConfigError)
@@ -84,9 +99,19 @@ class DistillOptions:
     reliability_noise: float = 1.0
     rsd_batch: int = 512
     label_smoothing: float = 0.1
+    eta: float = 1.0             # amkd step size (Cora's binary features: 98% of attacks cross in 10 steps; 0.1: 2%)
+    attack_steps: int = 10
+    attack_samples: int = 256    # base nodes attacked at once at most (Cora's 140 all together)
+    refresh: int = 10            # epochs between attacks (each costs full-graph teacher passes)
+    margin: float = 0.2          # amkd: triplet margin
+    triplet_weight: float = 1.0
 
     def validate(self) -> "DistillOptions":
+        from .amkd import check_attack_args
+
         self.terms = parse_student_terms(self.method, self.terms)
+        self.method = split_method(self.method)[0]
+        check_attack_args(self.eta, self.attack_steps, self.margin, self.attack_samples, self.refresh)
         check(isinstance(self.kd_lambda, (int, float)) and 0.0 <= self.kd_lambda <= 1.0,
               f"kd_lambda={self.kd_lambda!r}; expected a value in [0, 1]", ConfigError)
         check_temperature(self.temperature)
@@ -126,8 +151,10 @@ class _FixedGraph(LossTerm):
         return self.term(dataclasses.replace(step, graph=self.edge_index))
 
 
-def student_terms(opts: DistillOptions, know: Knowledge, data: Data, edge_index: Tensor) -> list[LossTerm]:
-    """The loss terms of ``opts.method`` for a student on ``data``; ``edge_index``: the graph the teacher saw."""
+def student_terms(opts: DistillOptions, know: Knowledge, data: Data, edge_index: Tensor,
+                  teacher: TeacherView | None = None, epochs: int = 500, seed: int = 0) -> list[LossTerm]:
+    """The loss terms of ``opts.method`` for a student on ``data``; ``edge_index``: the graph the teacher saw;
+    ``teacher``: the live teacher, needed only by ``amkd``."""
     if opts.method == "plain":
         return []
     w = {t: 1.0 for t in STUDENT_TERMS} | opts.term_weights
@@ -152,6 +179,14 @@ def student_terms(opts: DistillOptions, know: Knowledge, data: Data, edge_index:
         terms.append(_FixedGraph(NeighbourTerm(weight=w["self"]), edge_index))
     if "rsd" in opts.terms:
         terms.append(RepresentationSimilarity(know.hidden, know.mask, opts.rsd_batch, weight=w["rsd"]))
+    if "amkd" in opts.terms:
+        check(teacher is not None, "the 'amkd' term attacks the teacher: it needs a live teacher (teacher=...), "
+              "not a knowledge book", ConfigError)
+        terms.append(GraphBoundaryDistill(teacher, know.logits, know.mask, data.x, data.y, data.train_mask,
+                                          eta=opts.eta, steps=opts.attack_steps, max_samples=opts.attack_samples,
+                                          refresh=opts.refresh, temperature=opts.temperature, margin=opts.margin,
+                                          triplet_weight=opts.triplet_weight, total_epochs=epochs,
+                                          weight=w["amkd"], seed=seed))
     return terms
 
 
@@ -159,12 +194,13 @@ def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None,
                 hidden_channels: int = 256, num_layers: int = 2, dropout: float = 0.5, lr: float = 0.01,
                 weight_decay: float = 5e-4, epochs: int = 500, patience: int = 100, student: str | torch.nn.Module = "mlp",
                 seed: int = 0, teacher_edge_index: Tensor | None = None, progress: bool | None = False,
-                ) -> tuple[torch.nn.Module, FitResult]:
+                teacher: TeacherView | None = None) -> tuple[torch.nn.Module, FitResult]:
     """Train a ``student`` (a zoo name, an MLP by default, or a built module) on ``data`` from the teacher's
     knowledge ``know``; returns it at its best-validation epoch with the trainer's result.
 
     ``data.x`` must already hold any position features. ``teacher_edge_index`` is the graph the teacher saw (default
-    ``data.edge_index``); the student itself never reads a graph unless it is a GNN.
+    ``data.edge_index``); the student itself never reads a graph unless it is a GNN. ``teacher`` (the live teacher)
+    is read only by the ``amkd`` term.
     """
     opts = copy.copy(opts) if opts is not None else DistillOptions()
     if method is not None:
@@ -192,7 +228,7 @@ def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None,
         train_data = copy.copy(data)
         train_data.train_mask = data.train_mask & shard
         trained = DistributedDataParallel(model)
-    terms = student_terms(opts, know, data, edge_index)
+    terms = student_terms(opts, know, data, edge_index, teacher, epochs, seed)
     trainer = Trainer(trained, train_data, lr=lr, weight_decay=weight_decay, epochs=epochs, patience=patience, terms=terms,
                       metric=get_metric(data.meta.metric) if getattr(data, "meta", None) else get_metric("acc"),
                       progress=progress, desc="student", ce_weight=opts.kd_lambda if opts.method != "plain" else 1.0)
@@ -294,6 +330,7 @@ class TeacherStage:
     seconds: float
     teacher_logits: list[Tensor] = field(default_factory=list)  # per teacher, all N rows
     teachers: list[dict] = field(default_factory=list)  # model, method, seed, config of each
+    view: TeacherView | None = None  # the first teacher, live (absent when read from a book)
 
 
 def teacher_stage(cfg: DistillConfig, data: Data, r: int, *, reliability: bool | None = None,
@@ -340,7 +377,11 @@ def teacher_stage(cfg: DistillConfig, data: Data, r: int, *, reliability: bool |
                      get_metric(data.meta.metric))
     scores["val"] = tres.val
     edges = data.edge_index[:, observed[data.edge_index[0]] & observed[data.edge_index[1]]]
-    return TeacherStage(know, observed, masks, scores, edges, seconds, [widen(p.logits) for p in parts], records)
+    node_map = torch.full((n,), -1, dtype=torch.long)
+    node_map[observed] = torch.arange(int(observed.sum()))  # Data.subgraph keeps the node order
+    view = TeacherView(teacher, tdata.x, tdata.adj_t, node_map)
+    return TeacherStage(know, observed, masks, scores, edges, seconds, [widen(p.logits) for p in parts], records,
+                        view)
 
 
 def stage_from_book(book, cfg: DistillConfig, data: Data) -> TeacherStage:
@@ -377,13 +418,14 @@ def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
                                 num_layers=cfg.num_layers, dropout=cfg.dropout, lr=cfg.lr,
                                 weight_decay=cfg.weight_decay, epochs=cfg.epochs, patience=cfg.patience,
                                 student=cfg.student, seed=seed, teacher_edge_index=stage.edge_index,
-                                progress=progress)
+                                progress=progress, teacher=stage.view)
     seconds = time.perf_counter() - t0
     sgraph = to_adj_t(stage.edge_index, n) if getattr(student, "uses_graph", False) else None
     sscores = _scores(student, sdata.x, sgraph, data.y, masks, metric) if masks else {}
     run = {"run": r, "seed": seed, "split": data.meta.split_index, "val": sres.val, "test": sres.test,
            "train": sres.train, "best_epoch": sres.best_epoch, "epochs_run": sres.epochs_run,
            "seconds": round(seconds, 3), "teacher_seconds": round(stage.seconds, 3),
+           "seconds_per_epoch": seconds / max(sres.epochs_run, 1), **({"stats": sres.stats} if sres.stats else {}),
            **sscores, **{f"teacher_{k}": v for k, v in stage.scores.items()}}
     if pos is not None and masks:  # graph-aided: new nodes' positions from their observed neighbours
         aided = torch.cat([data.x, extend_to_new_nodes(pos, data.edge_index, ~observed)], dim=-1)
@@ -437,6 +479,6 @@ def run_distillation(cfg: DistillConfig, progress: bool | None = None, checkpoin
     source = {"book": str(cfg.book), "book_manifest": {k: book.manifest[k] for k in ("dataset", "setting",
               "teachers", "temperature", "created", "gkd")}} if book is not None else {}
     return {"dataset": data.meta.name, "teacher": cfg.teacher, "teacher_method": cfg.teacher_method, **source,
-            "student": cfg.student, "method": cfg.method, "terms": list(opts.terms), "setting": cfg.setting,
+            "student": cfg.student, "method": opts.method, "terms": list(opts.terms), "setting": cfg.setting,
             **summary, "runs": runs, "seconds": round(time.perf_counter() - start, 3), "split": data.meta.split,
             "method_config": opts.to_dict(), "config": cfg.to_dict(), "versions": environment()}

@@ -198,15 +198,16 @@ def build_model(name: str, in_channels: int, out_channels: int, hidden_channels:
     return model_class(name)(in_channels, hidden_channels, out_channels, **kwargs)
 
 
-def to_adj_t(edge_index: Tensor, num_nodes: int) -> Tensor:
-    """``[2, E]`` edges (``src → dst``) → ``torch.sparse_csr`` transposed adjacency that every zoo model accepts."""
+def to_adj_t(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> Tensor:
+    """``[2, E]`` edges (``src → dst``), optionally weighted → ``torch.sparse_csr`` transposed adjacency that every
+    zoo model accepts."""
     import warnings
 
     from torch_geometric.utils import to_torch_csr_tensor
 
     with warnings.catch_warnings():  # torch flags every CSR constructor as "beta"; the ops gkd uses are stable
         warnings.simplefilter("ignore", UserWarning)
-        return to_torch_csr_tensor(edge_index.flip(0), size=(num_nodes, num_nodes))
+        return to_torch_csr_tensor(edge_index.flip(0), edge_weight, size=(num_nodes, num_nodes))
 
 
 def graph_of(data) -> Tensor:

@@ -95,6 +95,12 @@ class FitResult:
     seconds: float
     state_dict: dict[str, Tensor] = field(repr=False)
     history: list[dict] = field(default_factory=list, repr=False)
+    stats: dict = field(default_factory=dict)  # counters terms report (e.g. skipped steps), for the run's JSON
+
+
+def term_stats(terms: Iterable[LossTerm]) -> dict:
+    """``{term: term.stats()}`` for the terms that count something."""
+    return {t.name: t.stats() for t in terms if callable(getattr(t, "stats", None))}
 
 
 def check_optim_args(epochs: int, patience: int, lr: float, weight_decay: float) -> None:
@@ -214,4 +220,4 @@ class Trainer:
         self.model.load_state_dict(best_state)
         return FitResult(best_epoch=best_epoch, val=best_scores["val"], test=best_scores["test"],
                          train=best_scores["train"], epochs_run=epoch, seconds=time.perf_counter() - start,
-                         state_dict=best_state, history=history)
+                         state_dict=best_state, history=history, stats=term_stats(self.terms))

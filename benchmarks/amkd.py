@@ -1,0 +1,135 @@
+"""Adversarial metric distillation (BSS, AMKD) on digits (CNN students) and Cora (MLP students of a GCN teacher).
+
+    python benchmarks/amkd.py [--runs 10] [--jobs 2] [--quick]
+
+digits: gkd.datasets.digits' protocol (teacher CNN on every training label, student CNN (4,8,8) on 20% of them);
+KD vs BSS (KD + KD on boundary samples) vs AMKD (BSS + triplet). Cora: the self-distilled GCN teacher of
+`gkd distill`; glnn vs glnn+amkd, gkd vs gkd+amkd. One teacher per (dataset, seed) shared by every row; test at the
+best-validation epoch, mean ± std over seeds. The overhead is each adversarial student's seconds per epoch over its
+non-adversarial counterpart's (kd; glnn; gkd), same process, same seed, then averaged.
+Writes benchmarks/results/amkd.{json,md}.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results"
+DIGITS = ("kd", "bss", "amkd")
+CORA = ("glnn", "glnn+amkd", "gkd", "gkd+amkd")
+BASE = {"bss": "kd", "amkd": "kd", "glnn+amkd": "glnn", "gkd+amkd": "gkd"}
+
+
+def one(task: tuple) -> dict:
+    import torch
+
+    torch.set_num_threads(int(os.environ.get("GKD_BENCH_THREADS", "1")))
+    dataset, seed, quick = task
+    rows = {}
+    if dataset == "digits":
+        from gkd.distill.cnn import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
+
+        cfg = CNNDistillConfig(**({"epochs": 20, "patience": 20} if quick else {})).validate()
+        split = cfg.split(seed)
+        teacher = cnn_teacher_stage(split, cfg, seed, builder=False)
+        for m in DIGITS:
+            rows[m] = cnn_student_run(split, teacher, cfg, m, seed)
+        return {"dataset": dataset, "seed": seed, "teacher_test": teacher.test, "rows": rows}
+    from gkd.datasets import load
+    from gkd.distill.gnn2mlp import DistillConfig, student_stage, teacher_stage
+
+    data = load("Cora")
+    quick_args = {"epochs": 60, "patience": 60, "teacher_args": {"epochs": 60, "patience": 60}} if quick else {}
+    base = DistillConfig(seed=0, **quick_args).validate()
+    stage = teacher_stage(base, data, seed, progress=False)
+    for m in CORA:
+        cfg = DistillConfig(**{**base.to_dict(), "method": m}).validate()
+        rows[m] = student_stage(cfg, data, stage, seed, progress=False)
+    return {"dataset": dataset, "seed": seed, "teacher_test": stage.scores["test"], "rows": rows}
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--jobs", type=int, default=2)
+    p.add_argument("--quick", action="store_true", help="2 seeds, few epochs")
+    p.add_argument("--out", default=str(RESULTS))
+    args = p.parse_args(argv)
+    from tqdm.auto import tqdm
+
+    from gkd.distill.cnn import CNNDistillConfig
+    from gkd.distill.gnn2mlp import DistillConfig
+    from gkd.io import atomic_write_text, write_json
+    from gkd.train import environment, fmt
+    from gkd.train.logger import mean_std
+
+    runs = 2 if args.quick else args.runs
+    tasks = [(d, s, args.quick) for d in ("digits", "cora") for s in range(runs)]
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(tqdm(pool.map(one, tasks), total=len(tasks), desc="amkd", file=sys.stderr))
+    summary: dict = {}
+    for dataset, methods in (("digits", DIGITS), ("cora", CORA)):
+        got = [r for r in results if r["dataset"] == dataset]
+        t_mean, t_std = mean_std([r["teacher_test"] for r in got])
+        summary[dataset] = {"teacher": {"test_mean": t_mean, "test_std": t_std}}
+        for m in methods:
+            test_mean, test_std = mean_std([r["rows"][m]["test"] for r in got])
+            val_mean, _ = mean_std([r["rows"][m]["val"] for r in got])
+            row = {"test_mean": test_mean, "test_std": test_std, "val_mean": val_mean,
+                   "seconds_per_epoch": mean_std([r["rows"][m]["seconds_per_epoch"] for r in got])[0]}
+            if m in BASE:
+                row["overhead"] = mean_std([r["rows"][m]["seconds_per_epoch"] / r["rows"][BASE[m]]["seconds_per_epoch"]
+                                            for r in got])[0]
+                stats = [r["rows"][m].get("stats", {}) for r in got]
+                name = "bss" if m == "bss" else "amkd"
+                row["skips"] = {k: sum(s.get(name, {}).get(k, 0) for s in stats)
+                                for k in ("skipped_no_base", "skipped_no_negative")}
+                att = sum(s.get(name, {}).get("attacked", 0) for s in stats)
+                row["crossed_rate"] = sum(s.get(name, {}).get("crossed", 0) for s in stats) / max(att, 1)
+            summary[dataset][m] = row
+    env = environment()
+    result = {"benchmark": "amkd", "quick": args.quick, "runs": runs, "summary": summary,
+              "config": {"digits": CNNDistillConfig().to_dict(), "cora": DistillConfig().to_dict()},
+              "seeds": results, "environment": env}
+    out = Path(args.out)
+    write_json(out / "amkd.json", result)
+
+    def cell(d: str, m: str) -> str:
+        return fmt(summary[d][m]["test_mean"], summary[d][m]["test_std"])
+
+    lines = [f"### Adversarial metric distillation ({runs} seeds; {env['cpu']}, "
+             f"{os.environ.get('GKD_BENCH_THREADS', '1')} thread per seed)", "",
+             "| dataset | student | test acc | vs its base | overhead (s/epoch ratio) | attacks that crossed | "
+             "skipped steps (no base / no negative) |", "|---|---|---|---|---|---|---|"]
+    for d, methods, teacher in (("digits", DIGITS, "teacher CNN"), ("cora", CORA, "GCN teacher (self-distilled)")):
+        lines.append(f"| {d} | {teacher} | {cell(d, 'teacher')} | | | | |")
+        for m in methods:
+            row = summary[d][m]
+            if m in BASE:
+                diff = (row["test_mean"] - summary[d][BASE[m]]["test_mean"]) * 100
+                lines.append(f"| {d} | {m} | {cell(d, m)} | {diff:+.2f} vs {BASE[m]} | {row['overhead']:.2f}x | "
+                             f"{row['crossed_rate'] * 100:.0f}% | {row['skips']['skipped_no_base']} / "
+                             f"{row['skips']['skipped_no_negative']} |")
+            else:
+                lines.append(f"| {d} | {m} | {cell(d, m)} | | 1.00x | | |")
+
+    def beats(d: str, m: str) -> str:
+        a, b = summary[d][m], summary[d][BASE[m]]
+        gain, std = a["test_mean"] - b["test_mean"], max(a["test_std"] or 0, b["test_std"] or 0)
+        return f"{'met' if gain > std else 'not met'} ({gain * 100:+.2f}, one std {std * 100:.2f})"
+
+    worst = max(summary[d][m]["overhead"] for d, ms in (("digits", DIGITS), ("cora", CORA)) for m in ms if m in BASE)
+    lines += ["", f"Targets: AMKD above KD on digits by more than one std: **{beats('digits', 'amkd')}**; "
+              f"glnn+amkd above glnn on Cora by more than one std: **{beats('cora', 'glnn+amkd')}**; "
+              f"overhead ≤ 2x: **{'met' if worst <= 2.0 else 'not met'}** (worst {worst:.2f}x). "
+              "Regenerate: `python benchmarks/amkd.py`."]
+    atomic_write_text(out / "amkd.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
