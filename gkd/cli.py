@@ -117,6 +117,8 @@ def _add_book_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--float16", action="store_true", help="store logits, soft labels and hidden as float16")
     p.add_argument("--overwrite", action="store_true", help="replace an existing book (atomically)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--checkpoint-dir", help="save each trained teacher here, so a killed run can --resume")
+    p.add_argument("--resume", action="store_true", help="reuse the teachers saved in --checkpoint-dir")
 
 
 def _widths(text: str) -> list[int]:
@@ -168,6 +170,8 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--embeddings", help="an .npz of taps tap0, tap1, ... ([n, D] each, optional y) to build "
                        "from, instead of training a teacher CNN")
     graph.add_argument("--k", type=int, default=10, help="attention neighbours kept per sample (default 10)")
+    graph.add_argument("--builder-value", default="others", help="others (default: class-aligned relations) | "
+                       "learned (MHGD's distillation builder)")
     graph.add_argument("--directed", action="store_true", help="keep edges one-way (neighbour -> sample)")
     graph.add_argument("--out", required=True, help="graph file to write (.npz)")
     bench = sub.add_parser("bench", help="run benchmark scripts (benchmarks/NAME.py) and refresh the README tables")
@@ -179,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-BENCHMARKS = ("baselines", "self_distill", "gnn2mlp", "inference_latency", "book_cost", "scale", "mhgd_digits")
+BENCHMARKS = ("baselines", "self_distill", "gnn2mlp", "inference_latency", "book_cost", "scale", "mhgd_digits",
+              "amkd")
 CNN_METHOD_NAMES = ("student", "kd", "mhgd", "mhgd+kd", "bss", "amkd")
 
 
@@ -307,8 +312,11 @@ def cmd_book(args: argparse.Namespace) -> int:
     check_out = Path(args.out)
     if check_out.exists() and not args.overwrite:
         raise ConfigError(f"{args.out!r} already exists; pass --overwrite to replace it")
+    from .train.checkpoint import RunCheckpoint
+
+    ckpt = RunCheckpoint(args.checkpoint_dir, {"command": "book", **cfg.to_dict()}, args.resume)
     data = load(cfg.dataset, cfg.root, **cfg.dataset_args)
-    stage = teacher_stage(cfg, data, 0, reliability=True, progress=False if args.quiet else None)
+    stage = teacher_stage(cfg, data, 0, reliability=True, progress=False if args.quiet else None, checkpoint=ckpt)
     k = stage.knowledge
     write_book(args.out, data, stage.teacher_logits, stage.observed, temperature=cfg.temperature, hidden=k.hidden,
                reliability=k.reliability, teachers=stage.teachers, teacher_scores=stage.scores,
@@ -370,7 +378,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
         feats = [torch.nn.functional.normalize(torch.as_tensor(arrays[k], dtype=torch.float32), dim=-1)
                  for k in names]
         y = torch.as_tensor(arrays["y"]).long() if "y" in arrays else None
-        builder = MultiHeadGraphBuilder([f.size(1) for f in feats], heads=cfg.heads)
+        builder = MultiHeadGraphBuilder([f.size(1) for f in feats], heads=cfg.heads, value=cfg.builder_value)
         builder._check(feats)
         builder.fit(feats, epochs=cfg.builder_epochs, seed=cfg.seed, progress=not args.quiet)
         source = {"embeddings": str(args.embeddings)}
@@ -386,7 +394,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
         with torch.no_grad(), FeatureTaps(teacher.model.eval(), ["embed"]) as taps:
             x = taps(split.x)[1][0]
     data = relational_graph(builder, feats, k=args.k, symmetric=not args.directed, x=x, y=y)
-    save_graph(args.out, data, {"k": args.k, "heads": cfg.heads, "symmetric": not args.directed, **source})
+    save_graph(args.out, data, {"k": args.k, "heads": cfg.heads, "symmetric": not args.directed,
+                                "builder_value": cfg.builder_value, **source})
     line = f"graph {args.out}: {data.num_nodes} nodes, {data.edge_index.size(1)} edges (k={args.k})"
     if y is not None:
         line += f", edge homophily {edge_homophily(data):.3f}"

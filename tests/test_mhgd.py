@@ -87,7 +87,7 @@ def test_builder_learns_relations_and_kl_is_zero_on_identical_relations():
 
 def test_dataset_graph_shapes_symmetry_topk_weights_and_zoo_gcn_trains_on_it():
     feats, y = clustered(n=150)
-    builder = MultiHeadGraphBuilder([12, 16], heads=4)
+    builder = MultiHeadGraphBuilder([12, 16], heads=4, value="others")
     builder.fit(feats, epochs=40, batch_size=50)
     directed = relational_graph(builder, feats, k=5, symmetric=False, y=y)
     assert directed.edge_index.shape == (2, 150 * 5)
@@ -175,3 +175,23 @@ def test_gkd_graph_cli_builds_from_embeddings(tmp_path, capsys):
                                         str(tmp_path / "h.npz"), "--quiet"]), "expected tap0, tap1")
     cli_error(capsys, (["graph", "--embeddings", str(tmp_path / "taps.npz"), "--k", "80", "--out",
                                         str(tmp_path / "h.npz"), "--quiet"]), "k=80; expected an integer in [1, 79]")
+
+
+def test_cnn_and_graph_commands_are_deterministic(tmp_path):
+    """Same command, same seed: identical accuracies (mhgd+kd: SVD, builder, gradient cap) and an identical graph.
+    (`gkd cnn --method amkd` twice: tests/test_amkd.py.)"""
+    for method in ("mhgd+kd",):
+        runs = []
+        for i in range(2):
+            out = tmp_path / f"{method}-{i}.json"
+            assert main(["cnn", "--method", method, "--epochs", "2", "--builder-epochs", "2", "--heads", "2",
+                         "--runs", "1", "--quiet", "--json", str(out)]) == 0
+            runs.append({k: v for k, v in json.loads(out.read_text())["runs"][0].items() if "seconds" not in k})
+        assert runs[0] == runs[1]
+    graphs = []
+    for i in range(2):
+        assert main(["graph", "--epochs", "2", "--builder-epochs", "2", "--heads", "2", "--k", "5", "--out",
+                     str(tmp_path / f"g{i}.npz"), "--quiet"]) == 0
+        graphs.append(load_graph(tmp_path / f"g{i}.npz")[0])
+    assert torch.equal(graphs[0].edge_index, graphs[1].edge_index)
+    assert torch.equal(graphs[0].edge_weight, graphs[1].edge_weight) and torch.equal(graphs[0].x, graphs[1].x)

@@ -18,6 +18,16 @@ DISTILL = ["distill", "--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes
            "num_features=32", "--runs", "3", "--epochs", "30", "--teacher-arg", "epochs=30", "--quiet"]
 
 
+def kill_once_written(argv: list[str], path) -> None:
+    """Run ``gkd argv`` in a subprocess and SIGKILL it as soon as ``path`` exists (or after 240 s)."""
+    proc = subprocess.Popen([sys.executable, "-m", "gkd", *argv], cwd=REPO, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not path.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
 def accuracies(path):
     r = json.loads(path.read_text())
     return r["test_mean"], r["val_mean"], [(x["seed"], x["val"], x["test"], x["best_epoch"]) for x in r["runs"]]
@@ -26,13 +36,8 @@ def accuracies(path):
 @pytest.mark.parametrize("command", [TRAIN, DISTILL], ids=["train", "distill"])
 def test_sigkill_then_resume_gives_the_uninterrupted_result(command, tmp_path):
     ckpt = tmp_path / "ckpt"
-    proc = subprocess.Popen([sys.executable, "-m", "gkd", *command, "--checkpoint-dir", str(ckpt), "--json",
-                             str(tmp_path / "never.json")], cwd=REPO, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not (ckpt / "run-0.json").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    kill_once_written([*command, "--checkpoint-dir", str(ckpt), "--json", str(tmp_path / "never.json")],
+                      ckpt / "run-0.json")
     assert (ckpt / "run-0.json").exists() and not (tmp_path / "never.json").exists()
     assert not (ckpt / f"run-{int(command[command.index('--runs') + 1]) - 1}.json").exists()
     saved = json.loads((ckpt / "run-0.json").read_text())
@@ -54,3 +59,24 @@ def test_checkpoint_dir_misuse(tmp_path, capsys):
     assert "was made with another configuration (differs in ['lr'])" in err
     assert main([*TRAIN, "--resume"]) == 2
     assert "--resume needs --checkpoint-dir" in capsys.readouterr().err
+
+
+def test_book_sigkill_then_resume_gives_the_uninterrupted_book(tmp_path):
+    """`gkd book --teachers 3` killed after its first teacher: --resume trains only the others; same arrays."""
+    from gkd.book import open_book
+
+    book = ["book", "--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=1700", "--dataset-arg",
+            "num_features=32", "--teachers", "3", "--teacher-arg", "epochs=30", "--quiet"]
+    ckpt = tmp_path / "ckpt"
+    kill_once_written([*book, "--checkpoint-dir", str(ckpt), "--out", str(tmp_path / "never")],
+                      ckpt / "teacher-0-0.npz")
+    assert (ckpt / "teacher-0-0.npz").exists() and not (tmp_path / "never").exists()
+    assert not (ckpt / "teacher-0-2.npz").exists()
+    first = (ckpt / "teacher-0-0.npz").stat().st_mtime_ns
+    assert main([*book, "--checkpoint-dir", str(ckpt), "--resume", "--out", str(tmp_path / "resumed")]) == 0
+    assert (ckpt / "teacher-0-0.npz").stat().st_mtime_ns == first  # loaded, not trained and saved again
+    assert (ckpt / "teacher-0-2.npz").exists()
+    assert main([*book, "--out", str(tmp_path / "straight")]) == 0
+    arrays = [{k: v["sha256"] for k, v in open_book(tmp_path / b).manifest["arrays"].items()}
+              for b in ("resumed", "straight")]
+    assert arrays[0] == arrays[1]

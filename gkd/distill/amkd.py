@@ -113,7 +113,7 @@ class BoundaryDistill(LossTerm):
     name = "amkd"
 
     def __init__(self, num_samples: int, *, eta: float = 0.1, steps: int = 10, eps: float = 1e-3,
-                 max_samples: int = 256, refresh: int = 1, temperature: float = 4.0, margin: float = 0.2,
+                 max_samples: int = 256, refresh: int = 1, temperature: float = 4.0, margin: float = 0.05,
                  triplet_weight: float = 1.0, total_epochs: int = 100, weight: float = 1.0,
                  lo: float | None = None, hi: float | None = None, seed: int = 0) -> None:
         super().__init__(weight)

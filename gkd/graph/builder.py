@@ -9,14 +9,15 @@ For a pair of consecutive taps (front, back) with compressed features :math:`f_i
     \qquad D_2 = \lfloor (D_f + D_b) / 2 \rfloor,
 
 with :math:`\theta, \varphi` = linear + BatchNorm, 8 heads by default. The builder learns self-supervised on the
-teacher alone: :math:`\hat b_i = \mathrm{mean}_{h \in \text{kept}} \sum_{j \ne i} G^h_{ij}\, b_j` must point where
+teacher alone: :math:`\hat b_i = \mathrm{mean}_{h \in \text{kept}} \sum_j G^h_{ij}\, W f_j` must point where
 :math:`b_i` points (loss :math:`1 - \cos(\hat b_i, b_i)`), with heads dropped at random during training so that each
-head carries a relation of its own.
+head carries a relation of its own (``value="learned"``, MHGD's builder, used for distillation).
 
-gkd's value path is the other samples' back features, self masked. With MHGD's learned value map
-:math:`W f_j`, a linear :math:`W` can send one class's front features to another class's back features, so the heads
-were free to attend across classes: on digits the attention neighbours had edge homophily 0.01 (chance 0.10). With
-:math:`b_j` as values the heads must find samples the teacher embeds alike, which is what a relational graph is for.
+For relational graphs gkd offers ``value="others"``: :math:`\hat b_i = \sum_{j \ne i} G_{ij} b_j`, self masked.
+With the learned map, a linear :math:`W` can send one class's front features to another class's back features, so
+the heads are free to attend across classes: on digits the attention neighbours had edge homophily 0.01 (chance
+0.10). With the other samples' back features as values the heads must find samples the teacher embeds alike (0.99),
+which is what a graph over the dataset is for.
 
 Then the builder is frozen: distillation (:mod:`gkd.distill.mhgd`) and the dataset-level graph
 (:func:`relational_graph`) read its relations. The :math:`1/\sqrt{D_2}` scaling is the usual attention scaling (the
@@ -35,6 +36,8 @@ from tqdm.auto import tqdm
 from ..errors import ConfigError, DatasetError, check
 from .compress import check_features
 
+VALUES = ("learned", "others")  # what the attention reconstructs the back features from
+
 
 def check_batch(front: Tensor, back: Tensor) -> None:
     check_features(front, "front feature")
@@ -49,8 +52,10 @@ def check_batch(front: Tensor, back: Tensor) -> None:
 class RelationHead(nn.Module):
     """The attention between one (front, back) tap pair: ``heads`` relation matrices per batch."""
 
-    def __init__(self, front_dim: int, back_dim: int, heads: int = 8, head_drop: float = 0.5) -> None:
+    def __init__(self, front_dim: int, back_dim: int, heads: int = 8, head_drop: float = 0.5,
+                 value: str = "learned") -> None:
         super().__init__()
+        check(value in VALUES, f"value={value!r}; expected one of {', '.join(VALUES)}", ConfigError)
         check(isinstance(heads, int) and heads >= 1, f"attention heads={heads!r}; expected an integer >= 1",
               ConfigError)
         check(0.0 <= head_drop < 1.0, f"head_drop={head_drop!r}; expected in [0, 1)", ConfigError)
@@ -58,6 +63,8 @@ class RelationHead(nn.Module):
         self.front_dim, self.back_dim = front_dim, back_dim
         self.theta = nn.Sequential(nn.Linear(back_dim, heads * self.dim), nn.BatchNorm1d(heads * self.dim))
         self.phi = nn.Sequential(nn.Linear(front_dim, heads * self.dim), nn.BatchNorm1d(heads * self.dim))
+        self.value = value
+        self.value_map = nn.Linear(front_dim, back_dim) if value == "learned" else None
 
     def queries_keys(self, front: Tensor, back: Tensor) -> tuple[Tensor, Tensor]:
         """``[H, B, D2]`` queries from the back features, keys from the front features."""
@@ -76,9 +83,11 @@ class RelationHead(nn.Module):
 
     def reconstruction_loss(self, front: Tensor, back: Tensor) -> Tensor:
         s = self(front, back)
-        eye = torch.eye(s.size(-1), dtype=torch.bool, device=s.device)
-        g = s.masked_fill(eye, float("-inf")).softmax(-1)         # [H, B, B], no sample attends to itself
-        estimate = g @ back                                       # [H, B, D_back]
+        if self.value_map is not None:
+            estimate = s.softmax(-1) @ self.value_map(front)      # [H, B, D_back]
+        else:
+            eye = torch.eye(s.size(-1), dtype=torch.bool, device=s.device)
+            estimate = s.masked_fill(eye, float("-inf")).softmax(-1) @ back  # no sample attends to itself
         keep = torch.ones(self.heads, device=front.device)
         if self.training and self.head_drop > 0:
             keep = (torch.rand(self.heads, device=front.device) >= self.head_drop).float()
@@ -91,14 +100,15 @@ class RelationHead(nn.Module):
 class MultiHeadGraphBuilder(nn.Module):
     """One :class:`RelationHead` per consecutive pair of taps with compressed widths ``dims``."""
 
-    def __init__(self, dims: Sequence[int], heads: int = 8, head_drop: float = 0.5) -> None:
+    def __init__(self, dims: Sequence[int], heads: int = 8, head_drop: float = 0.5, value: str = "learned") -> None:
         super().__init__()
         check(len(dims) >= 2, f"dims={tuple(dims)!r}; expected the widths of at least 2 taps (front, back)",
               ConfigError)
         check(isinstance(heads, int) and heads >= 1, f"attention heads={heads!r}; expected an integer >= 1",
               ConfigError)
         self.dims, self.heads = tuple(int(d) for d in dims), heads
-        self.pairs = nn.ModuleList(RelationHead(f, b, heads, head_drop) for f, b in zip(self.dims, self.dims[1:]))
+        self.pairs = nn.ModuleList(RelationHead(f, b, heads, head_drop, value)
+                                   for f, b in zip(self.dims, self.dims[1:]))
 
     def forward(self, feats: Sequence[Tensor]) -> list[Tensor]:
         """Relation logits per tap pair, each ``[heads, B, B]``."""

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv, SAGEConv
 
-from ..errors import ConfigError, check
+from ..errors import ConfigError, DatasetError, check
 from .functional import dropout
 
 
@@ -73,6 +73,10 @@ class BasicModel(nn.Module):
                 return_hidden: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
         if self.uses_graph and edge_index is None:
             raise ConfigError(f"{type(self).__name__} needs edge_index (or a sparse adjacency); got None")
+        want = next(self.parameters()).dtype
+        if x.dtype != want:  # PyG's own message would be a matmul dtype clash deep inside a layer
+            raise DatasetError(f"x has dtype {x.dtype}; this model's parameters are {want} (convert the features, "
+                               f"e.g. data.x = data.x.to({want}), or the model)")
         hidden: list[Tensor] = []
         for i, layer in enumerate(self.layers):
             if i == 0:

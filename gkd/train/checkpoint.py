@@ -4,15 +4,22 @@ A run killed at any moment (SIGKILL included) and restarted with ``--resume`` lo
 only the rest, and — because a seed's result depends only on the seed (CPU, same thread count) — ends with the same
 numbers as an uninterrupted run (tested). The unfinished seed is recomputed from its start, not from mid-training.
 ``DIR/config.json`` pins the configuration: resuming with a different one is refused.
+
+Book making saves each trained teacher instead (``DIR/teacher-R-J.npz``: its knowledge arrays, weights and record,
+pickle-free), so a resumed ``gkd book --teachers K`` trains only the teachers that were not finished.
 """
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
+
 from ..errors import ConfigError, check
-from ..io import write_json
+from ..io import atomic_write_bytes, write_json
 
 
 class RunCheckpoint:
@@ -50,3 +57,32 @@ class RunCheckpoint:
     def save(self, r: int, run: dict) -> None:
         if self.dir is not None:
             write_json(self.dir / f"run-{r}.json", run)
+
+    def teacher(self, r: int, j: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict] | None:
+        """Teacher ``j`` of run ``r`` as saved by :meth:`save_teacher`: (knowledge arrays, weights, record), or None.
+        A file that does not load is ignored (that teacher is trained again)."""
+        if self.dir is None:
+            return None
+        path = self.dir / f"teacher-{r}-{j}.npz"
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as f:
+                arrays = {k: torch.from_numpy(f[k].copy()) for k in f.files}
+            record = json.loads(arrays.pop("record").numpy().tobytes())
+        except Exception:  # truncated zip, bad JSON: recompute
+            return None
+        know = {k[2:]: v for k, v in arrays.items() if k.startswith("k/")}
+        weights = {k[2:]: v for k, v in arrays.items() if k.startswith("w/")}
+        return know, weights, record
+
+    def save_teacher(self, r: int, j: int, knowledge: dict[str, torch.Tensor | None],
+                     weights: dict[str, torch.Tensor], record: dict) -> None:
+        if self.dir is None:
+            return
+        arrays = {f"k/{k}": v.detach().cpu().numpy() for k, v in knowledge.items() if v is not None}
+        arrays |= {f"w/{k}": v.detach().cpu().numpy() for k, v in weights.items()}
+        arrays["record"] = np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        atomic_write_bytes(self.dir / f"teacher-{r}-{j}.npz", buf.getvalue())

@@ -8,7 +8,6 @@ swamps the task).
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
@@ -20,7 +19,7 @@ from tqdm.auto import tqdm
 from ..datasets.digits import ImageSplit
 from ..errors import ConfigError, GKDError, check
 from ..nn.cnn import FeatureTaps
-from .trainer import FitResult, LossTerm, accuracy, check_optim_args, term_stats
+from .trainer import BestValidation, FitResult, LossTerm, accuracy, check_optim_args
 
 
 @dataclass
@@ -106,8 +105,7 @@ class ImageTrainer:
         return scores, float(F.cross_entropy(logits[s.val], s.y[s.val]))
 
     def fit(self) -> FitResult:
-        start, s = time.perf_counter(), self.split
-        best, best_epoch, best_scores, best_state, since, history = (-1.0, float("inf")), 0, {}, {}, 0, []
+        s, select = self.split, BestValidation(self.model, self.patience)
         bar = tqdm(range(1, self.epochs + 1), desc=self.desc, leave=False, disable=not self.progress,
                    dynamic_ncols=True)
         for epoch in bar:
@@ -122,18 +120,9 @@ class ImageTrainer:
                 for key, v in parts.items():
                     sums[key] = sums.get(key, 0.0) + v / len(batches)
             scores, val_loss = self.evaluate()
-            history.append({"epoch": epoch, **sums, **scores})
-            if (scores["val"], -val_loss) > (best[0], -best[1]):
-                best, best_epoch, best_scores, since = (scores["val"], val_loss), epoch, scores, 0
-                best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            else:
-                since += 1
             bar.set_postfix(val=f"{scores['val']:.3f}", refresh=False)
-            if since >= self.patience:
+            if select.update(epoch, scores, val_loss, **sums):
                 break
         if self.taps is not None:
             self.taps.remove()
-        self.model.load_state_dict(best_state)
-        return FitResult(best_epoch=best_epoch, val=best_scores["val"], test=best_scores["test"],
-                         train=best_scores["train"], epochs_run=epoch, seconds=time.perf_counter() - start,
-                         state_dict=best_state, history=history, stats=term_stats(self.terms))
+        return select.result(epoch, self.terms)

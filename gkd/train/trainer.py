@@ -103,6 +103,35 @@ def term_stats(terms: Iterable[LossTerm]) -> dict:
     return {t.name: t.stats() for t in terms if callable(getattr(t, "stats", None))}
 
 
+class BestValidation:
+    """Model selection shared by the trainers: keep the state of the epoch with the best validation score (ties: lower
+    validation loss), stop after ``patience`` epochs without one. Test scores are stored, never compared."""
+
+    def __init__(self, model: nn.Module, patience: int) -> None:
+        self.model, self.patience = model, patience
+        self.start = time.perf_counter()
+        self.best, self.epoch, self.scores, self.state, self.since = (-1.0, float("inf")), 0, {}, {}, 0
+        self.history: list[dict] = []
+
+    def update(self, epoch: int, scores: dict[str, float], val_loss: float, **logged: float) -> bool:
+        """Record an epoch; True when training should stop."""
+        self.history.append({"epoch": epoch, **logged, **scores})
+        if (scores["val"], -val_loss) > (self.best[0], -self.best[1]):
+            self.best, self.epoch, self.scores, self.since = (scores["val"], val_loss), epoch, scores, 0
+            self.state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        else:
+            self.since += 1
+        return self.since >= self.patience
+
+    def result(self, epochs_run: int, terms: Iterable[LossTerm] = ()) -> FitResult:
+        """Load the best state into the model and report it."""
+        self.model.load_state_dict(self.state)
+        s = self.scores
+        return FitResult(best_epoch=self.epoch, val=s["val"], test=s["test"], train=s["train"], epochs_run=epochs_run,
+                         seconds=time.perf_counter() - self.start, state_dict=self.state, history=self.history,
+                         stats=term_stats(terms))
+
+
 def check_optim_args(epochs: int, patience: int, lr: float, weight_decay: float) -> None:
     """The trainer's argument checks; also run by the run config before any data is loaded."""
     check(isinstance(epochs, int) and epochs >= 1, f"epochs={epochs!r}; expected an integer >= 1", ConfigError)
@@ -199,25 +228,13 @@ class Trainer:
         return scores, val_loss
 
     def fit(self) -> FitResult:
-        start = time.perf_counter()
-        best = (-1.0, float("inf"))
-        best_epoch, best_scores, best_state, since = 0, {}, {}, 0
-        history: list[dict] = []
+        select = BestValidation(self.model, self.patience)
         bar = tqdm(range(1, self.epochs + 1), desc=self.desc, leave=False, disable=not self.progress,
                    dynamic_ncols=True)
         for epoch in bar:
-            loss, parts = self._epoch(epoch, best_epoch) if self.loader is None else self._minibatch_epoch()
+            loss, parts = self._epoch(epoch, select.epoch) if self.loader is None else self._minibatch_epoch()
             scores, val_loss = self.evaluate()
-            history.append({"epoch": epoch, "loss": loss.item(), **parts, **scores})
-            if (scores["val"], -val_loss) > (best[0], -best[1]):
-                best, best_epoch, best_scores, since = (scores["val"], val_loss), epoch, scores, 0
-                best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            else:
-                since += 1
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{scores['val']:.3f}", refresh=False)
-            if since >= self.patience:
+            if select.update(epoch, scores, val_loss, loss=loss.item(), **parts):
                 break
-        self.model.load_state_dict(best_state)
-        return FitResult(best_epoch=best_epoch, val=best_scores["val"], test=best_scores["test"],
-                         train=best_scores["train"], epochs_run=epoch, seconds=time.perf_counter() - start,
-                         state_dict=best_state, history=history, stats=term_stats(self.terms))
+        return select.result(epoch, self.terms)
