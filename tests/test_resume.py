@@ -80,3 +80,22 @@ def test_book_sigkill_then_resume_gives_the_uninterrupted_book(tmp_path):
     arrays = [{k: v["sha256"] for k, v in open_book(tmp_path / b).manifest["arrays"].items()}
               for b in ("resumed", "straight")]
     assert arrays[0] == arrays[1]
+
+
+class _Evil:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # unpickling would create the marker file
+
+
+def test_pickle_bearing_teacher_checkpoint_is_never_unpickled(tmp_path):
+    import numpy as np
+
+    from gkd.train.checkpoint import RunCheckpoint
+
+    ckpt = RunCheckpoint(tmp_path / "c", {"command": "book"})
+    marker = tmp_path / "pwned"
+    np.savez(tmp_path / "c" / "teacher-0-0.npz", record=np.array([_Evil(str(marker))], dtype=object))
+    assert ckpt.teacher(0, 0) is None and not marker.exists()  # refused (then retrained), nothing executed
