@@ -17,9 +17,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..datasets.digits import ImageSplit
-from ..errors import ConfigError, GKDError, check
+from ..errors import ConfigError, check
 from ..nn.cnn import FeatureTaps
-from .trainer import BestValidation, FitResult, LossTerm, accuracy, check_optim_args
+from .trainer import BestValidation, FitResult, LossTerm, accuracy, check_optim_args, weighted_terms
 
 
 @dataclass
@@ -68,18 +68,11 @@ class ImageTrainer:
         step = ImageStep(x, y, idx, labelled, logits, feats, self.model, epoch)
         ce = F.cross_entropy(logits[labelled], y[labelled]) if labelled.any() else logits.sum() * 0.0
         parts, capped, loss = {"ce": ce.item()}, [], ce
-        for term in self.terms:
-            if term.weight == 0:
-                continue
-            value = term(step)
-            if not torch.isfinite(value):
-                raise GKDError(f"loss term {term.name!r} produced {value.item()} at epoch {epoch}; expected a finite "
-                               "loss (lower its weight or learning rate)")
-            parts[term.name] = value.item()
+        for term, value in weighted_terms(self.terms, step, parts):
             if getattr(term, "grad_cap", None) is not None:
-                capped.append((term, term.weight * value))
+                capped.append((term, value))
             else:
-                loss = loss + term.weight * value
+                loss = loss + value
         params = [p for p in self.optimizer.param_groups[0]["params"] if p.requires_grad]
         if not capped:
             loss.backward()

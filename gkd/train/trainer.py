@@ -98,6 +98,22 @@ class FitResult:
     stats: dict = field(default_factory=dict)  # counters terms report (e.g. skipped steps), for the run's JSON
 
 
+def weighted_terms(terms: Iterable[LossTerm], step, parts: dict[str, float]) -> list[tuple[LossTerm, Tensor]]:
+    """``(term, weight * value)`` for every term with a non-zero weight at ``step`` (graph or image step); the raw
+    values go into ``parts``. A non-finite value is an error, never a silently ruined model."""
+    out = []
+    for term in terms:
+        if term.weight == 0:
+            continue
+        value = term(step)
+        if not torch.isfinite(value):
+            raise GKDError(f"loss term {term.name!r} produced {value.item()} at epoch {step.epoch}; "
+                           "expected a finite loss (lower its weight or learning rate)")
+        parts[term.name] = value.item()
+        out.append((term, term.weight * value))
+    return out
+
+
 def term_stats(terms: Iterable[LossTerm]) -> dict:
     """``{term: term.stats()}`` for the terms that count something."""
     return {t.name: t.stats() for t in terms if callable(getattr(t, "stats", None))}
@@ -179,15 +195,8 @@ class Trainer:
         ce = F.cross_entropy(step.logits[d.train_mask], d.y[d.train_mask])
         parts = {"ce": ce.item()}
         loss = self.ce_weight * ce
-        for term in self.terms:
-            if term.weight == 0:
-                continue
-            value = term(step)
-            if not torch.isfinite(value):
-                raise GKDError(f"loss term {term.name!r} produced {value.item()} at epoch {step.epoch}; "
-                               "expected a finite loss (lower its weight or learning rate)")
-            parts[term.name] = value.item()
-            loss = loss + term.weight * value
+        for _, value in weighted_terms(self.terms, step, parts):
+            loss = loss + value
         return loss, parts
 
     def _epoch(self, epoch: int, best_epoch: int) -> tuple[Tensor, dict[str, float]]:
