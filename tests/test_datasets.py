@@ -69,6 +69,20 @@ def test_raw_pickle_with_foreign_class_is_refused(cora_copy):
         load("Cora", root=cora_copy)
 
 
+def test_parallel_first_loads_wait_for_one_processing(cora_copy):
+    """Workers that load a never-processed dataset at once (benchmarks with --jobs) all get the graph: PyG's
+    processing runs under a file lock instead of one worker reading another's half-written data.pt."""
+    import subprocess
+    import sys
+
+    code = f"from gkd.datasets import load; print(load('Cora', root={str(cora_copy)!r}).num_nodes)"
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(4)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, [err[-500:] for _, err in outs]
+    assert [out.split()[-1] for out, _ in outs] == ["2708"] * 4
+
+
 def test_root_not_writable(cora_copy):
     blocker = cora_copy / "Cora" / "processed"
     blocker.write_text("a file where the processed folder should be")

@@ -11,7 +11,7 @@ from pathlib import Path
 from torch_geometric.data import Data
 
 from ..errors import DatasetError
-from .registry import DatasetMeta, ensure_writable, register, require_files
+from .registry import DatasetMeta, ensure_writable, processing_lock, register, require_files
 
 _NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 _SUFFIXES = ["x", "tx", "allx", "y", "ty", "ally", "graph", "test.index"]
@@ -59,7 +59,8 @@ def load_planetoid(key: str, root: Path, *, split: int = 0) -> Data:
                 check_pickle(raw / f)
         ensure_writable(processed)
     try:
-        data = Planetoid(str(root), name, split="public")[0]
+        with processing_lock(processed):
+            data = Planetoid(str(root), name, split="public")[0]
     except DatasetError:
         raise
     except Exception as e:

@@ -4,9 +4,10 @@ from __future__ import annotations
 import difflib
 import os
 import tempfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from torch_geometric.data import Data
 
@@ -69,6 +70,29 @@ def ensure_writable(path: Path) -> None:
     except OSError as e:
         raise DatasetError(f"data root {str(path)!r} is not writable ({e.strerror}); processed files go there. "
                            "Pass a writable --root or set GKD_DATA") from None
+
+
+@contextmanager
+def processing_lock(folder: Path) -> Iterator[None]:
+    """Hold an exclusive file lock on ``folder`` while PyG processes (or reads) a dataset there, so that parallel
+    workers loading the same dataset for the first time never read a half-written ``processed/data.pt``."""
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no inter-process lock
+        yield
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        f = open(folder / ".gkd-processing.lock", "a")
+    except OSError:  # a read-only root holds finished files: nobody writes there, so nothing to wait for
+        yield
+        return
+    with f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def require_files(folder: Path, files: list[str], how: str) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 from torch_geometric.data import Data
 
 from ..errors import DatasetError
-from .registry import DatasetMeta, ensure_writable, register, require_files
+from .registry import DatasetMeta, ensure_writable, processing_lock, register, require_files
 
 _WEBKB = {"texas": "Texas", "wisconsin": "Wisconsin", "cornell": "Cornell"}
 _SPLITS = [f"{{}}_split_0.6_0.2_{i}.npz" for i in range(10)]
@@ -28,7 +28,8 @@ def _read(cls, root: str, processed: Path, **kw) -> Data:
     if not processed.is_dir() or not any(processed.iterdir()):
         ensure_writable(processed)
     try:
-        return cls(root, **kw)[0]
+        with processing_lock(processed):
+            return cls(root, **kw)[0]
     except DatasetError:
         raise
     except Exception as e:
