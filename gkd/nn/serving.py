@@ -73,6 +73,7 @@ class FastMLP:
     def __init__(self, mlp: nn.Module) -> None:
         self.weights = [(layer.weight.detach().t().contiguous(), layer.bias.detach().clone()) for layer in mlp.layers]
 
+    @torch.inference_mode()  # no autograd or version-counter bookkeeping: ~10 us of a 10-row query
     def __call__(self, x: Tensor, ids: Tensor | None = None) -> Tensor:
         h = x.detach() if ids is None else x.detach().index_select(0, ids)
         last = len(self.weights) - 1
