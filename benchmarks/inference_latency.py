@@ -86,7 +86,8 @@ def measure(name: str, data, batches: list[int], repeats: int, sage_hidden: int,
 def plot(rows: list[dict], out: Path) -> dict | None:
     """Cora accuracy (from gnn2mlp.json) vs latency at B=1000 unseen nodes, like GLNN's Figure 1."""
     src = out / "gnn2mlp.json" if (out / "gnn2mlp.json").is_file() else RESULTS / "gnn2mlp.json"
-    lat = {r["batch"]: r for r in rows if r["graph"] == "Cora" and r["threads"] == max(x["threads"] for x in rows)}
+    most = max(r["threads"] for r in rows)
+    lat = {r["batch"]: r for r in rows if r["graph"] == "Cora" and r["threads"] == most}
     if not src.is_file() or 1000 not in lat:
         return None
     import matplotlib

@@ -11,7 +11,7 @@ from pathlib import Path
 from torch_geometric.data import Data
 
 from ..errors import DatasetError
-from .registry import DatasetMeta, ensure_writable, processing_lock, register, require_files
+from .registry import DatasetMeta, ensure_writable, read_pyg, register, require_files
 
 _NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 _SUFFIXES = ["x", "tx", "allx", "y", "ty", "ally", "graph", "test.index"]
@@ -58,13 +58,8 @@ def load_planetoid(key: str, root: Path, *, split: int = 0) -> Data:
             if not f.endswith("test.index"):
                 check_pickle(raw / f)
         ensure_writable(processed)
-    try:
-        with processing_lock(processed):
-            data = Planetoid(str(root), name, split="public")[0]
-    except DatasetError:
-        raise
-    except Exception as e:
-        raise DatasetError(f"could not read Planetoid {name} from {str(raw)!r}: {type(e).__name__}: {e}") from None
+    data = read_pyg(lambda: Planetoid(str(root), name, split="public")[0], processed,
+                    f"Planetoid {name} from {str(raw)!r}")
     n_cls = int(data.y.max()) + 1
     data.meta = DatasetMeta(name=name, num_classes=n_cls, split="public (20 per class / 500 val / 1000 test)",
                             source="Planetoid (Yang et al., ICML 2016) via torch_geometric.datasets.Planetoid")

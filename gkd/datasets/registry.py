@@ -74,16 +74,16 @@ def ensure_writable(path: Path) -> None:
 
 @contextmanager
 def processing_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive file lock on ``folder`` while PyG processes (or reads) a dataset there, so that parallel
+    """Hold an exclusive file lock for ``folder`` while PyG processes (or reads) a dataset there, so that parallel
     workers loading the same dataset for the first time never read a half-written ``processed/data.pt``."""
     try:
         import fcntl
     except ImportError:  # not POSIX: no inter-process lock
         yield
         return
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        f = open(folder / ".gkd-processing.lock", "a")
+    try:  # the lock file sits beside the folder, so the folder itself holds only what PyG writes
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        f = open(folder.parent / f".{folder.name}.gkd-lock", "a")
     except OSError:  # a read-only root holds finished files: nobody writes there, so nothing to wait for
         yield
         return
@@ -93,6 +93,18 @@ def processing_lock(folder: Path) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def read_pyg(make: Callable[[], Data], processed: Path, what: str) -> Data:
+    """``make()`` (a PyG dataset's first graph) under :func:`processing_lock`; PyG's own failures become one
+    :class:`DatasetError` naming ``what`` was being read."""
+    try:
+        with processing_lock(processed):
+            return make()
+    except DatasetError:
+        raise
+    except Exception as e:
+        raise DatasetError(f"could not read {what}: {type(e).__name__}: {e}") from None
 
 
 def require_files(folder: Path, files: list[str], how: str) -> None:

@@ -8,8 +8,7 @@ from pathlib import Path
 
 from torch_geometric.data import Data
 
-from ..errors import DatasetError
-from .registry import DatasetMeta, ensure_writable, processing_lock, register, require_files
+from .registry import DatasetMeta, ensure_writable, read_pyg, register, require_files
 
 _WEBKB = {"texas": "Texas", "wisconsin": "Wisconsin", "cornell": "Cornell"}
 _SPLITS = [f"{{}}_split_0.6_0.2_{i}.npz" for i in range(10)]
@@ -27,14 +26,7 @@ def _select(data: Data, split: int, name: str, source: str) -> Data:
 def _read(cls, root: str, processed: Path, **kw) -> Data:
     if not processed.is_dir() or not any(processed.iterdir()):
         ensure_writable(processed)
-    try:
-        with processing_lock(processed):
-            return cls(root, **kw)[0]
-    except DatasetError:
-        raise
-    except Exception as e:
-        raise DatasetError(f"could not read {kw.get('name', cls.__name__)} under {root!r}: "
-                           f"{type(e).__name__}: {e}") from None
+    return read_pyg(lambda: cls(root, **kw)[0], processed, f"{kw.get('name', cls.__name__)} under {root!r}")
 
 
 @register(*_WEBKB)
