@@ -66,8 +66,8 @@ class FastMLP:
     gradient, so no autograd or module dispatch. Call with feature rows, or with ``(features, ids)`` to fetch the rows
     as part of the query.
 
-    Measured (2 cores, 128 -> 256 -> 5): 77 us for 10 rows, about the cost of NumPy's BLAS (62 us); NumPy was not
-    kept because its thread pool and torch's fight when one process runs both (10 ms instead of 1.2 ms for 1,000 rows).
+    Measured (2 cores, 128 -> 256 -> 5, under ``inference_mode``): 61-63 us for 10 rows at 1 or 2 threads
+    (benchmarks/results/inference_latency.json), about the cost of NumPy's BLAS; NumPy was not kept because its thread pool and torch's fight when one process runs both (10 ms instead of 1.2 ms for 1,000 rows).
     """
 
     def __init__(self, mlp: nn.Module) -> None:
