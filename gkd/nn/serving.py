@@ -67,7 +67,8 @@ class FastMLP:
     as part of the query.
 
     Measured (2 cores, 128 -> 256 -> 5, under ``inference_mode``): 61-63 us for 10 rows at 1 or 2 threads
-    (benchmarks/results/inference_latency.json), about the cost of NumPy's BLAS; NumPy was not kept because its thread pool and torch's fight when one process runs both (10 ms instead of 1.2 ms for 1,000 rows).
+    (benchmarks/results/inference_latency.json), about the cost of NumPy's BLAS; NumPy was not
+    kept because its thread pool and torch's fight when one process runs both (10 ms instead of 1.2 ms for 1,000 rows).
     """
 
     def __init__(self, mlp: nn.Module) -> None:
