@@ -70,6 +70,8 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sd-weight", dest="sd_weights", action="append", type=_key_value, metavar="TERM=W",
                    help="weight of one self-distillation term (repeatable; default 1)")
     p.add_argument("--sd-warmup", type=int, help="epochs of validation plateau before the neighbour term starts (default 20)")
+    p.add_argument("--sd-restart", action=argparse.BooleanOptionalAction,
+                   help="reload the best-validation weights when the neighbour term starts (default on)")
     p.add_argument("--sd-temperature", type=float, help="depth term's KD temperature (default 4)")
     p.add_argument("--ls-epsilon", type=float, help="label-smoothing epsilon (default 0.1)")
     p.add_argument("--tfkd-weight", type=float)

@@ -50,6 +50,7 @@ class TrainConfig:
     sd_terms: str = "neighbour,time"
     sd_weights: dict = field(default_factory=dict)
     sd_warmup: int = 20
+    sd_restart: bool = True
     sd_temperature: float = 4.0
     ls_epsilon: float = 0.1
     tfkd_weight: float = 0.1
@@ -65,6 +66,8 @@ class TrainConfig:
         check_optim_args(self.epochs, self.patience, self.lr, self.weight_decay)
         check(self.runs >= 1, f"runs={self.runs}; expected an integer >= 1", ConfigError)
         check(self.heads >= 1, f"heads={self.heads}; expected an integer >= 1", ConfigError)
+        check(isinstance(self.sd_restart, bool), f"sd_restart={self.sd_restart!r}; expected true or false",
+              ConfigError)
         check(self.sd_warmup >= 0, f"sd_warmup={self.sd_warmup}; expected an integer >= 0", ConfigError)
         check(self.sd_temperature > 0, f"sd_temperature={self.sd_temperature}; expected > 0", ConfigError)
         check(self.tfkd_temperature > 0, f"tfkd_temperature={self.tfkd_temperature}; expected > 0", ConfigError)

@@ -181,12 +181,13 @@ def test_cli_self_distill_json(tmp_path):
     out = tmp_path / "r.json"
     code = main(["train", "--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=1700", "--model", "gcn",
                  "--runs", "1", "--epochs", "30", "--self-distill", "--sd-terms", "neighbour,time,depth",
-                 "--sd-weight", "time=0.5", "--sd-warmup", "5", "--json", str(out), "--quiet"])
+                 "--sd-weight", "time=0.5", "--sd-warmup", "5", "--no-sd-restart", "--json", str(out), "--quiet"])
     assert code == 0
     r = json.loads(out.read_text())
     assert r["method"] == "self-distill"
     assert r["method_config"]["terms"] == ["neighbour", "time", "depth"]
     assert r["method_config"]["weights"] == {"neighbour": 1.0, "time": 0.5, "depth": 1.0}
+    assert r["method_config"]["restart"] is False
 
 
 @pytest.mark.parametrize("args, message", [
@@ -203,3 +204,37 @@ def test_cli_bad_self_distill(args, message, capsys):
     err = capsys.readouterr().err
     assert_one_line_error(err)
     assert message in err
+
+
+class _Spy(torch.nn.Module):
+    """A zero loss term that records the weights each epoch's forward pass saw."""
+
+    name, weight = "spy", 1.0
+
+    def __init__(self):
+        super().__init__()
+        self.seen, self.best = {}, {}
+
+    def forward(self, step):
+        self.seen[step.epoch] = [p.detach().clone() for p in step.model.parameters()]
+        self.best[step.epoch] = step.best_epoch
+        return step.logits.sum() * 0.0
+
+    def on_epoch_end(self, step):
+        pass
+
+    def restart_from_best(self, epoch, best_epoch):
+        return False
+
+
+@pytest.mark.parametrize("restart", [True, False])
+def test_neighbour_term_starts_from_the_best_checkpoint(small_graph, restart):
+    seed_everything(0)
+    model = build_model("gcn", small_graph.num_features, 3, hidden_channels=16)
+    nb, spy = NeighbourTerm(warmup=3, restart=restart), _Spy()
+    Trainer(model, small_graph, epochs=80, patience=80, terms=[nb, spy]).fit()
+    start, best = nb.started, spy.best[nb.started]
+    assert start - best >= 3
+    # epoch e's forward sees the weights evaluated at the end of epoch e - 1
+    same = all(torch.equal(a, b) for a, b in zip(spy.seen[start], spy.seen[best + 1]))
+    assert same == restart

@@ -150,6 +150,9 @@ class _FixedGraph(LossTerm):
     def forward(self, step) -> Tensor:
         return self.term(dataclasses.replace(step, graph=self.edge_index))
 
+    def restart_from_best(self, epoch: int, best_epoch: int) -> bool:
+        return self.term.restart_from_best(epoch, best_epoch)
+
 
 def student_terms(opts: DistillOptions, know: Knowledge, data: Data, edge_index: Tensor,
                   teacher: TeacherView | None = None, epochs: int = 500, seed: int = 0) -> list[LossTerm]:

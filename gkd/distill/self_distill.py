@@ -58,6 +58,12 @@ class NeighbourTerm(LossTerm):
     the same information early stopping already reads; test labels are never read. On heterophilous graphs the
     neighbourhood stops teaching instead of pulling nodes toward the wrong classes.
 
+    Restart (``restart=True``): when the term switches on, the trainer reloads the best-validation weights, so
+    self-distillation starts from the plateau's best model rather than from the epochs of overfitting that follow
+    it (which GAT, peaking early, otherwise never recovers from on validation). Cora, 10 seeds, validation / test
+    without -> with restart: GCN 81.24 / 83.27 -> 81.50 / 83.73, GAT 81.20 / 82.41 -> 81.34 / 83.15, GraphSAGE
+    80.46 / 82.13 -> 81.20 / 82.65 (clearing Adam's moments as well: 81.34 / 83.34, 81.40 / 83.32, 80.90 / 82.42).
+
     The teacher is the current training-mode (dropout) forward pass. Measured alternatives on Cora/GCN, 5 seeds, were
     no better: the previous epoch's dropout-free predictions (82.7), the best-validation checkpoint's (82.7), a
     mean-teacher weight average (82.1), against 83.0-83.5 for this choice.
@@ -66,13 +72,14 @@ class NeighbourTerm(LossTerm):
     name = "neighbour"
 
     def __init__(self, weight: float = 1.0, steps: int = 10, alpha: float = 0.1, sharpen: float = 0.5,
-                 warmup: int = 20, adaptive: bool = True) -> None:
+                 warmup: int = 20, adaptive: bool = True, restart: bool = True) -> None:
         super().__init__(weight)
         check(steps >= 1, f"neighbour steps={steps}; expected >= 1", ConfigError)
         check(0.0 < alpha <= 1.0, f"neighbour alpha={alpha}; expected a value in (0, 1]", ConfigError)
         check(sharpen > 0, f"neighbour sharpen temperature={sharpen}; expected > 0", ConfigError)
         check(warmup >= 0, f"neighbour warmup={warmup}; expected >= 0", ConfigError)
         self.steps, self.alpha, self.sharpen, self.warmup, self.adaptive = steps, alpha, sharpen, warmup, adaptive
+        self.restart = restart
         self.started: int | None = None
         self.cache = _GraphCache()
         self.trust = 1.0
@@ -98,13 +105,21 @@ class NeighbourTerm(LossTerm):
             self.trust = float(graph_acc >= own)
         return self.trust * _kl(t, logits)
 
+    def _plateaued(self, epoch: int, best_epoch: int) -> bool:
+        if self.started is None and epoch - best_epoch >= self.warmup:
+            self.started = epoch
+            return True
+        return False
+
+    def restart_from_best(self, epoch: int, best_epoch: int) -> bool:
+        return self._plateaued(epoch, best_epoch) and self.restart
+
     def active(self, step: Step) -> bool:
         """Warm-up: in the trainer, until validation accuracy has not improved for ``warmup`` epochs (so slow and
         fast backbones both start from their plateau); in a custom loop, for the first ``warmup`` epochs."""
         if step.best_epoch is None:
             return step.epoch > self.warmup
-        if self.started is None and step.epoch - step.best_epoch >= self.warmup:
-            self.started = step.epoch
+        self._plateaued(step.epoch, step.best_epoch)
         return self.started is not None
 
     def forward(self, step: Step) -> Tensor:

@@ -84,6 +84,11 @@ class LossTerm(nn.Module):
     def on_epoch_end(self, step: Step) -> None:
         """Called once per epoch with the training-mode outputs (for terms that keep state over time)."""
 
+    def restart_from_best(self, epoch: int, best_epoch: int) -> bool:
+        """Asked by the trainer before each epoch; ``True`` makes it reload the best-validation weights first (for a
+        term that switches on late, so that it starts from the best model so far, not the overfitted one after it)."""
+        return False
+
 
 @dataclass
 class FitResult:
@@ -241,6 +246,9 @@ class Trainer:
         bar = tqdm(range(1, self.epochs + 1), desc=self.desc, leave=False, disable=not self.progress,
                    dynamic_ncols=True)
         for epoch in bar:
+            restart = [t.restart_from_best(epoch, select.epoch) for t in self.terms]  # a list: ask every term
+            if any(restart) and select.state:
+                self.model.load_state_dict(select.state)  # weights only: keeping Adam's moments measured better
             loss, parts = self._epoch(epoch, select.epoch) if self.loader is None else self._minibatch_epoch()
             scores, val_loss = self.evaluate()
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{scores['val']:.3f}", refresh=False)
