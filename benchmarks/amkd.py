@@ -1,6 +1,6 @@
 """Adversarial metric distillation (BSS, AMKD) on digits (CNN students) and Cora (MLP students of a GCN teacher).
 
-    python benchmarks/amkd.py [--runs 10] [--jobs 2] [--quick]
+    python benchmarks/amkd.py [--runs 10] [--jobs 2] [--quick] [--datasets digits,cora]
 
 digits: gkd.datasets.digits' protocol (teacher CNN on every training label, student CNN (4,8,8) on 20% of them);
 KD vs BSS (KD + KD on boundary samples) vs AMKD (BSS + triplet). Cora: the self-distilled GCN teacher of
@@ -57,6 +57,8 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--quick", action="store_true", help="2 seeds, few epochs")
     p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--datasets", default="digits,cora",
+                   help="re-run only these (the others' seeds are kept from the existing amkd.json)")
     args = p.parse_args(argv)
     from tqdm.auto import tqdm
 
@@ -67,9 +69,20 @@ def main(argv=None) -> int:
     from gkd.train.logger import mean_std
 
     runs = 2 if args.quick else args.runs
-    tasks = [(d, s, args.quick) for d in ("digits", "cora") for s in range(runs)]
+    chosen = [d.strip() for d in args.datasets.split(",") if d.strip()]
+    if not chosen or set(chosen) - {"digits", "cora"}:
+        p.error(f"--datasets {args.datasets!r}; expected some of digits,cora")
+    kept: list = []
+    if set(chosen) != {"digits", "cora"}:
+        import json
+
+        old = json.loads((Path(args.out) / "amkd.json").read_text())
+        if old["runs"] != runs or old["quick"] != args.quick:
+            p.error(f"the existing amkd.json has runs={old['runs']}, quick={old['quick']}; re-run every dataset")
+        kept = [r for r in old["seeds"] if r["dataset"] not in chosen]
+    tasks = [(d, s, args.quick) for d in chosen for s in range(runs)]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = list(tqdm(pool.map(one, tasks), total=len(tasks), desc="amkd", file=sys.stderr))
+        results = kept + list(tqdm(pool.map(one, tasks), total=len(tasks), desc="amkd", file=sys.stderr))
     summary: dict = {}
     for dataset, methods in (("digits", DIGITS), ("cora", CORA)):
         got = [r for r in results if r["dataset"] == dataset]
@@ -93,7 +106,7 @@ def main(argv=None) -> int:
     env = environment()
     result = {"benchmark": "amkd", "quick": args.quick, "runs": runs, "summary": summary,
               "config": {"digits": CNNDistillConfig().to_dict(), "cora": DistillConfig().to_dict()},
-              "seeds": results, "environment": env}
+              "seeds": results, "datasets_run_last": chosen, "environment": env}
     out = Path(args.out)
     write_json(out / "amkd.json", result)
 

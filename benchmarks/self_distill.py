@@ -1,6 +1,6 @@
 """Universal self-distillation on Cora (and a homophily sweep on synthetic-csbm).
 
-    python benchmarks/self_distill.py [--runs 10] [--jobs 2] [--quick]
+    python benchmarks/self_distill.py [--runs 10] [--jobs 2] [--quick] [--only TEXT[,TEXT]]
 
 For GCN, GAT and GraphSAGE: plain training, label smoothing, Tf-KD-reg, each self-distillation term alone, all terms,
 and gkd's default terms; mean ± std of test accuracy at the best-validation epoch, gain over plain, and time per
@@ -95,6 +95,9 @@ def main(argv=None) -> int:
     p.add_argument("--jobs", type=int, default=2, help="worker processes, one torch thread each")
     p.add_argument("--quick", action="store_true", help="2 runs, 60 epochs, GCN only, 2-point sweep (smoke test)")
     p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--only", default=None, metavar="TEXT[,TEXT]",
+                   help="re-run only the variants whose label contains one of these (e.g. 'neighbour,all terms'); "
+                        "the other rows are kept from the existing JSON (same runs required)")
     p.add_argument("--timing-only", action="store_true",
                    help="re-measure only the epoch-time ratios and rewrite the report from the existing JSON")
     args = p.parse_args(argv)
@@ -116,8 +119,23 @@ def main(argv=None) -> int:
     tasks += [(label, m, flags, {**sweep, "dataset_args": {"homophily": h}})
               for h in homs for m in sweep_models for label, flags in variants() if label in ("plain",)
               or label.startswith("SD: default")]
+    kept: list[dict] = []
+    if args.only is not None:
+        import json
+
+        old = json.loads((out / "self_distill.json").read_text())
+        if (old["runs"], old["sweep_runs"], old["quick"]) != (runs, sweep["runs"], args.quick):
+            p.error("--only needs an existing JSON with the same runs, sweep runs and --quick; re-run everything")
+        parts = [x for x in args.only.split(",") if x.strip()]
+        rerun = [t for t in tasks if any(x.strip() in t[0] for x in parts)]
+        if not rerun:
+            p.error(f"--only {args.only!r} matches no variant")
+        key = {(t[0], t[1], t[3].get("dataset"), str(t[3].get("dataset_args", {}))) for t in rerun}
+        kept = [r for r in old["rows"]
+                if (r["variant"], r["model"], r["dataset"], str(r["dataset_args"])) not in key]
+        tasks = rerun
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        rows = list(tqdm(pool.map(one, tasks), total=len(tasks), desc="self_distill", file=sys.stderr))
+        rows = kept + list(tqdm(pool.map(one, tasks), total=len(tasks), desc="self_distill", file=sys.stderr))
 
     def plain_of(r):
         return next(x for x in rows if x["variant"] == "plain" and x["model"] == r["model"]
