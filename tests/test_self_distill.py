@@ -8,7 +8,7 @@ from gkd.cli import main
 from gkd.distill import DepthTerm, LabelSmoothing, NeighbourTerm, NormalizedTerm, SelfDistill, TfKDReg, TimeTerm
 from gkd.errors import ConfigError, GKDError
 from gkd.nn import build_model
-from gkd.train import Step, Trainer, seed_everything
+from gkd.train import LossTerm, Step, Trainer, seed_everything
 
 from conftest import assert_one_line_error
 
@@ -206,10 +206,10 @@ def test_cli_bad_self_distill(args, message, capsys):
     assert message in err
 
 
-class _Spy(torch.nn.Module):
+class _Spy(LossTerm):
     """A zero loss term that records the weights each epoch's forward pass saw."""
 
-    name, weight = "spy", 1.0
+    name = "spy"
 
     def __init__(self):
         super().__init__()
@@ -219,12 +219,6 @@ class _Spy(torch.nn.Module):
         self.seen[step.epoch] = [p.detach().clone() for p in step.model.parameters()]
         self.best[step.epoch] = step.best_epoch
         return step.logits.sum() * 0.0
-
-    def on_epoch_end(self, step):
-        pass
-
-    def restart_from_best(self, epoch, best_epoch):
-        return False
 
 
 @pytest.mark.parametrize("restart", [True, False])

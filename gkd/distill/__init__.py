@@ -25,7 +25,8 @@ TermsFactory = Callable[[Data, nn.Module], list[LossTerm]]
 
 def _self_distill(cfg) -> tuple[TermsFactory, dict]:
     terms = parse_terms(cfg.sd_terms)
-    options = {"neighbour": {"warmup": cfg.sd_warmup, "restart": cfg.sd_restart}, "depth": {"temperature": cfg.sd_temperature}}
+    options = {"neighbour": {"warmup": cfg.sd_warmup, "restart": cfg.sd_restart},
+               "depth": {"temperature": cfg.sd_temperature}}
     options = {k: v for k, v in options.items() if k in terms}
 
     def build(num_classes: int, hidden_channels: int, num_layers: int) -> SelfDistill:
@@ -38,7 +39,8 @@ def _self_distill(cfg) -> tuple[TermsFactory, dict]:
     def factory(data: Data, model: nn.Module) -> list[LossTerm]:
         return list(build(data.meta.num_classes, model.hidden_channels, model.num_layers).terms)
 
-    return factory, {**checked.config(), "warmup": cfg.sd_warmup, "restart": cfg.sd_restart, "depth_temperature": cfg.sd_temperature}
+    return factory, {**checked.config(), "warmup": cfg.sd_warmup, "restart": cfg.sd_restart,
+                     "depth_temperature": cfg.sd_temperature}
 
 
 def _label_smoothing(cfg):
