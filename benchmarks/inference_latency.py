@@ -3,7 +3,8 @@
     python benchmarks/inference_latency.py [--nodes 1000000] [--degree 20] [--repeats 100] [--threads 1,2] [--quick]
 
 Both sides are the fast version of themselves (gkd.nn.serving): vectorised CSR gathers, layer 1 only for the nodes
-layer 2 needs, ``inference_mode``; the MLP is a fused ``addmm`` chain that fetches its feature rows itself. Timings
+layer 2 needs, ``inference_mode``; the MLP is a fused ``addmm`` chain that fetches its feature rows itself (gkd
+distill's default 64-wide student, and a 256-wide one timed beside it). Timings
 are medians over ``repeats`` random batches (the same batches for both), each side in its own block, one process,
 the same torch thread count for both sides, once per count in ``--threads`` (1 thread is how a server with one worker
 per core runs; with 2, small queries pay for waking the second thread). Also full-graph throughput
@@ -40,12 +41,13 @@ def _median_ms(fn, repeats: int) -> float:
 
 
 def measure(name: str, data, batches: list[int], repeats: int, sage_hidden: int, mlp_hidden: int, threads: int,
-            seed: int = 0):
+            seed: int = 0, wide_hidden: int = 256):
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     c = int(data.y.max()) + 1
     sage = build_model("sage", data.num_features, c, hidden_channels=sage_hidden).eval()
     mlp = FastMLP(build_model("mlp", data.num_features, c, hidden_channels=mlp_hidden).eval())
+    wide = FastMLP(build_model("mlp", data.num_features, c, hidden_channels=wide_hidden).eval())
     adj_t = to_adj_t(data.edge_index, data.num_nodes)
     crow, col = adj_t.crow_indices(), adj_t.col_indices()
     pool = data.test_mask.nonzero().view(-1)  # nodes that training never labels
@@ -56,20 +58,25 @@ def measure(name: str, data, batches: list[int], repeats: int, sage_hidden: int,
         for i in range(3):  # warm-up: allocator, first-call dispatch
             sage_predict(list(sage.layers), data.x, crow, col, picks[i])
             mlp(data.x, picks[i])
+            wide(data.x, picks[i])
         # each side timed in its own block, as a server runs only one of them: interleaving single calls made the
         # MLP pay for waking torch's worker threads after each SAGE call (0.37 vs 0.08 ms at B=10, measured)
-        t_sage, t_mlp = [], []
+        t_sage = []
         for i in range(3, repeats + 3):
             t = time.perf_counter()
             sage_predict(list(sage.layers), data.x, crow, col, picks[i])
             t_sage.append(time.perf_counter() - t)
-        for i in range(3, repeats + 3):  # the same nodes; fetching their feature rows is part of the query
-            t = time.perf_counter()
-            mlp(data.x, picks[i])
-            t_mlp.append(time.perf_counter() - t)
-        s, m = statistics.median(t_sage) * 1e3, statistics.median(t_mlp) * 1e3
-        rows.append({"graph": name, "threads": threads, "batch": b, "sage_ms": s, "mlp_ms": m, "ratio": s / m})
-        print(f"{name:>12s}  {threads} thr  B={b:<5d} SAGE+fetch {s:9.3f} ms   MLP {m:7.3f} ms   {s / m:7.1f}x", file=sys.stderr)
+        t_mlp, t_wide = [], []
+        for model, times in ((mlp, t_mlp), (wide, t_wide)):
+            for i in range(3, repeats + 3):  # the same nodes; fetching their feature rows is part of the query
+                t = time.perf_counter()
+                model(data.x, picks[i])
+                times.append(time.perf_counter() - t)
+        s, m, w = (statistics.median(x) * 1e3 for x in (t_sage, t_mlp, t_wide))
+        rows.append({"graph": name, "threads": threads, "batch": b, "sage_ms": s, "mlp_ms": m, "ratio": s / m,
+                     "wide_ms": w, "wide_ratio": s / w})
+        print(f"{name:>12s}  {threads} thr  B={b:<5d} SAGE+fetch {s:9.3f} ms   MLP {m:7.3f} ms   {s / m:7.1f}x   "
+              f"MLP-{wide_hidden} {w:7.3f} ms   {s / w:7.1f}x", file=sys.stderr)
     with torch.inference_mode():
         t = time.perf_counter()
         sage(data.x, adj_t)
@@ -91,6 +98,7 @@ def plot(rows: list[dict], out: Path) -> dict | None:
     if not src.is_file() or 1000 not in lat:
         return None
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -103,12 +111,15 @@ def plot(rows: list[dict], out: Path) -> dict | None:
         points.setdefault("SAGE teacher", (r["teacher_test_mean"], lat[1000]["sage_ms"]))
         if r["method"] == "gkd" or r["variant"] in ("plain MLP", "GLNN"):
             points[f"MLP: {r['method']}"] = (r["test_mean"], lat[1000]["mlp_ms"])
+        elif r["variant"] == "GLNN, 256 wide" and "wide_ms" in lat[1000]:
+            points["MLP: glnn, 256 wide"] = (r["test_mean"], lat[1000]["wide_ms"])
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for label, (acc, ms) in points.items():
         ax.scatter(ms, acc * 100, s=30)
         ax.annotate(label, (ms, acc * 100), fontsize=7, xytext=(5, -9 if label == "MLP: glnn" else 3),
                     textcoords="offset points")
     ax.set_xscale("log")
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # decade labels only: minor ones overlap
     ax.set_xlabel("ms to predict 1,000 unseen Cora nodes (log)")
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Cora: accuracy vs inference latency")
@@ -130,11 +141,19 @@ def main(argv=None) -> int:
     p.add_argument("--threads", default="1,2", help="torch thread counts; both sides use the same one per row "
                    "(1 = one serving worker per core)")
     p.add_argument("--sage-hidden", type=int, default=64, help="as the zoo's default GraphSAGE teacher")
-    p.add_argument("--mlp-hidden", type=int, default=256, help="as gkd distill's default student")
+    p.add_argument("--mlp-hidden", type=int, default=64, help="as gkd distill's default student")
+    p.add_argument("--wide-hidden", type=int, default=256, help="a wider MLP student, timed beside it")
     p.add_argument("--quick", action="store_true", help="100k-node graph, 5 repeats")
     p.add_argument("--root", default=None)
     p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--plot-only", action="store_true", help="redraw the PNG from --out's JSON (after gnn2mlp.py)")
     args = p.parse_args(argv)
+    if args.plot_only:
+        out = Path(args.out)
+        result = json.loads((out / "inference_latency.json").read_text())
+        result["accuracy_vs_latency"] = plot(result["rows"], out)
+        write_json(out / "inference_latency.json", result)
+        return 0
     nodes, repeats = (100_000, 5) if args.quick else (args.nodes, args.repeats)
     batches = [int(b) for b in args.batches.split(",")]
     rows, full = [], []
@@ -144,7 +163,8 @@ def main(argv=None) -> int:
     name = f"csbm-{nodes // 1000}k" if nodes < 1_000_000 else f"csbm-{nodes / 1e6:g}M"
     for graph, data in ((name, big), ("Cora", load("Cora", args.root))):
         for threads in (int(n) for n in args.threads.split(",")):
-            r, f = measure(graph, data, batches, repeats, args.sage_hidden, args.mlp_hidden, threads)
+            r, f = measure(graph, data, batches, repeats, args.sage_hidden, args.mlp_hidden, threads,
+                           wide_hidden=args.wide_hidden)
             rows += r
             full.append(f)
     del big
@@ -154,16 +174,17 @@ def main(argv=None) -> int:
     result = {"benchmark": "inference_latency", "quick": args.quick, "rows": rows, "full_graph": full,
               "accuracy_vs_latency": points, "graph_seconds": gen_s,
               "protocol": f"median of {repeats} random batches of test nodes; SAGE {args.sage_hidden} hidden, 2 "
-                          f"layers, 2-hop CSR fetch; MLP {args.mlp_hidden} hidden, 2 layers "
+                          f"layers, 2-hop CSR fetch; MLP {args.mlp_hidden} hidden (and {args.wide_hidden}), 2 layers "
                           "(fused addmm under inference_mode, feature-row fetch included); each side timed in its own "
                           "block; same process, same torch thread count for both sides of a row",
               "environment": env}
     write_json(out / "inference_latency.json", result)
     lines = [f"### Inference latency: B unseen nodes ({env['cpu']})", "",
-             "| graph | torch threads | B | SAGE + 2-hop fetch (ms) | MLP student (ms) | speed-up |",
-             "|---|---|---|---|---|---|"]
+             f"| graph | torch threads | B | SAGE + 2-hop fetch (ms) | MLP student, {args.mlp_hidden} wide (ms) | "
+             f"speed-up | MLP {args.wide_hidden} wide (ms) | speed-up |",
+             "|---|---|---|---|---|---|---|---|"]
     lines += [f"| {r['graph']} | {r['threads']} | {r['batch']:,} | {r['sage_ms']:.3f} | {r['mlp_ms']:.3f} | "
-              f"{r['ratio']:.0f}x |" for r in rows]
+              f"{r['ratio']:.0f}x | {r['wide_ms']:.3f} | {r['wide_ratio']:.0f}x |" for r in rows]
     lines += ["", "| graph | torch threads | nodes | edges | SAGE full-graph (nodes/s) | MLP (nodes/s) |",
               "|---|---|---|---|---|---|"]
     lines += [f"| {f['graph']} | {f['threads']} | {f['nodes']:,} | {f['edges']:,} | {f['sage_nodes_per_s']:,.0f} | "

@@ -46,6 +46,8 @@ def _add_teacher_flags(p: argparse.ArgumentParser) -> None:
                    help="any `gkd train` option for the teacher, e.g. hidden_channels=128 (repeatable)")
     p.add_argument("--teachers", type=int, help="teachers per run (seeds seed + 1000 j); their mean probability "
                    "is the knowledge (default 1)")
+    p.add_argument("--teacher-generations", type=int, help="born-again generations of each teacher; the last one "
+                   "teaches (default 2)")
     p.add_argument("--setting", help="transductive | inductive (default transductive)")
     p.add_argument("--inductive-fraction", type=float, help="share of test nodes held out (default 0.2)")
 
@@ -73,6 +75,8 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sd-restart", action=argparse.BooleanOptionalAction,
                    help="reload the best-validation weights when the neighbour term starts (default on)")
     p.add_argument("--sd-temperature", type=float, help="depth term's KD temperature (default 4)")
+    p.add_argument("--generations", type=int, help="born-again generations: each later one also learns the "
+                   "previous one's predictions (default 1)")
     p.add_argument("--ls-epsilon", type=float, help="label-smoothing epsilon (default 0.1)")
     p.add_argument("--tfkd-weight", type=float)
     p.add_argument("--tfkd-temperature", type=float)
@@ -83,7 +87,7 @@ def _add_distill_flags(p: argparse.ArgumentParser) -> None:
     _add_data_flags(p)
     _add_teacher_flags(p)
     p.add_argument("--student", help="student model (default mlp)")
-    _add_model_and_run_flags(p, width_help="student width (default 256)")
+    _add_model_and_run_flags(p, width_help="student width (default 64)")
     p.add_argument("--method", help="plain | glnn | gkd | bookkd, optionally +TERM, e.g. gkd+amkd (default gkd)")
     p.add_argument("--terms", help="structure-aware terms added to glnn: position,neighbour,reliability,rsd,self")
     p.add_argument("--kd-lambda", type=float, help="weight of the label cross-entropy; KD gets 1 - lambda (default 0)")

@@ -45,6 +45,7 @@ class TrainConfig:
     patience: int = 100
     runs: int = 10
     seed: int = 0
+    generations: int = 1  # born-again generations (gkd.distill.born_again)
     # method and its options (gkd.distill.METHODS)
     method: str = "plain"
     sd_terms: str = "neighbour,time"
@@ -66,6 +67,8 @@ class TrainConfig:
         check_optim_args(self.epochs, self.patience, self.lr, self.weight_decay)
         check(self.runs >= 1, f"runs={self.runs}; expected an integer >= 1", ConfigError)
         check(self.heads >= 1, f"heads={self.heads}; expected an integer >= 1", ConfigError)
+        check(isinstance(self.generations, int) and not isinstance(self.generations, bool) and self.generations >= 1,
+              f"generations={self.generations!r}; expected an integer >= 1", ConfigError)
         check(isinstance(self.sd_restart, bool), f"sd_restart={self.sd_restart!r}; expected true or false",
               ConfigError)
         check(self.sd_warmup >= 0, f"sd_warmup={self.sd_warmup}; expected an integer >= 0", ConfigError)

@@ -55,6 +55,7 @@ BAD = [
     (["--dropout", "1.0"], "dropout=1.0"),
     (["--runs", "0"], "runs=0"),
     (["--epochs", "0"], "epochs=0"),
+    (["--generations", "0"], "generations=0; expected an integer >= 1"),
     (["--dataset", "texas", "--root", "/nonexistent-gkd-root"], "dataset files not found"),
     (["--json", "/nonexistent-gkd-dir/r.json"], "does not exist"),
 ]

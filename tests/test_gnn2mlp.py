@@ -222,6 +222,8 @@ def test_distill_cli_transductive_and_inductive(tmp_path, capsys):
     (["--teacher-arg", "model=gat"], "teacher_args may not set"),
     (["--teacher-arg", "hiddn=3"], "teacher_args"),
     (["--teachers", "0"], "teachers=0"),
+    (["--teacher-generations", "0"], "teacher_generations=0; expected an integer >= 1"),
+    (["--teacher-arg", "generations=3"], "use the distill options of the same name"),
     (["--lr", "0"], "lr=0.0; expected > 0"),
 ])
 def test_distill_bad_input_exit_2(args, message, capsys):

@@ -232,3 +232,37 @@ def test_neighbour_term_starts_from_the_best_checkpoint(small_graph, restart):
     # epoch e's forward sees the weights evaluated at the end of epoch e - 1
     same = all(torch.equal(a, b) for a, b in zip(spy.seen[start], spy.seen[best + 1]))
     assert same == restart
+
+
+def test_born_again_term_by_hand():
+    from gkd.distill.born_again import BornAgain
+
+    prev, z = torch.randn(5, 3), torch.randn(5, 3, requires_grad=True)
+    p = F.softmax(prev, -1)
+    want = (p * (p.log() - F.log_softmax(z, -1))).sum(-1).mean()
+    got = BornAgain(prev)(Step(logits=z, hidden=[], data=None, epoch=1, model=None))
+    assert torch.allclose(got, want)
+
+
+@pytest.mark.parametrize("generations", [1, 3])
+def test_generations_learn_the_previous_ones_predictions(small_graph, monkeypatch, generations):
+    """Generation g + 1 gets a born-again term holding generation g's eval-mode logits at its best-validation
+    weights; the run returns the last generation and lists every generation's validation score."""
+    from gkd.config import TrainConfig
+    from gkd.distill import born_again
+    from gkd.train.experiment import train_run
+
+    built, handed = [], []
+    monkeypatch.setattr(born_again.BornAgain, "__init__",
+                        lambda self, prev, weight=1.0: (handed.append(prev.clone()),
+                                                        LossTerm.__init__(self, 0.0))[-1])
+    cfg = TrainConfig(model="gcn", hidden_channels=16, epochs=40, patience=40, generations=generations)
+    model, res = train_run(cfg, small_graph, 0, terms_factory=lambda d, m: built.append(m) or [])
+    assert len(built) == generations and model is built[-1]
+    assert len(handed) == generations - 1
+    for prev_model, prev_logits in zip(built, handed):
+        prev_model.eval()
+        assert torch.equal(prev_model(small_graph.x, small_graph.adj_t), prev_logits)
+    assert ("generation_val" in res.stats) == (generations > 1)
+    if generations > 1:
+        assert len(res.stats["generation_val"]) == generations and res.stats["generation_val"][-1] == res.val

@@ -5,7 +5,6 @@ import copy
 import platform
 import sys
 import time
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -19,6 +18,8 @@ from ..nn import build_model, to_adj_t
 from .checkpoint import RunCheckpoint
 from .logger import fmt, summarize
 from .trainer import FitResult, LossTerm, Trainer, get_metric, seed_everything
+
+GENERATION_SEED_STRIDE = 100_003  # born-again generations; apart from ensembles' seed + 1000 j
 
 
 def environment() -> dict:
@@ -46,16 +47,36 @@ def train_run(cfg: TrainConfig, data: Data, seed: int, *, terms_factory=None, pr
               desc: str = "train") -> tuple[torch.nn.Module, FitResult]:
     """Seed, build ``cfg.model`` for ``data`` and fit it; returns the model at its best-validation epoch.
 
+    With ``cfg.generations > 1`` each later generation (seed ``seed + GENERATION_SEED_STRIDE * g``) also learns the
+    previous one's predictions (:class:`~gkd.distill.born_again.BornAgain`); the last generation is returned, and
+    ``stats["generation_val"]`` lists every generation's validation score.
     ``data`` gains a CSR ``adj_t`` if it has none (every zoo model then runs SpMM)."""
     if getattr(data, "adj_t", None) is None:
         data.adj_t = to_adj_t(data.edge_index, data.num_nodes)
-    seed_everything(seed)
-    model = build_model(cfg.model, data.num_features, data.meta.num_classes, **cfg.model_kwargs())
-    terms: Iterable[LossTerm] = terms_factory(data, model) if terms_factory else ()
-    trainer = Trainer(model, data, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
-                      patience=cfg.patience, terms=terms, metric=get_metric(data.meta.metric),
-                      progress=progress, desc=desc)
-    return model, trainer.fit()
+    previous: torch.Tensor | None = None
+    vals: list[float] = []
+    start = time.perf_counter()
+    for g in range(cfg.generations):
+        seed_everything(seed + GENERATION_SEED_STRIDE * g)
+        model = build_model(cfg.model, data.num_features, data.meta.num_classes, **cfg.model_kwargs())
+        terms: list[LossTerm] = list(terms_factory(data, model)) if terms_factory else []
+        if previous is not None:
+            from ..distill.born_again import BornAgain  # distill builds on train, not the reverse
+
+            terms.append(BornAgain(previous))
+        trainer = Trainer(model, data, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
+                          patience=cfg.patience, terms=terms, metric=get_metric(data.meta.metric),
+                          progress=progress, desc=desc if cfg.generations == 1 else f"{desc} gen {g}")
+        res = trainer.fit()
+        vals.append(res.val)
+        if g + 1 < cfg.generations:
+            model.eval()
+            with torch.no_grad():
+                previous = model(data.x, data.adj_t)
+    if cfg.generations > 1:
+        res.stats["generation_val"] = vals
+        res.seconds = time.perf_counter() - start  # all generations
+    return model, res
 
 
 def run_experiment(cfg: TrainConfig, *, terms_factory=None, method: str = "plain", method_config: dict | None = None,
@@ -86,7 +107,7 @@ def run_experiment(cfg: TrainConfig, *, terms_factory=None, method: str = "plain
         model, res = train_run(cfg, data, seed, terms_factory=terms_factory, progress=progress, desc=f"run {r}")
         runs.append({"run": r, "seed": seed, "split": data.meta.split_index, "val": res.val, "test": res.test,
                      "train": res.train, "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
-                     "seconds": round(res.seconds, 3)})
+                     "seconds": round(res.seconds, 3), **({"stats": res.stats} if res.stats else {})})
         if checkpoint:
             checkpoint.save(r, runs[-1])
         s = summarize(runs)
