@@ -45,7 +45,7 @@ def _add_teacher_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--teacher-arg", dest="teacher_args", action="append", type=_key_value, metavar="KEY=VALUE",
                    help="any `gkd train` option for the teacher, e.g. hidden_channels=128 (repeatable)")
     p.add_argument("--teachers", type=int, help="teachers per run (seeds seed + 1000 j); their mean probability "
-                   "is the knowledge (default 1)")
+                   "is the knowledge (default 3)")
     p.add_argument("--teacher-generations", type=int, help="born-again generations of each teacher; the last one "
                    "teaches (default 2)")
     p.add_argument("--setting", help="transductive | inductive (default transductive)")

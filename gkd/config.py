@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError, check
+from .errors import ConfigError, check, check_int
 
 # Per-model defaults applied before YAML and flags; GAT's follow Veličković et al. (8 heads x 8, dropout 0.6, lr 0.005).
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -67,8 +67,7 @@ class TrainConfig:
         check_optim_args(self.epochs, self.patience, self.lr, self.weight_decay)
         check(self.runs >= 1, f"runs={self.runs}; expected an integer >= 1", ConfigError)
         check(self.heads >= 1, f"heads={self.heads}; expected an integer >= 1", ConfigError)
-        check(isinstance(self.generations, int) and not isinstance(self.generations, bool) and self.generations >= 1,
-              f"generations={self.generations!r}; expected an integer >= 1", ConfigError)
+        check_int("generations", self.generations, 1, ConfigError)
         check(isinstance(self.sd_restart, bool), f"sd_restart={self.sd_restart!r}; expected true or false",
               ConfigError)
         check(self.sd_warmup >= 0, f"sd_warmup={self.sd_warmup}; expected an integer >= 0", ConfigError)

@@ -21,3 +21,9 @@ class ConfigError(GKDError):
 def check(condition: bool, message: str, error: type[GKDError] = GKDError) -> None:
     if not condition:
         raise error(message)
+
+
+def check_int(name: str, value, minimum: int = 1, error: type[GKDError] = GKDError) -> None:
+    """``value`` is an integer (not a bool, which Python counts as one) and ``>= minimum``."""
+    check(isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+          f"{name}={value!r}; expected an integer >= {minimum}", error)

@@ -171,6 +171,14 @@ def test_bad_options(kw, message):
         DistillOptions(**kw).validate()
 
 
+@pytest.mark.parametrize("kw, message", [({"teachers": True}, "teachers=True; expected an integer >= 1"),
+                                         ({"teacher_generations": 1.5}, "teacher_generations=1.5; expected"),
+                                         ({"position_dim": 0}, "position_dim=0; expected an integer >= 1")])
+def test_distill_config_counts_are_integers(kw, message):
+    with pytest.raises(ConfigError, match=message):
+        DistillConfig(**kw).validate()
+
+
 def test_inductive_split_without_held_out_nodes(small_graph):
     with pytest.raises(DatasetError, match="holds out 0; expected at least one held-out and one observed test node"):
         inductive_split(small_graph, 0.001)
