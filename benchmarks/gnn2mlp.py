@@ -47,8 +47,8 @@ def one(task: tuple) -> list[dict]:
 
     torch.set_num_threads(int(os.environ.get("GKD_BENCH_THREADS", "1")))
     from gkd.datasets import load
-    from gkd.distill.knowledge import Knowledge
     from gkd.distill.gnn2mlp import DistillConfig, student_stage, teacher_stage
+    from gkd.distill.knowledge import Knowledge
 
     teacher, setting, r, extra, full = task
     data = load(extra.get("dataset", "Cora"), extra.get("root"), split=r)
