@@ -68,25 +68,125 @@ def test_raw_pickle_with_foreign_class_is_refused(cora_copy):
         load("Cora", root=cora_copy)
 
 
-def test_parallel_first_loads_wait_for_one_processing(cora_copy):
-    """Workers that load a never-processed dataset at once (benchmarks with --jobs) all get the graph: PyG's
-    processing runs under a file lock instead of one worker reading another's half-written data.pt."""
-    import subprocess
-    import sys
+class _Payload:
+    """Unpickling this creates ``marker``: proof that code ran."""
 
-    code = f"from gkd.datasets import load; print(load('Cora', root={str(cora_copy)!r}).num_nodes)"
-    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(4)]
-    outs = [p.communicate(timeout=300) for p in procs]
-    assert [p.returncode for p in procs] == [0] * 4, [err[-500:] for _, err in outs]
-    assert [out.split()[-1] for out, _ in outs] == ["2708"] * 4
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
 
 
-def test_root_not_writable(cora_copy):
-    blocker = cora_copy / "Cora" / "processed"
-    blocker.write_text("a file where the processed folder should be")
-    with pytest.raises(DatasetError, match="not writable"):
+def _plant_processed(folder, marker):
+    """What PyG's dataset classes would unpickle: pre_transform.pt, pre_filter.pt and data.pt holding payloads."""
+    processed = folder / "processed"
+    processed.mkdir(parents=True, exist_ok=True)
+    for name in ("pre_transform.pt", "pre_filter.pt", "data.pt"):
+        torch.save(_Payload(marker), processed / name)
+
+
+def _tree(root):
+    return sorted((str(p.relative_to(root)), p.stat().st_size) for p in root.rglob("*"))
+
+
+def test_planted_processed_pickles_never_run(cora_copy, webkb_folder, tmp_path):
+    """A pickle dropped into processed/ (PyG's cache) must not run: gkd reads the raw files itself, caches nothing,
+    and the graph it returns is the one in raw/."""
+    marker = tmp_path / "pwned"
+    _plant_processed(cora_copy / "Cora", marker)
+    _plant_processed(webkb_folder / "texas", marker)
+    before = _tree(cora_copy), _tree(webkb_folder)
+    assert load("Cora", root=cora_copy).num_nodes == 2708
+    assert load("texas", root=webkb_folder).num_nodes == 40
+    assert not marker.exists()
+    assert (_tree(cora_copy), _tree(webkb_folder)) == before  # nothing written under the data root
+
+
+def test_truncated_processed_cache_is_ignored(cora_copy):
+    """A SIGKILL during PyG's first processing left a truncated data.pt: gkd never reads it, so later runs work."""
+    (cora_copy / "Cora" / "processed").mkdir()
+    (cora_copy / "Cora" / "processed" / "data.pt").write_bytes(b"PK\x03\x04 truncated")
+    assert load("Cora", root=cora_copy).num_nodes == 2708
+
+
+def _op(code: bytes, text: str) -> bytes:
+    import struct
+
+    raw = text.encode()
+    return code + struct.pack("<Q", len(raw)) + raw  # BINUNICODE8: 8-byte length, then UTF-8
+
+
+def test_binunicode8_stack_global_payload_is_refused(cora_copy, tmp_path):
+    """Protocol-4 strings (BINUNICODE8) naming os.system through STACK_GLOBAL, after decoy literals 'numpy ndarray'
+    that a check reading only the short string opcodes would take for the target: refused, nothing runs."""
+    marker = tmp_path / "pwned"
+    decoys = b"\x8c\x05numpy0\x8c\x07ndarray0"  # SHORT_BINUNICODE + POP, twice
+    payload = (b"\x80\x04" + decoys + _op(b"\x8d", "os") + _op(b"\x8d", "system") + b"\x93"
+               + _op(b"\x8d", f"touch {marker}") + b"\x85R.")
+    (cora_copy / "Cora" / "raw" / "ind.cora.x").write_bytes(payload)
+    with pytest.raises(DatasetError, match=r"ind\.cora\.x.*references 'os system'"):
         load("Cora", root=cora_copy)
+    assert not marker.exists()
+
+
+def test_memo_payload_is_refused(cora_copy, tmp_path):
+    """The global's name comes from the memo (BINGET) while decoy literals 'numpy ndarray' come last: a check that
+    guesses STACK_GLOBAL's target from the last strings is fooled; the restricted unpickler sees os.system."""
+    marker = tmp_path / "pwned"
+
+    def s(text: str) -> bytes:  # SHORT_BINUNICODE
+        return b"\x8c" + bytes([len(text)]) + text.encode()
+
+    payload = (b"\x80\x04" + s("os") + b"q\x00" + s("system") + b"q\x01" + s("numpy") + b"0" + s("ndarray") + b"0"
+               + b"h\x00h\x01\x93" + s(f"touch {marker}") + b"\x85R.")
+    (cora_copy / "Cora" / "raw" / "ind.cora.graph").write_bytes(payload)
+    with pytest.raises(DatasetError, match=r"ind\.cora\.graph.*references 'os system'"):
+        load("Cora", root=cora_copy)
+    assert not marker.exists()
+
+
+def test_loads_match_pyg_dataset_classes(cora_copy, webkb_folder, tmp_path):
+    """gkd's readers give exactly the tensors PyG's Planetoid and WebKB classes build (run here on copies gkd made,
+    in a scratch root, so PyG's own pickle cache holds only what PyG wrote)."""
+    from torch_geometric.datasets import Planetoid, WebKB
+
+    ref = Planetoid(str(cora_copy), "Cora", split="public")[0]
+    ours = load("Cora", root=cora_copy)
+    for key in ("x", "edge_index", "y", "train_mask", "val_mask", "test_mask"):
+        assert ref[key].dtype == ours[key].dtype and torch.equal(ref[key], ours[key]), key
+    ref = WebKB(str(webkb_folder), "Texas")[0]
+    for s in (0, 7):
+        ours = load("texas", root=webkb_folder, split=s)
+        for key in ("x", "edge_index", "y"):
+            assert ref[key].dtype == ours[key].dtype and torch.equal(ref[key], ours[key]), key
+        for key in ("train_mask", "val_mask", "test_mask"):
+            assert torch.equal(ref[key][:, s], ours[key]), key
+
+
+def test_read_only_root_is_enough(cora_copy):
+    """Planetoid and geom-gcn sets are read in place: a data root gkd cannot write to loads fine."""
+    import os
+
+    for p in [cora_copy, *cora_copy.rglob("*")]:
+        os.chmod(p, 0o555 if p.is_dir() else 0o444)
+    try:
+        assert load("Cora", root=cora_copy).num_nodes == 2708
+        assert not (cora_copy / "Cora" / "processed").exists()
+    finally:
+        for p in [cora_copy, *cora_copy.rglob("*")]:
+            os.chmod(p, 0o755 if p.is_dir() else 0o644)
+
+
+def test_damaged_geom_gcn_files(webkb_folder):
+    raw = webkb_folder / "texas" / "raw"
+    (raw / "out1_graph_edges.txt").write_text("node_id\tnode_id\n0\t99\n")
+    with pytest.raises(DatasetError, match=r"links node ids in \[0, 99\]; the graph has 40 nodes"):
+        load("texas", root=webkb_folder)
+    (raw / "texas_split_0.6_0.2_0.npz").write_bytes(b"not a zip")
+    (raw / "out1_graph_edges.txt").write_text("node_id\tnode_id\n0\t1\n")
+    with pytest.raises(DatasetError, match="is not an .npz of train_mask"):
+        load("texas", root=webkb_folder)
 
 
 def test_csbm_deterministic_and_homophily():

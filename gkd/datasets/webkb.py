@@ -1,51 +1,123 @@
 """Heterophilous graphs with the geom-gcn splits (Pei et al., ICLR 2020): WebKB (Texas, Wisconsin, Cornell) and Actor.
 
-Each ships 10 fixed 48/32/20 splits; run ``r`` uses split ``r mod 10``.
+Each ships 10 fixed 48/32/20 splits; run ``r`` uses split ``r mod 10``. gkd parses the geom-gcn text files and split
+``.npz`` files itself (``allow_pickle=False``) into the same tensors PyG's ``WebKB``/``Actor`` classes build (tested
+against them), instead of going through those classes, whose ``processed/*.pt`` cache is read back with pickle.
+Nothing is written under the data root.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+import torch
 from torch_geometric.data import Data
+from torch_geometric.utils import coalesce
 
-from .registry import DatasetMeta, ensure_writable, read_pyg, register, require_files
+from ..errors import DatasetError
+from .registry import DatasetMeta, register, require_files
 
 _WEBKB = {"texas": "Texas", "wisconsin": "Wisconsin", "cornell": "Cornell"}
-_SPLITS = [f"{{}}_split_0.6_0.2_{i}.npz" for i in range(10)]
+_SPLIT = "{}_split_0.6_0.2_{}.npz"
 
 
-def _select(data: Data, split: int, name: str, source: str) -> Data:
-    s = split % data.train_mask.size(1)
-    for m in ("train_mask", "val_mask", "test_mask"):
-        data[m] = data[m][:, s].clone()
-    data.meta = DatasetMeta(name=name, num_classes=int(data.y.max()) + 1, split=f"geom-gcn split {s} of 10 (48/32/20)",
+def _rows(path: Path, columns: int) -> list[list[str]]:
+    """The tab-separated rows after the header line; each must have ``columns`` fields."""
+    try:
+        lines = path.read_text(encoding="utf-8").split("\n")[1:]
+    except (OSError, UnicodeDecodeError) as e:
+        raise DatasetError(f"cannot read {str(path)!r} ({e})") from None
+    rows = [line.split("\t") for line in lines if line.strip()]
+    for i, row in enumerate(rows):
+        if len(row) != columns:
+            raise DatasetError(f"{str(path)!r} line {i + 2} has {len(row)} tab-separated fields; expected {columns}")
+    if not rows:
+        raise DatasetError(f"{str(path)!r} holds no rows after its header")
+    return rows
+
+
+def _ints(text: str, path: Path) -> list[int]:
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise DatasetError(f"{str(path)!r} holds {text[:40]!r}; expected comma-separated integers") from None
+
+
+def _edges(path: Path, num_nodes: int) -> torch.Tensor:
+    pairs = [_ints(",".join(row), path) for row in _rows(path, 2)]
+    edge_index = torch.tensor(pairs, dtype=torch.long).t().contiguous()
+    lo, hi = int(edge_index.min()), int(edge_index.max())
+    if lo < 0 or hi >= num_nodes:
+        raise DatasetError(f"{str(path)!r} links node ids in [{lo}, {hi}]; the graph has {num_nodes} nodes")
+    return coalesce(edge_index, num_nodes=num_nodes)
+
+
+def _split(raw: Path, prefix: str, split: int, num_nodes: int) -> tuple[int, dict[str, torch.Tensor]]:
+    s = split % 10
+    path = raw / _SPLIT.format(prefix, s)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            masks = {k: torch.from_numpy(np.asarray(f[k])).to(torch.bool) for k in ("train_mask", "val_mask",
+                                                                                    "test_mask")}
+    except (OSError, ValueError, KeyError) as e:
+        raise DatasetError(f"split file {str(path)!r} is not an .npz of train_mask/val_mask/test_mask "
+                           f"({type(e).__name__}: {e})") from None
+    for k, m in masks.items():
+        if tuple(m.shape) != (num_nodes,):
+            raise DatasetError(f"split file {str(path)!r}: {k} has shape {tuple(m.shape)}; expected ({num_nodes},)")
+    return s, masks
+
+
+def _finish(x, y, edge_index, raw: Path, prefix: str, split: int, name: str, source: str) -> Data:
+    s, masks = _split(raw, prefix, split, x.size(0))
+    data = Data(x=x, edge_index=edge_index, y=y, **masks)
+    data.meta = DatasetMeta(name=name, num_classes=int(y.max()) + 1, split=f"geom-gcn split {s} of 10 (48/32/20)",
                             split_index=s, num_splits=10, source=source)
     return data
 
 
-def _read(cls, root: str, processed: Path, **kw) -> Data:
-    if not processed.is_dir() or not any(processed.iterdir()):
-        ensure_writable(processed)
-    return read_pyg(lambda: cls(root, **kw)[0], processed, f"{kw.get('name', cls.__name__)} under {root!r}")
+def _need(raw: Path, prefix: str, what: str) -> None:
+    require_files(raw, ["out1_node_feature_label.txt", "out1_graph_edges.txt"]
+                  + [_SPLIT.format(prefix, i) for i in range(10)], f"copy the geom-gcn {what} files into {str(raw)!r}")
 
 
 @register(*_WEBKB)
 def load_webkb(key: str, root: Path, *, split: int = 0) -> Data:
-    from torch_geometric.datasets import WebKB
-
+    """Rows ``id \\t f1,f2,... \\t label`` in node order (dense features), as PyG's ``WebKB.process`` reads them."""
     raw = root / key / "raw"
-    require_files(raw, ["out1_node_feature_label.txt", "out1_graph_edges.txt"] + [f.format(key) for f in _SPLITS],
-                  f"copy the geom-gcn WebKB files for {_WEBKB[key]} into {str(raw)!r}")
-    data = _read(WebKB, str(root), root / key / "processed", name=_WEBKB[key])
-    return _select(data, split, _WEBKB[key], "WebKB (geom-gcn) via torch_geometric.datasets.WebKB")
+    _need(raw, key, f"WebKB files for {_WEBKB[key]}")
+    path = raw / "out1_node_feature_label.txt"
+    rows = _rows(path, 3)
+    try:
+        x = torch.tensor([[float(v) for v in row[1].split(",")] for row in rows], dtype=torch.float)
+        y = torch.tensor([int(row[2]) for row in rows], dtype=torch.long)
+    except (ValueError, TypeError) as e:  # TypeError: ragged feature rows
+        raise DatasetError(f"{str(path)!r} is not a table of numeric features and integer labels ({e})") from None
+    edge_index = _edges(raw / "out1_graph_edges.txt", x.size(0))
+    return _finish(x, y, edge_index, raw, key, split, _WEBKB[key], "WebKB (geom-gcn files), read by gkd")
 
 
 @register("actor")
 def load_actor(key: str, root: Path, *, split: int = 0) -> Data:
-    from torch_geometric.datasets import Actor
-
+    """Rows ``id \\t active feature ids \\t label`` (binary sparse features), as PyG's ``Actor.process`` reads them."""
     raw = root / "Actor" / "raw"
-    require_files(raw, ["out1_node_feature_label.txt", "out1_graph_edges.txt"] + [f.format("film") for f in _SPLITS],
-                  f"copy the geom-gcn film (Actor) files into {str(raw)!r}")
-    data = _read(Actor, str(root / "Actor"), root / "Actor" / "processed")
-    return _select(data, split, "Actor", "Actor (geom-gcn film) via torch_geometric.datasets.Actor")
+    _need(raw, "film", "film (Actor)")
+    path = raw / "out1_node_feature_label.txt"
+    rows = _rows(path, 3)
+    try:
+        ids = [int(row[0]) for row in rows]
+        labels = [int(row[2]) for row in rows]
+    except ValueError as e:
+        raise DatasetError(f"{str(path)!r} holds a non-integer node id or label ({e})") from None
+    active = [_ints(row[1], path) for row in rows]
+    n = len(rows)
+    if sorted(ids) != list(range(n)) or min(min(a) for a in active) < 0:
+        raise DatasetError(f"{str(path)!r}: node ids must be 0..{n - 1} once each and feature ids >= 0")
+    row = torch.tensor([i for i, a in zip(ids, active) for _ in a])
+    col = torch.tensor([c for a in active for c in a])
+    x = torch.zeros(n, int(col.max()) + 1)
+    x[row, col] = 1.0
+    y = torch.empty(n, dtype=torch.long)
+    y[torch.tensor(ids)] = torch.tensor(labels)
+    edge_index = _edges(raw / "out1_graph_edges.txt", n)
+    return _finish(x, y, edge_index, raw, "film", split, "Actor", "Actor (geom-gcn film files), read by gkd")
