@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import REPO, assert_one_line_error
-from gkd.book import BookError, open_book, write_book
+from gkd.book import BookError, check_overwritable, graph_hash, open_book, write_book
 from gkd.cli import main
 from gkd.distill.bookkd import BookKD, regularise_knowledge
 from gkd.distill.gnn2mlp import DistillConfig, ensemble, teacher_stage
@@ -108,14 +108,225 @@ def test_not_a_book_newer_format_existing_out(tmp_path, small_graph):
     m = json.loads((path / "manifest.json").read_text())
     m["format"] = 99
     (path / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(BookError, match="format 99; this gkd .* reads formats up to 1"):
+    with pytest.raises(BookError, match="format 99; this gkd .* reads formats up to 2"):
         open_book(path)
     with pytest.raises(ConfigError, match="already exists; pass --overwrite"):
         make_book(path, small_graph)
     make_book(path, small_graph, overwrite=True)
-    assert open_book(path).manifest["format"] == 1
+    assert open_book(path).manifest["format"] == 2
     with pytest.raises(ConfigError, match="at least one teacher"):
         write_book(tmp_path / "k0", small_graph, [], torch.ones(300, dtype=torch.bool))
+
+
+def snapshot(path):
+    """Every file under ``path`` (or ``path`` itself) with its bytes; symlinks as their target."""
+    if path.is_symlink():
+        return {"->": os.readlink(path)}
+    if path.is_file():
+        return {"": path.read_bytes()}
+    return {str(p.relative_to(path)): (os.readlink(p) if p.is_symlink() else p.read_bytes() if p.is_file() else None)
+            for p in sorted(path.rglob("*"))}
+
+
+def test_overwrite_replaces_only_a_book(tmp_path, small_graph):
+    """--overwrite may replace a gkd book; a user's folder, file or symlink at --out is refused and left untouched."""
+    users = tmp_path / "thesis"
+    (users / "ch1").mkdir(parents=True)
+    (users / "ch1" / "draft.tex").write_text("my only copy")
+    (users / "data.npy").write_bytes(b"\x93NUMPY not mine")
+    plain = tmp_path / "notes.txt"
+    plain.write_text("keep me")
+    book, _ = make_book(tmp_path / "book", small_graph)
+    link = tmp_path / "link"
+    link.symlink_to(book)
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "manifest.json").write_text("{not json")
+    (broken / "logits.npy").write_bytes(b"x")
+    stuffed, _ = make_book(tmp_path / "stuffed", small_graph)
+    (stuffed / "mine.txt").write_text("a user's file inside a book folder")
+    for out in (users, plain, link, broken, stuffed):
+        before = snapshot(out)
+        with pytest.raises(ConfigError, match="replaces only an existing gkd book") as e:
+            make_book(out, small_graph, overwrite=True)
+        assert str(out) in str(e.value) and "\n" not in str(e.value)
+        with pytest.raises(ConfigError, match="replaces only an existing gkd book"):
+            check_overwritable(out, True)  # what the CLI calls before training the teachers
+        assert snapshot(out) == before
+    with pytest.raises(ConfigError, match="already exists; pass --overwrite"):
+        check_overwritable(book, False)
+    assert check_overwritable(tmp_path / "new", False) == tmp_path / "new"
+    assert check_overwritable(book, True) == book
+    old = json.loads((book / "manifest.json").read_text())
+    m = dict(old, format=1)  # a book an older gkd wrote can be rebuilt in place
+    (book / "manifest.json").write_text(json.dumps(m))
+    make_book(book, small_graph, k=3, overwrite=True)
+    assert open_book(book, small_graph).num_teachers == 3
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # nothing set aside or left
+
+
+def dead_pid():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temporaries_are_removed_by_the_next_write(tmp_path, small_graph):
+    pid = dead_pid()
+    stale = tmp_path / f".b.tmp-{pid}-0123abcd"  # what a killed writer leaves
+    stale.mkdir()
+    (stale / "logits.npy").write_bytes(b"half written")
+    stale_old = tmp_path / f".b.old-{pid}-0123abcd"  # a killed writer's previous book, set aside
+    stale_old.mkdir()
+    (stale_old / "manifest.json").write_text("{}")
+    live = tmp_path / f".b.tmp-{os.getpid()}-0123abcd"  # a writer still running
+    live.mkdir()
+    kept = [live,
+            tmp_path / f".b.tmp-{pid}-0123abcd-mine",  # not gkd's pattern
+            tmp_path / f".other.tmp-{pid}-0123abcd",  # another book's
+            tmp_path / f".b.tmp-{pid}-89abcdef",  # gkd's pattern, but it holds a file a book does not
+            tmp_path / "b.tmp-1-0123abcd"]
+    for p in kept[1:]:
+        p.mkdir()
+    (kept[3] / "notes.txt").write_text("mine")
+    make_book(tmp_path / "b", small_graph)
+    assert not stale.exists() and not stale_old.exists()
+    assert all(p.exists() for p in kept)
+    assert (kept[3] / "notes.txt").read_text() == "mine"
+
+
+def test_book_fingerprints_the_graph(tmp_path, small_graph):
+    """Same name, node count, classes and masks but other features, edges or labels: refused."""
+    path, _ = make_book(tmp_path / "b", small_graph)
+    ds = open_book(path).manifest["dataset"]
+    assert ds["graph_sha256"] == graph_hash(small_graph)
+    same = small_graph.clone()
+    same.meta = small_graph.meta
+    open_book(path, same)  # an equal copy is accepted
+    for attr in ("x", "edge_index", "y"):
+        other = small_graph.clone()
+        other.meta = small_graph.meta
+        t = getattr(other, attr).clone()
+        if attr == "x":
+            t[5, 0] += 1.0
+        elif attr == "edge_index":
+            t[1, 0] = (t[1, 0] + 1) % small_graph.num_nodes
+        else:
+            t[0] = (t[0] + 1) % 3
+        setattr(other, attr, t)
+        assert graph_hash(other) != ds["graph_sha256"]
+        with pytest.raises(BookError, match="was made for another graph") as e:
+            open_book(path, other)
+        assert ds["graph_sha256"][:12] in str(e.value) and graph_hash(other)[:12] in str(e.value)
+    book = open_book(path, same)
+    same.x[0, 0] += 1.0  # changed in place after a check: checked again, not taken from the last check
+    with pytest.raises(BookError, match="was made for another graph"):
+        book.check_data(same)
+    assert graph_hash(small_graph.clone()) == graph_hash(small_graph)
+    big = torch.arange(3_000_000, dtype=torch.float32).view(-1, 3)  # several hashing blocks give the whole-array hash
+    from gkd.book import _hash_tensor
+    import hashlib
+
+    digests = []
+    for t, chunk in ((big, 1 << 24), (big, 1 << 30), (big.t().contiguous().t(), 1 << 16)):  # strided: row blocks
+        h = hashlib.sha256()
+        _hash_tensor(h, t, chunk_bytes=chunk)
+        digests.append(h.hexdigest())
+    assert len(set(digests)) == 1 and digests[0] != graph_hash(small_graph)
+
+
+def test_format_1_book_is_refused_with_a_rebuild_hint(tmp_path, small_graph):
+    path, _ = make_book(tmp_path / "b", small_graph)
+    m = json.loads((path / "manifest.json").read_text())
+    m["format"] = 1
+    del m["dataset"]["graph_sha256"]
+    (path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BookError, match="does not record which graph it was made on; rebuild it"):
+        open_book(path, small_graph)
+
+
+def _edit(path, fn):
+    m = json.loads((path / "manifest.json").read_text())
+    fn(m)
+    (path / "manifest.json").write_text(json.dumps(m))
+
+
+def _replace_array(path, name, arr):
+    """Swap ``name.npy`` for ``arr`` with a manifest entry that matches it (shape, dtype, sha256)."""
+    import hashlib
+
+    np.save(path / f"{name}.npy", arr, allow_pickle=False)
+    digest = hashlib.sha256((path / f"{name}.npy").read_bytes()).hexdigest()
+    _edit(path, lambda m: m["arrays"].__setitem__(name, {"file": f"{name}.npy", "shape": list(arr.shape),
+                                                           "dtype": str(arr.dtype), "sha256": digest}))
+
+
+def _symlinked_array(path):
+    outside = path.parent / "elsewhere.npy"
+    outside.write_bytes((path / "logits.npy").read_bytes())
+    (path / "logits.npy").unlink()
+    (path / "logits.npy").symlink_to(outside)
+
+
+DAMAGE = {  # what is done to a sound book -> what the one-line error says
+    "no file": (lambda p: _edit(p, lambda m: m["arrays"]["logits"].pop("file")), "arrays.logits.file=None"),
+    "no sha256": (lambda p: _edit(p, lambda m: m["arrays"]["mask"].pop("sha256")), "arrays.mask.sha256=None"),
+    "arrays a list": (lambda p: _edit(p, lambda m: m.__setitem__("arrays", [1, 2])), "arrays is list"),
+    "no dataset": (lambda p: _edit(p, lambda m: m.pop("dataset")), "dataset is NoneType; expected an object"),
+    "setting a string": (lambda p: _edit(p, lambda m: m.__setitem__("setting", "inductive")), "setting='inductive'"),
+    "deep nesting": (lambda p: (p / "manifest.json").write_text("[" * 100_000 + "]" * 100_000),
+                     "is not valid JSON (nested too deeply)"),
+    "not utf-8": (lambda p: (p / "manifest.json").write_bytes(b'{"kind": "\xff"}'), "is not valid JSON"),
+    "num_nodes a string": (lambda p: _edit(p, lambda m: m["dataset"].__setitem__("num_nodes", "300")),
+                           "dataset.num_nodes='300'; expected an integer >= 1"),
+    "format true": (lambda p: _edit(p, lambda m: m.__setitem__("format", True)), "format=True; expected an integer"),
+    "dtype a list": (lambda p: _edit(p, lambda m: m["arrays"]["mask"].__setitem__("dtype", [])),
+                     "arrays.mask.dtype=[]"),
+    "scores out of range": (lambda p: _edit(p, lambda m: m.__setitem__("teacher_scores", {"test": 7.5})),
+                            "teacher_scores={'test': 7.5}"),
+    "unknown array": (lambda p: _edit(p, lambda m: m["arrays"].__setitem__("../x", m["arrays"]["mask"])),
+                      "unknown array '../x'"),
+    "mask rows": (lambda p: _replace_array(p, "mask", np.ones(299, np.uint8)),
+                  "arrays.mask.shape=[299]; expected [300]"),
+    "logits classes": (lambda p: _replace_array(p, "logits", np.zeros((2, 300, 4), np.float32)),
+                       "arrays.logits.shape=[2, 300, 4]; expected [2, 300, 3]"),
+    "soft_labels 1-d": (lambda p: _replace_array(p, "soft_labels", np.zeros(300, np.float32)),
+                        "arrays.soft_labels.shape=[300]; expected [300, 3]"),
+    "hidden rows": (lambda p: _replace_array(p, "hidden", np.zeros((30, 4), np.float32)),
+                    "arrays.hidden.shape=[30, 4]; expected [300, 4]"),
+    "reliability 2-d": (lambda p: _replace_array(p, "reliability", np.zeros((300, 1), np.float32)),
+                        "arrays.reliability.shape=[300, 1]; expected [300]"),
+    "file outside": (lambda p: _edit(p, lambda m: m["arrays"]["logits"].__setitem__("file", "../b2/logits.npy")),
+                     "arrays.logits.file='../b2/logits.npy'; expected 'logits.npy'"),
+    "file in a folder": (lambda p: _edit(p, lambda m: m["arrays"]["logits"].__setitem__("file", "sub/logits.npy")),
+                         "arrays.logits.file='sub/logits.npy'"),
+    "symlinked array": (_symlinked_array, "not a plain file of the book (a symlink?)"),
+    "manifest a list": (lambda p: (p / "manifest.json").write_text("[]"), "is not a gkd book manifest"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGE))
+def test_damaged_manifest_gives_one_clear_error(case, tmp_path, small_graph):
+    path, _ = make_book(tmp_path / "b", small_graph, hidden=torch.randn(300, 4), reliability=torch.rand(300))
+    make_book(tmp_path / "b2", small_graph)
+    damage, says = DAMAGE[case]
+    damage(path)
+    for data in (None, small_graph):
+        with pytest.raises(BookError) as e:
+            open_book(path, data)
+        assert says in str(e.value) and "\n" not in str(e.value), str(e.value)
+
+
+def test_damaged_book_through_the_cli(tmp_path, capsys):
+    from gkd.datasets import load
+
+    data = load("synthetic-csbm", num_nodes=1700, num_features=32)
+    path, _ = make_book(tmp_path / "b", data)
+    _edit(path, lambda m: m["dataset"].__setitem__("num_nodes", "1700"))
+    assert main(["distill", *CSBM, "--book", str(path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert "is damaged: dataset.num_nodes='1700'; expected an integer >= 1" in err
 
 
 WRITER = """
@@ -131,15 +342,17 @@ while True:
 """
 
 
-def test_killed_writer_leaves_a_whole_book_or_none(tmp_path):
-    """SIGKILL a process that keeps (re)writing a book at random moments: what is at the path always loads."""
+def test_killed_writer_leaves_a_whole_book_or_none(tmp_path, small_graph):
+    """SIGKILL a process that keeps (re)writing a book at random moments: what is at the path always loads, and the
+    temporaries the killed writers left are removed by the next write."""
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     out = tmp_path / "book"
     rng = np.random.default_rng(0)
-    outcomes = set()
+    outcomes, pids = set(), set()
     for i in range(6):
         proc = subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.PIPE, cwd=REPO)
+        pids.add(proc.pid)
         assert proc.stdout.readline().strip() == b"ready"
         time.sleep(float(rng.uniform(0.05, 1.0)))
         proc.send_signal(signal.SIGKILL)
@@ -151,6 +364,10 @@ def test_killed_writer_leaves_a_whole_book_or_none(tmp_path):
         else:
             outcomes.add("absent")
     assert outcomes  # at least one kill landed; both outcomes are allowed, a broken book is not
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith(".book.")]
+    assert all(int(name.split("-")[1]) in pids for name in left), left  # named after the writer's PID
+    make_book(out, small_graph, overwrite=True)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".book.")] == []
 
 
 def test_regularise_knowledge_makes_labels_argmax():

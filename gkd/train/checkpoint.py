@@ -3,15 +3,20 @@
 A run killed at any moment (SIGKILL included) and restarted with ``--resume`` loads the finished seeds, recomputes
 only the rest, and — because a seed's result depends only on the seed (CPU, same thread count) — ends with the same
 numbers as an uninterrupted run (tested). The unfinished seed is recomputed from its start, not from mid-training.
-``DIR/config.json`` pins the configuration: resuming with a different one is refused.
+``DIR/config.json`` pins the configuration: resuming with a different one is refused, and so is a directory holding
+runs but no ``config.json``. Each record carries the sha256 of that configuration (``config_sha256``) and is checked
+when it is reused: a record of another configuration, or one whose accuracies are not numbers in [0, 1], is refused.
 
 Book making saves each trained teacher instead (``DIR/teacher-R-J.npz``: its knowledge arrays, weights and record,
 pickle-free), so a resumed ``gkd book --teachers K`` trains only the teachers that were not finished.
 """
 from __future__ import annotations
 
+import hashlib
 import io
 import json
+import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -22,45 +27,99 @@ from ..errors import ConfigError, check
 from ..io import atomic_write_bytes, write_json
 
 
+_GKD_FILE = re.compile(r"run-\d+\.json|teacher-\d+-\d+\.npz")  # what save() and save_teacher() write
+
+
+def config_sha256(config: dict[str, Any]) -> str:
+    """sha256 of the canonical JSON of a configuration, without ``root`` (data may move between runs)."""
+    canon = json.dumps({k: v for k, v in config.items() if k != "root"}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+def _fraction(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
+
+
+def _scores_ok(record: dict, required: tuple[str, ...] = ("val", "test")) -> str | None:
+    """Why ``record``'s accuracies are wrong, or None: the ``required`` ones and any other field named ``*test*`` or
+    ``*val*`` (``teacher_test``, ``test_ind``, a list such as ``generation_val``) must be numbers in [0, 1]."""
+    for k in required:
+        if not _fraction(record.get(k)):
+            return f"{k}={record.get(k)!r}"
+    for k, v in record.items():
+        if {"test", "val"} & set(k.split("_")) and not (v is None or _fraction(v) or (
+                isinstance(v, list) and all(_fraction(x) for x in v))):
+            return f"{k}={v!r:.40}"
+    return None
+
+
 class RunCheckpoint:
     def __init__(self, directory: str | Path | None, config: dict[str, Any], resume: bool = False) -> None:
         check(directory is not None or not resume, "--resume needs --checkpoint-dir (where the finished runs are)",
               ConfigError)
         self.dir = Path(directory) if directory is not None else None
+        self.config_sha256: str | None = None
         if self.dir is None:
             return
-        pinned = self.dir / "config.json"
         config = json.loads(json.dumps(config))  # what the file will hold (tuples become lists)
-        if pinned.is_file():
+        self.config_sha256 = config_sha256(config)
+        check(not self.dir.exists() or self.dir.is_dir(),
+              f"--checkpoint-dir {str(self.dir)!r} exists and is not a directory; expected a directory (gkd creates it)",
+              ConfigError)
+        pinned = self.dir / "config.json"
+        if pinned.exists() or pinned.is_symlink():
             check(resume, f"checkpoint dir {str(self.dir)!r} already holds runs; pass --resume to continue them or "
                   "choose another directory", ConfigError)
             try:
-                old = json.loads(pinned.read_text())
-            except json.JSONDecodeError:
-                raise ConfigError(f"{str(pinned)!r} is not valid JSON; remove the checkpoint dir") from None
+                old = json.loads(pinned.read_bytes().decode("utf-8"))
+            except (OSError, ValueError, RecursionError):
+                old = None
+            check(isinstance(old, dict), f"{str(pinned)!r} is not a gkd checkpoint configuration (a JSON object); "
+                  "remove the checkpoint dir", ConfigError)
             diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k) and k != "root")
             check(not diff, f"checkpoint dir {str(self.dir)!r} was made with another configuration (differs in "
                   f"{diff}); resume with the same options or use another directory", ConfigError)
         else:
+            # runs without the configuration they were made with cannot be checked: never reuse (nor mix with) them
+            found = sorted(p.name for p in self.dir.iterdir() if _GKD_FILE.fullmatch(p.name)) \
+                if self.dir.is_dir() else []
+            check(not found, f"checkpoint dir {str(self.dir)!r} holds gkd runs ({', '.join(found[:3])}"
+                  f"{', …' if len(found) > 3 else ''}) but no config.json to check them against; choose another "
+                  "directory", ConfigError)
             write_json(pinned, config)
 
     def done(self, r: int) -> dict | None:
-        """The saved result of run ``r``, or None. A file that does not parse is ignored (its run is redone)."""
+        """The saved result of run ``r``, or None. A file that does not parse is ignored (its run is redone); one that
+        parses but is not this configuration's record of run ``r`` with accuracies in [0, 1] is refused."""
         if self.dir is None:
             return None
         path = self.dir / f"run-{r}.json"
         try:
-            return json.loads(path.read_text()) if path.is_file() else None
-        except json.JSONDecodeError:
+            record = json.loads(path.read_text()) if path.is_file() else None
+        except (ValueError, RecursionError):  # truncated or garbled: redo the run
             return None
+        if record is None:
+            return None
+        where = f"checkpoint record {str(path)!r}"
+        check(isinstance(record, dict), f"{where} is a JSON {type(record).__name__}; expected a run record (an "
+              "object); remove it to redo the run", ConfigError)
+        theirs = str(record.get("config_sha256"))[:12]
+        check(record.get("config_sha256") == self.config_sha256, f"{where} was written for another configuration "
+              f"or by an older gkd (config_sha256 {theirs}…, this run {self.config_sha256[:12]}…); remove it to redo "
+              "the run", ConfigError)
+        check(record.get("run") == r and not isinstance(record.get("run"), bool), f"{where} holds run "
+              f"{record.get('run')!r}; expected run {r}", ConfigError)
+        bad = _scores_ok(record)
+        check(bad is None, f"{where} has {bad}; expected accuracies in [0, 1]; remove it to redo the run", ConfigError)
+        return {k: v for k, v in record.items() if k != "config_sha256"}
 
     def save(self, r: int, run: dict) -> None:
         if self.dir is not None:
-            write_json(self.dir / f"run-{r}.json", run)
+            write_json(self.dir / f"run-{r}.json", {**run, "config_sha256": self.config_sha256})
 
     def teacher(self, r: int, j: int) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], dict] | None:
         """Teacher ``j`` of run ``r`` as saved by :meth:`save_teacher`: (knowledge arrays, weights, record), or None.
-        A file that does not load is ignored (that teacher is trained again)."""
+        A file that does not load, or lacks what a teacher needs, is ignored (that teacher is trained again)."""
         if self.dir is None:
             return None
         path = self.dir / f"teacher-{r}-{j}.npz"
@@ -70,10 +129,13 @@ class RunCheckpoint:
             with np.load(path, allow_pickle=False) as f:
                 arrays = {k: torch.from_numpy(f[k].copy()) for k in f.files}
             record = json.loads(arrays.pop("record").numpy().tobytes())
-        except Exception:  # truncated zip, bad JSON: recompute
+        except Exception:  # truncated zip, bad JSON, no record: recompute
             return None
         know = {k[2:]: v for k, v in arrays.items() if k.startswith("k/")}
         weights = {k[2:]: v for k, v in arrays.items() if k.startswith("w/")}
+        if not (isinstance(record, dict) and record.pop("config_sha256", None) == self.config_sha256
+                and _scores_ok(record, ("val",)) is None and weights and _knowledge_ok(know)):
+            return None
         return know, weights, record
 
     def save_teacher(self, r: int, j: int, knowledge: dict[str, torch.Tensor | None],
@@ -82,7 +144,21 @@ class RunCheckpoint:
             return
         arrays = {f"k/{k}": v.detach().cpu().numpy() for k, v in knowledge.items() if v is not None}
         arrays |= {f"w/{k}": v.detach().cpu().numpy() for k, v in weights.items()}
+        record = {**record, "config_sha256": self.config_sha256}
         arrays["record"] = np.frombuffer(json.dumps(record).encode(), dtype=np.uint8)
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         atomic_write_bytes(self.dir / f"teacher-{r}-{j}.npz", buf.getvalue())
+
+
+def _knowledge_ok(know: dict[str, torch.Tensor]) -> bool:
+    """A teacher's saved knowledge has what ``teacher_stage`` builds its Knowledge from, one row per node."""
+    logits, mask = know.get("logits"), know.get("mask")
+    if logits is None or mask is None or logits.dim() != 2 or not logits.is_floating_point():
+        return False
+    n = logits.size(0)
+    if mask.dim() != 1 or mask.dtype != torch.bool or mask.numel() != n:
+        return False
+    hidden, rel = know.get("hidden"), know.get("reliability")
+    return ((hidden is None or (hidden.dim() == 2 and hidden.size(0) == n and hidden.is_floating_point()))
+            and (rel is None or (rel.dim() == 1 and rel.numel() == n and rel.is_floating_point())))
