@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from conftest import REPO, assert_one_line_error
-from gkd.book import BookError, check_overwritable, graph_hash, open_book, write_book
+from gkd.book import BookError, check_overwritable, open_book, write_book
+from gkd.datasets.fingerprint import graph_hash
 from gkd.cli import main
 from gkd.distill.bookkd import BookKD, regularise_knowledge
 from gkd.distill.gnn2mlp import DistillConfig, ensemble, teacher_stage
@@ -224,7 +225,7 @@ def test_book_fingerprints_the_graph(tmp_path, small_graph):
         book.check_data(same)
     assert graph_hash(small_graph.clone()) == graph_hash(small_graph)
     big = torch.arange(3_000_000, dtype=torch.float32).view(-1, 3)  # several hashing blocks give the whole-array hash
-    from gkd.book import _hash_tensor
+    from gkd.datasets.fingerprint import _hash_tensor
     import hashlib
 
     digests = []

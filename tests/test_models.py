@@ -73,3 +73,38 @@ def test_input_dropout_only_touches_nonzeros_and_is_unbiased():
     assert abs(float(vals.mean()) - 1.0) < 0.05  # E[dropout(x)] = x
     dense = torch.randn(20, 10)  # dense input falls back to F.dropout
     assert ((model._input_dropout(dense) == 0).float().mean() - 0.5).abs() < 0.2
+
+
+def test_constructor_order_matches_pyg_basic_gnn():
+    """``GCN(1433, 16, 2, 7)``: 2 layers, 7 classes, in gkd as in PyG (it was a 7-layer, 2-class net)."""
+    from torch_geometric.nn import GCN as PyGGCN
+
+    from gkd.nn import GCN
+
+    ours, theirs = GCN(1433, 16, 2, 7), PyGGCN(1433, 16, 2, 7)
+    assert ours.num_layers == 2 and ours.out_channels == 7
+    assert [tuple(c.lin.weight.shape) for c in ours.layers] == [tuple(c.lin.weight.shape) for c in theirs.convs]
+    assert GCN(8, 16, 3).out_channels == 16  # out_channels defaults to hidden_channels, as in PyG
+
+
+def test_edge_weight_and_edge_attr_where_the_pyg_layer_takes_them():
+    import pytest
+
+    from gkd.errors import ConfigError
+    from gkd.nn import GAT, GCN, GraphSAGE, to_adj_t
+
+    torch.manual_seed(0)
+    x, ei, w = torch.randn(6, 4), torch.tensor([[0, 1, 2, 3, 4], [1, 2, 3, 4, 5]]), torch.rand(5) + 0.1
+    gcn = GCN(4, 8, 2, 3).eval()
+    assert torch.allclose(gcn(x, ei), gcn(x, ei, torch.ones(5)), atol=1e-6)
+    assert not torch.allclose(gcn(x, ei), gcn(x, ei, w))
+    assert torch.allclose(gcn(x, ei, w), gcn(x, to_adj_t(ei, 6, w)), atol=1e-5)  # same weights through CSR
+    with pytest.raises(ConfigError, match="GraphSAGE takes no edge_weight"):
+        GraphSAGE(4, 8, 2, 3)(x, ei, w)
+    with pytest.raises(ConfigError, match="GAT takes no edge_attr unless built with edge_dim"):
+        GAT(4, 8, 2, 3, heads=2)(x, ei, edge_attr=torch.rand(5, 2))
+    gat = GAT(4, 8, 2, 3, heads=2, edge_dim=2).eval()
+    a = torch.rand(5, 2)
+    assert not torch.allclose(gat(x, ei, edge_attr=a), gat(x, ei, edge_attr=a * 5))
+    with pytest.raises(ConfigError, match="a sparse adjacency carries its weights itself"):
+        gcn(x, to_adj_t(ei, 6), w)

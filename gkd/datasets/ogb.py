@@ -31,17 +31,28 @@ def _master():
     return pd.read_csv(Path(onp.__file__).parent / "master.csv", index_col=0, keep_default_na=False)
 
 
+def _raw_names(info) -> list[str]:
+    if info["binary"] == "True":
+        return ["data.npz", "node-label.npz"]
+    return ["edge.csv.gz", "num-node-list.csv.gz", "num-edge-list.csv.gz", "node-feat.csv.gz", "node-label.csv.gz"]
+
+
+def _files(key: str, root: Path) -> list[Path]:
+    info = _master()[key]
+    folder = root / key.replace("-", "_")
+    return [folder / "raw" / f for f in _raw_names(info)] + \
+        [folder / "split" / info["split"] / f"{k}.csv.gz" for k in ("train", "valid", "test")]
+
+
 def _read_raw(folder: Path, info) -> dict[str, np.ndarray]:
     import pandas as pd
     from ogb.io.read_graph_raw import read_binary_graph_raw, read_csv_graph_raw
 
     raw = folder / "raw"
     binary = info["binary"] == "True"
-    need = ["data.npz", "node-label.npz"] if binary else \
-        ["edge.csv.gz", "num-node-list.csv.gz", "num-edge-list.csv.gz", "node-feat.csv.gz", "node-label.csv.gz"]
     split_dir = folder / "split" / info["split"]
     how = (f"place the extracted OGB folder (from the ogb download for {info.name}) at {str(folder)!r}")
-    require_files(raw, need, how)
+    require_files(raw, _raw_names(info), how)
     require_files(split_dir, ["train.csv.gz", "valid.csv.gz", "test.csv.gz"], how)
     add_inverse = info["add_inverse_edge"] == "True"
     with contextlib.redirect_stdout(sys.stderr):  # ogb prints progress to stdout, which carries gkd's results
@@ -68,7 +79,7 @@ def _fingerprint(folder: Path) -> str:
     return h.hexdigest()
 
 
-@register("ogbn-arxiv", "ogbn-products", "ogbn-proteins", "ogbn-mag")
+@register("ogbn-arxiv", "ogbn-products", "ogbn-proteins", "ogbn-mag", files=_files)
 def load_ogb(key: str, root: Path, *, split: int = 0) -> Data:
     name = key
     info = _master()[name]

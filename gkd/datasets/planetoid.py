@@ -146,11 +146,15 @@ def read_planetoid(raw: Path, key: str) -> Data:
                 test_mask=index_to_mask(test_index, size=n))
 
 
-@register(*_NAMES)
+def _files(key: str, root: Path) -> list[Path]:
+    return [root / _NAMES[key] / "raw" / f"ind.{key}.{s}" for s in _SUFFIXES]
+
+
+@register(*_NAMES, files=_files)
 def load_planetoid(key: str, root: Path, *, split: int = 0) -> Data:
     name = _NAMES[key]
     raw = root / name / "raw"
-    require_files(raw, [f"ind.{key}.{s}" for s in _SUFFIXES], f"copy the Planetoid raw files ind.{key}.* into "
+    require_files(raw, [p.name for p in _files(key, root)], f"copy the Planetoid raw files ind.{key}.* into "
                   f"{str(raw)!r}")
     data = read_planetoid(raw, key)
     data.meta = DatasetMeta(name=name, num_classes=int(data.y.max()) + 1,

@@ -1,17 +1,17 @@
 """Dataset registry, data-root resolution and the one entry point :func:`load`."""
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import os
 import tempfile
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 from torch_geometric.data import Data
 
-from ..errors import DatasetError
+from ..errors import DatasetError, check
 from .validate import check_data
 
 _REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
@@ -34,13 +34,19 @@ class DatasetMeta:
 
 
 Loader = Callable[..., Data]
+Files = Callable[[str, Path], list[Path]]
 _LOADERS: dict[str, Loader] = {}
+_FILES: dict[str, Files] = {}
 
 
-def register(*names: str) -> Callable[[Loader], Loader]:
+def register(*names: str, files: Files | None = None) -> Callable[[Loader], Loader]:
+    """Register a loader under ``names``; ``files(key, root)`` lists the files it reads (for ``gkd datasets``;
+    none for generated sets)."""
     def deco(fn: Loader) -> Loader:
         for n in names:
             _LOADERS[n.lower()] = fn
+            if files is not None:
+                _FILES[n.lower()] = files
         return fn
     return deco
 
@@ -48,6 +54,21 @@ def register(*names: str) -> Callable[[Loader], Loader]:
 def available() -> list[str]:
     from . import csbm, ogb, planetoid, webkb  # noqa: F401  (registration side effects)
     return sorted(_LOADERS)
+
+
+def describe(root: str | os.PathLike | None = None) -> list[tuple[str, str, str]]:
+    """``(name, status, where)`` for every registered dataset: ``present`` when all its files are under the data
+    root, ``missing`` (``where`` names the first file expected), or ``generated`` (no files)."""
+    base = resolve_root(root)
+    rows = []
+    for name in available():
+        if name not in _FILES:
+            rows.append((name, "generated", "-"))
+            continue
+        need = _FILES[name](name, base)
+        absent = [p for p in need if not p.is_file()]
+        rows.append((name, "missing" if absent else "present", str((absent or need)[0].parent)))
+    return rows
 
 
 def default_root() -> Path:
@@ -62,7 +83,7 @@ def resolve_root(root: str | os.PathLike | None) -> Path:
 
 
 def ensure_writable(path: Path) -> None:
-    """Fail clearly when a dataset must be processed into ``path`` but it cannot be written."""
+    """Fail clearly when a cache must be written into ``path`` (OGB's processed arrays) but it cannot be."""
     try:
         path.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=path):
@@ -70,41 +91,6 @@ def ensure_writable(path: Path) -> None:
     except OSError as e:
         raise DatasetError(f"data root {str(path)!r} is not writable ({e.strerror}); processed files go there. "
                            "Pass a writable --root or set GKD_DATA") from None
-
-
-@contextmanager
-def processing_lock(folder: Path) -> Iterator[None]:
-    """Hold an exclusive file lock for ``folder`` while PyG processes (or reads) a dataset there, so that parallel
-    workers loading the same dataset for the first time never read a half-written ``processed/data.pt``."""
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no inter-process lock
-        yield
-        return
-    try:  # the lock file sits beside the folder, so the folder itself holds only what PyG writes
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        f = open(folder.parent / f".{folder.name}.gkd-lock", "a")
-    except OSError:  # a read-only root holds finished files: nobody writes there, so nothing to wait for
-        yield
-        return
-    with f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def read_pyg(make: Callable[[], Data], processed: Path, what: str) -> Data:
-    """``make()`` (a PyG dataset's first graph) under :func:`processing_lock`; PyG's own failures become one
-    :class:`DatasetError` naming ``what`` was being read."""
-    try:
-        with processing_lock(processed):
-            return make()
-    except DatasetError:
-        raise
-    except Exception as e:
-        raise DatasetError(f"could not read {what}: {type(e).__name__}: {e}") from None
 
 
 def require_files(folder: Path, files: list[str], how: str) -> None:
@@ -115,12 +101,20 @@ def require_files(folder: Path, files: list[str], how: str) -> None:
                            f"({len(missing)} of {len(files)} missing). No download is attempted; {how}")
 
 
-def load(name: str, root: str | os.PathLike | None = None, *, split: int = 0, **kwargs) -> Data:
-    """Load dataset ``name`` as a PyG ``Data`` with 1-D ``train_mask/val_mask/test_mask`` and ``data.meta``.
+def load(name: str, root: str | os.PathLike | None = None, *, split: int = 0, random_split: str | None = None,
+         **kwargs) -> Data:
+    """Load dataset ``name`` (a registered name, or the path of a graph file: see :mod:`gkd.datasets.graphfile`) as
+    a PyG ``Data`` with 1-D ``train_mask/val_mask/test_mask`` and ``data.meta``.
 
-    ``split`` picks one of a dataset's fixed splits (``split mod meta.num_splits``); extra keyword arguments go to the
-    dataset's loader (e.g. ``homophily=`` for ``synthetic-csbm``).
+    ``split`` picks one of a dataset's fixed splits (``split mod meta.num_splits``); ``random_split``
+    (``"random:TRAIN/VAL/TEST"``) replaces the masks by a random split seeded by ``split``; extra keyword arguments go
+    to the dataset's loader (e.g. ``homophily=`` for ``synthetic-csbm``).
     """
+    from . import graphfile
+
+    if graphfile.is_graph_file(name):
+        check(not kwargs, f"a graph file takes no loader arguments; got {sorted(kwargs)}", DatasetError)
+        return graphfile.load_graph_file(name, split=split, random_split_spec=random_split)
     names = available()
     key = str(name).lower()
     if key not in _LOADERS:
@@ -128,4 +122,8 @@ def load(name: str, root: str | os.PathLike | None = None, *, split: int = 0, **
         hint = f"; did you mean {', '.join(near)}?" if near else f"; available: {', '.join(names)}"
         raise DatasetError(f"unknown dataset {name!r}{hint}")
     data = _LOADERS[key](key, resolve_root(root), split=split, **kwargs)
+    if random_split is not None:
+        data.update(graphfile.random_split(data.y, data.meta.num_classes, random_split, seed=split))
+        data.meta = dataclasses.replace(data.meta, split=f"{random_split} (seed {split})", split_index=split,
+                                        num_splits=1)
     return check_data(data, data.meta.num_classes)

@@ -76,12 +76,15 @@ def _finish(x, y, edge_index, raw: Path, prefix: str, split: int, name: str, sou
     return data
 
 
+def _names(prefix: str) -> list[str]:
+    return ["out1_node_feature_label.txt", "out1_graph_edges.txt"] + [_SPLIT.format(prefix, i) for i in range(10)]
+
+
 def _need(raw: Path, prefix: str, what: str) -> None:
-    require_files(raw, ["out1_node_feature_label.txt", "out1_graph_edges.txt"]
-                  + [_SPLIT.format(prefix, i) for i in range(10)], f"copy the geom-gcn {what} files into {str(raw)!r}")
+    require_files(raw, _names(prefix), f"copy the geom-gcn {what} files into {str(raw)!r}")
 
 
-@register(*_WEBKB)
+@register(*_WEBKB, files=lambda key, root: [root / key / "raw" / f for f in _names(key)])
 def load_webkb(key: str, root: Path, *, split: int = 0) -> Data:
     """Rows ``id \\t f1,f2,... \\t label`` in node order (dense features), as PyG's ``WebKB.process`` reads them."""
     raw = root / key / "raw"
@@ -97,7 +100,7 @@ def load_webkb(key: str, root: Path, *, split: int = 0) -> Data:
     return _finish(x, y, edge_index, raw, key, split, _WEBKB[key], "WebKB (geom-gcn files), read by gkd")
 
 
-@register("actor")
+@register("actor", files=lambda key, root: [root / "Actor" / "raw" / f for f in _names("film")])
 def load_actor(key: str, root: Path, *, split: int = 0) -> Data:
     """Rows ``id \\t active feature ids \\t label`` (binary sparse features), as PyG's ``Actor.process`` reads them."""
     raw = root / "Actor" / "raw"

@@ -1,6 +1,9 @@
 r"""The backbone zoo: GCN, GAT, GraphSAGE and MLP on PyG layers, one base class.
 
-Every model is called as ``model(x, edge_index, return_hidden=False)``. ``edge_index`` is a ``[2, E]`` tensor or a
+Constructors take PyG ``BasicGNN``'s positional order ``(in_channels, hidden_channels, num_layers, out_channels)``, so
+``GCN(1433, 16, 2, 7)`` is the same 2-layer, 7-class net in gkd and in PyG. Every model is called as
+``model(x, edge_index, edge_weight=None, *, edge_attr=None, return_hidden=False)`` (GCN takes ``edge_weight``, GAT
+``edge_attr`` when built with ``edge_dim``, as their PyG layers do). ``edge_index`` is a ``[2, E]`` tensor or a
 ``torch.sparse_csr`` *transposed* adjacency (``adj_t[i, j] != 0`` iff ``j → i``; see :func:`gkd.nn.to_adj_t`), which
 PyG layers turn into SpMM so a million-node graph never materialises per-edge messages. With ``return_hidden=True`` it
 returns ``(logits, hidden)`` where ``hidden`` lists the post-activation output of every layer but the last: the
@@ -44,10 +47,13 @@ class BasicModel(nn.Module):
     """
 
     uses_graph: bool = True
+    supports_edge_weight: bool = False
+    supports_edge_attr: bool = False
 
-    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, num_layers: int = 2,
+    def __init__(self, in_channels: int, hidden_channels: int, num_layers: int = 2, out_channels: int | None = None,
                  dropout: float = 0.5, **kwargs: Any) -> None:
         super().__init__()
+        out_channels = hidden_channels if out_channels is None else out_channels  # PyG's BasicGNN convention
         for name, v in (("in_channels", in_channels), ("out_channels", out_channels)):
             check(isinstance(v, int) and v >= 1, f"{name}={v!r}; expected an integer >= 1", ConfigError)
         check_model_args(num_layers, hidden_channels, dropout)
@@ -60,16 +66,40 @@ class BasicModel(nn.Module):
     def init_layer(self, in_channels: int, out_channels: int, *, last: bool, **kwargs: Any) -> nn.Module:
         raise NotImplementedError
 
-    def first_layer(self, x: Tensor, edge_index: Tensor | None) -> Tensor:
+    def first_layer(self, x: Tensor, edge_index: Tensor | None, **edge: Tensor) -> Tensor:
         """Input dropout and the first layer (subclasses may use the input's sparsity)."""
-        x = self._input_dropout(x)
-        return self.layers[0](x, edge_index) if self.uses_graph else self.layers[0](x)
+        return self._layer(0, self._input_dropout(x), edge_index, edge)
+
+    def _layer(self, i: int, x: Tensor, edge_index: Tensor | None, edge: dict[str, Tensor]) -> Tensor:
+        return self.layers[i](x, edge_index, **edge) if self.uses_graph else self.layers[i](x)
+
+    def _edge_args(self, edge_index: Tensor | None, edge_weight: Tensor | None,
+                   edge_attr: Tensor | None) -> dict[str, Tensor]:
+        """What the PyG layer takes besides the graph; a value it would silently ignore is an error instead."""
+        name = type(self).__name__
+        if not self.uses_graph:
+            return {}
+        check(edge_weight is None or self.supports_edge_weight, f"{name} takes no edge_weight (its PyG layer has "
+              "none); use GCN, or pass a weighted sparse adjacency", ConfigError)
+        check(edge_attr is None or self.supports_edge_attr, f"{name} takes no edge_attr"
+              f"{' unless built with edge_dim' if isinstance(self, GAT) else ''}", ConfigError)
+        sparse = isinstance(edge_index, Tensor) and edge_index.layout != torch.strided
+        check(not (sparse and (edge_weight is not None or edge_attr is not None)),
+              "edge_weight/edge_attr come with a [2, E] edge_index; a sparse adjacency carries its weights itself",
+              ConfigError)
+        out = {}
+        if edge_weight is not None:
+            out["edge_weight"] = edge_weight
+        if edge_attr is not None:
+            out["edge_attr"] = edge_attr
+        return out
 
     def reset_parameters(self) -> None:
         for layer in self.layers:
             layer.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor | None = None, *,
+    def forward(self, x: Tensor, edge_index: Tensor | None = None, edge_weight: Tensor | None = None, *,
+                edge_attr: Tensor | None = None,
                 return_hidden: bool = False) -> Tensor | tuple[Tensor, list[Tensor]]:
         if self.uses_graph and edge_index is None:
             raise ConfigError(f"{type(self).__name__} needs edge_index (or a sparse adjacency); got None")
@@ -77,13 +107,13 @@ class BasicModel(nn.Module):
         if x.dtype != want:  # PyG's own message would be a matmul dtype clash deep inside a layer
             raise DatasetError(f"x has dtype {x.dtype}; this model's parameters are {want} (convert the features, "
                                f"e.g. data.x = data.x.to({want}), or the model)")
+        edge = self._edge_args(edge_index, edge_weight, edge_attr)
         hidden: list[Tensor] = []
-        for i, layer in enumerate(self.layers):
+        for i in range(self.num_layers):
             if i == 0:
-                x = self.first_layer(x, edge_index)
+                x = self.first_layer(x, edge_index, **edge)
             else:
-                x = dropout(x, self.dropout, self.training)
-                x = layer(x, edge_index) if self.uses_graph else layer(x)
+                x = self._layer(i, dropout(x, self.dropout, self.training), edge_index, edge)
             if i < self.num_layers - 1:
                 x = F.relu(x)
                 hidden.append(x)
@@ -121,13 +151,15 @@ class BasicModel(nn.Module):
         return self._nz[keep], values[keep] / (1.0 - self.dropout)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}({self.in_channels}, {self.out_channels}, "
-                f"hidden_channels={self.hidden_channels}, num_layers={self.num_layers}, dropout={self.dropout})")
+        return (f"{type(self).__name__}({self.in_channels}, {self.hidden_channels}, num_layers={self.num_layers}, "
+                f"out_channels={self.out_channels}, dropout={self.dropout})")
 
 
 class GCN(BasicModel):
     r"""Graph convolutional network (Kipf & Welling, ICLR 2017):
     :math:`H' = \hat D^{-1/2}(A + I)\hat D^{-1/2} H W`."""
+
+    supports_edge_weight = True
 
     def init_layer(self, in_channels, out_channels, *, last, **kwargs):
         return GCNConv(in_channels, out_channels, **kwargs)
@@ -149,13 +181,14 @@ class GAT(BasicModel):
     dropout equals ``dropout`` as in the paper.
     """
 
-    def __init__(self, in_channels: int, hidden_channels: int, out_channels: int, num_layers: int = 2,
+    def __init__(self, in_channels: int, hidden_channels: int, num_layers: int = 2, out_channels: int | None = None,
                  dropout: float = 0.6, heads: int = 8, out_heads: int = 1, **kwargs: Any) -> None:
         check(isinstance(heads, int) and heads >= 1, f"heads={heads!r}; expected an integer >= 1", ConfigError)
         check(isinstance(hidden_channels, int) and hidden_channels > 0 and hidden_channels % heads == 0,
               f"hidden_channels={hidden_channels!r}; expected a positive multiple of heads={heads}", ConfigError)
         self.heads, self.out_heads = heads, out_heads
-        super().__init__(in_channels, hidden_channels, out_channels, num_layers, dropout, **kwargs)
+        self.supports_edge_attr = kwargs.get("edge_dim") is not None  # GATConv reads edge_attr only then
+        super().__init__(in_channels, hidden_channels, num_layers, out_channels, dropout, **kwargs)
 
     def init_layer(self, in_channels, out_channels, *, last, **kwargs):
         if last:
@@ -177,7 +210,7 @@ class MLP(BasicModel):
     def init_layer(self, in_channels, out_channels, *, last, **kwargs):
         return nn.Linear(in_channels, out_channels, **kwargs)
 
-    def first_layer(self, x: Tensor, edge_index: Tensor | None) -> Tensor:
+    def first_layer(self, x: Tensor, edge_index: Tensor | None, **edge: Tensor) -> Tensor:
         kept = self._kept_nonzeros(x) if x.size(0) > 64 else None  # tiny batches: dense is faster
         if kept is None:
             return super().first_layer(x, edge_index)
@@ -199,7 +232,7 @@ MODELS: dict[str, type[BasicModel]] = {"gcn": GCN, "gat": GAT, "sage": GraphSAGE
 def build_model(name: str, in_channels: int, out_channels: int, hidden_channels: int = 64,
                 **kwargs: Any) -> BasicModel:
     """Build a zoo model by name (``gcn``, ``gat``, ``sage``/``graphsage``, ``mlp``)."""
-    return model_class(name)(in_channels, hidden_channels, out_channels, **kwargs)
+    return model_class(name)(in_channels, hidden_channels, out_channels=out_channels, **kwargs)
 
 
 def to_adj_t(edge_index: Tensor, num_nodes: int, edge_weight: Tensor | None = None) -> Tensor:

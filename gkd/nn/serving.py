@@ -83,3 +83,77 @@ class FastMLP:
             if i < last:
                 h = h.relu_()
         return h
+
+
+class Student(nn.Module):
+    r"""A trained graph-free student with its input recipe: ``x ‖ position → model``.
+
+    ``positions`` (``[N, d]``, optional) are the structural position features of the ``N`` nodes the student was
+    trained on (NOSMOG's input; :mod:`gkd.nn.position`). ``forward(x, index=None)``: ``index[i]`` is the known node
+    whose position row ``x[i]`` gets, or ``-1`` for a node the graph never held (it gets zeros, which is what the
+    student saw for unseen nodes in training); ``index=None`` treats every row as new. Without positions ``index`` is
+    ignored. Plain tensor ops only, so ``torch.export`` and TorchScript take it as is.
+    """
+
+    def __init__(self, model: nn.Module, positions: Tensor | None = None) -> None:
+        super().__init__()
+        self.model = model
+        if positions is not None:  # a zero row at the end: index -1 (a new node) picks it
+            positions = torch.cat([positions.detach().float(), positions.new_zeros(1, positions.size(1))])
+        self.register_buffer("positions", positions)
+
+    @property
+    def num_known(self) -> int:
+        return 0 if self.positions is None else self.positions.size(0) - 1
+
+    def forward(self, x: Tensor, index: Tensor | None = None) -> Tensor:
+        if self.positions is not None:
+            if index is None:
+                pos = self.positions.new_zeros(x.size(0), self.positions.size(1))
+            else:
+                pos = self.positions[index]
+            x = torch.cat([x, pos], dim=-1)
+        return self.model(x)
+
+
+class _PlainStudent(nn.Module):
+    """The :class:`Student` of an MLP as a Linear/ReLU chain and a row lookup: what ``torch.export`` traces (the zoo
+    MLP's sparse first-layer path has data-dependent shapes)."""
+
+    def __init__(self, student: Student) -> None:
+        super().__init__()
+        mlp = student.model
+        check(all(isinstance(layer, nn.Linear) for layer in getattr(mlp, "layers", [None])) and not mlp.uses_graph,
+              f"export_student exports an MLP student; got {type(mlp).__name__}", ConfigError)
+        self.layers = nn.ModuleList(nn.Linear(l.in_features, l.out_features) for l in mlp.layers)
+        self.layers.load_state_dict(mlp.layers.state_dict())
+        self.register_buffer("positions", None if student.positions is None else student.positions.clone())
+
+    def forward(self, x: Tensor, index: Tensor) -> Tensor:
+        if self.positions is not None:
+            x = torch.cat([x, self.positions[index]], dim=-1)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x)
+            if i < last:
+                x = F.relu(x)
+        return x
+
+
+def export_student(student: Student, path, num_features: int):
+    """Write ``student`` as a ``torch.export`` program (``.pt2``), served with torch alone::
+
+        program = torch.export.load(path).module()
+        logits = program(x, index)   # x [B, F]; index [B]: known node ids, -1 for new nodes
+    """
+    from pathlib import Path
+
+    plain = _PlainStudent(student).eval()
+    batch = torch.export.Dim("batch")
+    example = (torch.zeros(4, num_features), torch.full((4,), -1, dtype=torch.long))
+    program = torch.export.export(plain, example, dynamic_shapes=({0: batch}, {0: batch}))
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{__import__('os').getpid()}")
+    torch.export.save(program, str(tmp))
+    tmp.replace(path)
+    return path

@@ -1,0 +1,80 @@
+"""Logits and per-layer hidden features from any model, without changing it.
+
+gkd's zoo returns both from one forward (``return_hidden=True``). Any other model — a PyG ``BasicGNN`` or ``MLP``, a
+custom ``MessagePassing`` net — is called as ``model(x, edge_index)`` (or ``model(x)``) and its hidden features are
+captured with forward hooks: on the modules named in ``hidden=[...]``, or by default on a PyG model's activation
+module (``model.act``), whose output after each layer but the last is exactly the zoo's "post-activation hidden".
+A model with neither gives no hidden features, and a term that needs them says so (:func:`require_hidden`).
+"""
+from __future__ import annotations
+
+import inspect
+from contextlib import contextmanager
+from typing import Iterator, Sequence
+
+from torch import Tensor, nn
+
+from ..errors import ConfigError, check
+
+
+def is_zoo(model: nn.Module) -> bool:
+    from .models import BasicModel
+
+    return isinstance(model, BasicModel)
+
+
+def takes_graph(model: nn.Module) -> bool:
+    """Whether ``model`` is called with the graph: zoo GNNs and anything whose ``forward`` has a second positional
+    parameter (PyG's ``BasicGNN``: ``edge_index``); ``MLP``-like modules take features alone."""
+    if is_zoo(model):
+        return bool(model.uses_graph)
+    params = [p for p in inspect.signature(model.forward).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(params) >= 2 and params[1].name in ("edge_index", "adj_t", "adj", "graph")
+
+
+def _modules(model: nn.Module, hidden: Sequence[str] | None) -> list[nn.Module]:
+    if hidden is not None:
+        named = dict(model.named_modules())
+        missing = [h for h in hidden if h not in named]
+        check(not missing, f"hidden={list(hidden)}: {type(model).__name__} has no module(s) {missing}; "
+              f"available: {', '.join(n for n in named if n)[:300]}", ConfigError)
+        return [named[h] for h in hidden]
+    act = getattr(model, "act", None)  # PyG BasicGNN / MLP apply this module once per hidden layer
+    return [act] if isinstance(act, nn.Module) else []
+
+
+@contextmanager
+def capture(model: nn.Module, hidden: Sequence[str] | None = None) -> Iterator[list[Tensor]]:
+    """Collect, in call order, the outputs of ``model``'s hidden modules during the forward passes inside the
+    ``with`` block."""
+    out: list[Tensor] = []
+    handles = [m.register_forward_hook(lambda _m, _i, o: out.append(o[0] if isinstance(o, tuple) else o))
+               for m in _modules(model, hidden)]
+    try:
+        yield out
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def forward(model: nn.Module, x: Tensor, graph: Tensor | None, *, want_hidden: bool = True,
+            hidden: Sequence[str] | None = None) -> tuple[Tensor, list[Tensor]]:
+    """``(logits, hidden)`` of ``model`` on ``(x, graph)``; ``hidden`` lists per-layer features (may be empty)."""
+    if is_zoo(model) and hidden is None:
+        return model(x, graph, return_hidden=True) if want_hidden else (model(x, graph), [])
+    if not want_hidden:
+        return (model(x, graph) if takes_graph(model) else model(x)), []
+    with capture(model, hidden) as taps:
+        logits = model(x, graph) if takes_graph(model) else model(x)
+    if hidden is None and getattr(model, "num_layers", None) is not None:
+        taps = taps[: max(int(model.num_layers) - 1, 0)]  # PyG MLP/BasicGNN: act runs once per hidden layer
+    check(isinstance(logits, Tensor), f"{type(model).__name__} returned {type(logits).__name__}; expected a logits "
+          "tensor [num_nodes, num_classes]", ConfigError)
+    return logits, list(taps)
+
+
+def require_hidden(hidden: list[Tensor], term: str, model: nn.Module) -> None:
+    """The one error for a term that reads hidden features of a model that exposes none."""
+    check(len(hidden) > 0, f"the {term!r} term reads hidden layers, which {type(model).__name__} does not expose; "
+          "pass hidden=['module.name', ...] to capture them, or drop the term", ConfigError)

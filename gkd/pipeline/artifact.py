@@ -1,0 +1,217 @@
+r"""Model artefacts: what ``gkd train --save`` / ``gkd distill --save`` / ``.save()`` write and :func:`load` reads.
+
+An artefact is a directory::
+
+    DIR/manifest.json          kind, format, gkd version, model class and constructor arguments, input recipe
+                               (feature width, position features), classes, dataset (name, nodes, split and graph
+                               sha256), the run's metrics and config, and the sha256 of every other file
+    DIR/weights.safetensors    the model's state dict (safetensors: no pickle)
+    DIR/positions.safetensors  position features of the known nodes (students with the ``position`` term only)
+
+It is written under a temporary name and renamed into place, so a killed write leaves nothing that loads; only an
+existing artefact may be replaced. :func:`load` checks the kind, the format version, every file's sha256 and every
+tensor's shape against the manifest before anything is built, and returns a ready ``nn.Module``: the zoo GNN itself
+(called as ``model(x, edge_index)``), or a :class:`~gkd.nn.serving.Student` (``student(x, index=None)``).
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .. import __version__
+from ..datasets.fingerprint import graph_hash, split_hash
+from ..errors import GKDError, check
+from ..nn.models import MODELS, BasicModel, GAT
+from ..nn.serving import Student
+
+KIND = "gkd-model"
+FORMAT = 1
+FILES = ("weights.safetensors", "positions.safetensors")
+
+
+class ArtifactError(GKDError):
+    """A model artefact that is missing, damaged, foreign, or from a newer gkd."""
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def model_spec(model: nn.Module) -> dict[str, Any]:
+    """Class name and constructor arguments that rebuild ``model`` (gkd's zoo only: arbitrary modules cannot be
+    rebuilt without their code, and unpickling code is what artefacts exist to avoid)."""
+    check(isinstance(model, BasicModel) and type(model) in MODELS.values(),
+          f"cannot save a {type(model).__name__}: artefacts rebuild gkd's zoo models (GCN, GAT, GraphSAGE, MLP); "
+          "save another module's state_dict yourself", ArtifactError)
+    args = {"in_channels": model.in_channels, "hidden_channels": model.hidden_channels,
+            "num_layers": model.num_layers, "out_channels": model.out_channels, "dropout": model.dropout}
+    if isinstance(model, GAT):
+        args |= {"heads": model.heads, "out_heads": model.out_heads}
+    return {"class": type(model).__name__, "args": args}
+
+
+def _is_artifact(path: Path) -> bool:
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(manifest, dict) and manifest.get("kind") == KIND
+            and all(p.name in ("manifest.json", *FILES) and p.is_file() and not p.is_symlink()
+                    for p in path.iterdir()))
+
+
+def check_saveable(out: str | os.PathLike) -> Path:
+    """Refuse an ``out`` that :func:`save` may not write: anything that exists but an earlier gkd artefact (a user's
+    directory or file is never replaced). Call before training, so a bad ``--save`` costs nothing."""
+    out = Path(out)
+    if os.path.lexists(out):
+        check(out.is_dir() and not out.is_symlink() and _is_artifact(out),
+              f"--save {str(out)!r} exists and is not a gkd model artefact; it is left as it is: choose another "
+              "directory", ArtifactError)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = out.parent / f".{out.name}.probe-{os.getpid()}"
+        probe.mkdir()
+        probe.rmdir()
+    except OSError as e:
+        raise ArtifactError(f"--save {str(out)!r}: cannot write in {str(out.parent)!r} ({e.strerror})") from None
+    return out
+
+
+def save(model: nn.Module, out: str | os.PathLike, *, data=None, metrics: dict | None = None,
+         config: dict | None = None, position: dict | None = None) -> Path:
+    """Write ``model`` (a zoo model, or a :class:`Student` around one) as an artefact at ``out``.
+
+    ``data``: the graph it was trained on (its name, node count, split and graph fingerprints go into the manifest);
+    ``position``: the position-feature recipe (e.g. ``{"method": "fastrp", "dim": 64, "seed": 0}``) when the student
+    has positions; ``metrics``/``config``: recorded as given (JSON).
+    """
+    from safetensors.torch import save_file
+
+    out = check_saveable(out)
+    inner, positions = (model.model, model.positions) if isinstance(model, Student) else (model, None)
+    spec = model_spec(inner)
+    n_pos = 0 if positions is None else positions.size(1)
+    manifest: dict[str, Any] = {
+        "kind": KIND, "format": FORMAT, "gkd": __version__,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": spec, "graph_free": not inner.uses_graph,
+        "input": {"num_features": spec["args"]["in_channels"] - n_pos,
+                  "position": None if positions is None else {"dim": n_pos, "known_nodes": positions.size(0) - 1,
+                                                              **(position or {})}},
+        "num_classes": spec["args"]["out_channels"],
+        "dataset": None if data is None else {
+            "name": getattr(getattr(data, "meta", None), "name", "custom"), "num_nodes": int(data.num_nodes),
+            "split_sha256": split_hash(data), "graph_sha256": graph_hash(data)},
+        "metrics": metrics or {}, "config": config or {}, "files": {},
+    }
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        state = {k: v.detach().cpu().contiguous() for k, v in inner.state_dict().items()}
+        save_file(state, str(tmp / "weights.safetensors"))
+        if positions is not None:
+            save_file({"positions": positions[:-1].detach().cpu().contiguous()}, str(tmp / "positions.safetensors"))
+        for f in FILES:
+            if (tmp / f).is_file():
+                manifest["files"][f] = _sha256(tmp / f)
+        text = json.dumps(manifest, indent=2, allow_nan=False)
+        with open(tmp / "manifest.json", "w") as f:  # last: a directory without it is not an artefact
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        old = None
+        if os.path.lexists(out):
+            check_saveable(out)  # again: it may have changed while the model trained
+            old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            os.rename(out, old)
+        os.rename(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
+    """The manifest of the artefact at ``path``, after checking its kind, format and every file's sha256."""
+    path = Path(path)
+    check(path.is_dir(), f"model artefact {str(path)!r} does not exist or is not a directory", ArtifactError)
+    try:
+        manifest = json.loads((path / "manifest.json").read_text())
+    except FileNotFoundError:
+        raise ArtifactError(f"{str(path)!r} is not a gkd model artefact (no manifest.json)") from None
+    except (OSError, ValueError, RecursionError) as e:
+        raise ArtifactError(f"model manifest in {str(path)!r} is not readable JSON ({type(e).__name__})") from None
+    check(isinstance(manifest, dict) and manifest.get("kind") == KIND,
+          f"{str(path)!r} is not a gkd model artefact (manifest kind {manifest.get('kind') if isinstance(manifest, dict) else None!r})",
+          ArtifactError)
+    fmt = manifest.get("format")
+    check(isinstance(fmt, int) and not isinstance(fmt, bool) and 1 <= fmt,
+          f"model artefact {str(path)!r} has format {fmt!r}; expected an integer", ArtifactError)
+    check(fmt <= FORMAT, f"model artefact {str(path)!r} has format {fmt}; this gkd ({__version__}) reads formats up "
+          f"to {FORMAT} (upgrade gkd)", ArtifactError)
+    files = manifest.get("files")
+    check(isinstance(files, dict) and "weights.safetensors" in files and set(files) <= set(FILES),
+          f"model manifest in {str(path)!r} lists files {files!r}; expected weights.safetensors (and "
+          "positions.safetensors)", ArtifactError)
+    for name, digest in files.items():
+        f = path / name
+        check(f.is_file() and not f.is_symlink(), f"model artefact file {str(f)!r} is missing", ArtifactError)
+        check(_sha256(f) == digest, f"model artefact file {str(f)!r} fails its sha256 check (damaged or edited)",
+              ArtifactError)
+    spec, inp = manifest.get("model"), manifest.get("input")
+    ok = (isinstance(spec, dict) and spec.get("class") in {c.__name__ for c in MODELS.values()}
+          and isinstance(spec.get("args"), dict) and isinstance(inp, dict)
+          and isinstance(inp.get("num_features"), int) and (inp.get("position") is None) == (len(files) == 1))
+    check(ok, f"model manifest in {str(path)!r} does not describe a gkd zoo model and its input", ArtifactError)
+    return manifest
+
+
+def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model saved at ``path`` (verified by :func:`read_manifest`), in eval mode, on ``map_location``."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    spec = manifest["model"]
+    cls = {c.__name__: c for c in MODELS.values()}[spec["class"]]
+    try:
+        model = cls(**spec["args"])
+    except (TypeError, GKDError) as e:
+        raise ArtifactError(f"model manifest in {str(path)!r} has arguments {spec['args']} that do not build a "
+                            f"{spec['class']} ({e})") from None
+    try:
+        state = load_file(str(path / "weights.safetensors"))
+        positions = (load_file(str(path / "positions.safetensors"))["positions"]
+                     if "positions.safetensors" in manifest["files"] else None)
+        model.load_state_dict(state)
+    except (SafetensorError, RuntimeError, KeyError) as e:
+        raise ArtifactError(f"weights in {str(path)!r} do not fit the {spec['class']} the manifest describes "
+                            f"({str(e).splitlines()[0][:200]})") from None
+    if positions is not None:
+        pos = manifest["input"]["position"]
+        check(positions.dim() == 2 and positions.size(1) == pos.get("dim")
+              and positions.size(1) + manifest["input"]["num_features"] == model.in_channels,
+              f"positions in {str(path)!r} are {tuple(positions.shape)}; the manifest says width {pos.get('dim')}",
+              ArtifactError)
+        model = Student(model, positions)
+    elif not model.uses_graph:
+        model = Student(model)
+    model.manifest = manifest  # what it was trained on and how well it did, for whoever serves it
+    return model.to(map_location).eval()
