@@ -178,6 +178,13 @@ def test_read_only_root_is_enough(cora_copy):
             os.chmod(p, 0o755 if p.is_dir() else 0o644)
 
 
+def test_planetoid_files_that_disagree(cora_copy):
+    raw = cora_copy / "Cora" / "raw"
+    (raw / "ind.cora.ty").write_bytes((raw / "ind.cora.y").read_bytes())  # 140 label rows for 1000 test nodes
+    with pytest.raises(DatasetError, match=r"Planetoid files under .* disagree: .*ty \(140, 7\)"):
+        load("Cora", root=cora_copy)
+
+
 def test_damaged_geom_gcn_files(webkb_folder):
     raw = webkb_folder / "texas" / "raw"
     (raw / "out1_graph_edges.txt").write_text("node_id\tnode_id\n0\t99\n")

@@ -99,7 +99,7 @@ def _bad(tmp_path, **changes):
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"x": None}, "has no x / node_features array"),
+    ({"x": None}, r"has no x / node_features array \(it holds"),
     ({"y": np.arange(59) % 3}, "y has 59 labels for 60 nodes"),
     ({"edge_index": np.array([[0, 1], [1, 60]])}, r"edge_index holds node ids in \[0, 60\]; expected ids in \[0, 59\]"),
     ({"y": -(np.arange(60) % 3)}, "y holds the negative label -2"),
@@ -108,7 +108,7 @@ def _bad(tmp_path, **changes):
     ({"train_mask": np.ones(60, bool), "val_mask": np.ones(60, bool), "test_mask": np.zeros(60, bool)},
      "train_mask and val_mask overlap in 60 nodes"),
     ({"train_mask": np.ones(50, bool), "val_mask": np.zeros(60, bool), "test_mask": np.zeros(60, bool)},
-     r"train_mask has shape \(50,\); expected \[60\]"),
+     r"train_mask has shape \(50,\); expected \[60\] or \[num_splits, 60\]"),
     ({"train_mask": np.ones(60, bool)}, "but not all of train_mask, val_mask, test_mask"),
     ({"x": np.array([["a"] * 5] * 60)}, "x has dtype <U1; expected numbers"),
 ])

@@ -54,8 +54,8 @@ def parse_split(spec: str) -> tuple[str, tuple[float, float, float]]:
           f"split={spec!r}; expected random:TRAIN/VAL/TEST with fractions (random:0.6/0.2/0.2) or counts "
           "(random:20/500/1000: per class / validation / test)", DatasetError)
     if all(p < 1 for p in parts) and any(p > 0 for p in parts):
-        check(sum(parts) <= 1 + 1e-9 and parts[0] > 0, f"split={spec!r}: fractions must be > 0 for training and sum "
-              "to at most 1", DatasetError)
+        check(sum(parts) <= 1 + 1e-9 and parts[0] > 0,
+              f"split={spec!r}: fractions must be > 0 for training and sum to at most 1", DatasetError)
         return "fractions", parts
     check(all(float(p).is_integer() for p in parts) and parts[0] >= 1,
           f"split={spec!r}: counts must be whole numbers, at least 1 per class for training", DatasetError)
