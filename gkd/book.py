@@ -20,7 +20,6 @@ count, class count, split and graph (a sha256 over features, edges and labels).
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import math
 import os
@@ -41,6 +40,7 @@ from . import __version__
 from .datasets.fingerprint import graph_hash, split_hash
 from .distill.knowledge import Knowledge
 from .errors import ConfigError, GKDError, check
+from .io import sha256_file
 
 FORMAT = 2  # 2: the manifest fingerprints the graph (dataset.graph_sha256)
 KIND = "gkd-book"
@@ -50,14 +50,6 @@ _MAX_MANIFEST_BYTES = 1 << 24  # a manifest is a few kB; a bigger file is not on
 
 class BookError(GKDError):
     """A book that is missing, damaged, or made for other data."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _fsync_dir(path: Path) -> None:
@@ -290,7 +282,7 @@ def write_book(out: str | os.PathLike, data: Data, teacher_logits: list[Tensor],
     """Write a book for ``data`` from ``K`` teachers' logits (``[N, C]`` each); atomic (temporary dir + rename)."""
     out = Path(out)
     check(len(teacher_logits) >= 1, "a book needs at least one teacher (K >= 1); got 0", ConfigError)
-    check(temperature > 0, f"book temperature={temperature}; expected > 0", ConfigError)
+    check(0 < temperature < math.inf, f"book temperature={temperature}; expected > 0 and finite", ConfigError)
     check_overwritable(out, overwrite)
     n = data.num_nodes
     for t in teacher_logits:
@@ -322,7 +314,7 @@ def write_book(out: str | os.PathLike, data: Data, teacher_logits: list[Tensor],
                 f.flush()
                 os.fsync(f.fileno())
             entries[name] = {"file": path.name, "shape": list(arr.shape), "dtype": str(arr.dtype),
-                             "sha256": _sha256(path)}
+                             "sha256": sha256_file(path)}
         meta = getattr(data, "meta", None)
         manifest = {
             "kind": KIND, "format": FORMAT, "gkd": __version__,
@@ -367,7 +359,7 @@ def open_book(path: str | os.PathLike, data: Data | None = None, *, verify: bool
         check(file.is_file() and not file.is_symlink() and file.resolve().parent == real, f"book array {name!r} "
               f"({str(file)!r}) is missing or not a plain file of the book (a symlink?)", BookError)
         if verify:
-            check(_sha256(file) == entry["sha256"], f"book array {str(file)!r} fails its sha256 check (damaged or "
+            check(sha256_file(file) == entry["sha256"], f"book array {str(file)!r} fails its sha256 check (damaged or "
                   "edited); rebuild the book", BookError)
         try:
             arr = np.load(file, mmap_mode="r", allow_pickle=False)

@@ -5,16 +5,29 @@ import argparse
 import sys
 from typing import Sequence
 
-import yaml
+from .errors import ConfigError, GKDError, check_int
+from .io import check_new_path, check_output_file, check_output_folder
+from .limits import MAX_EPOCHS, MAX_HEADS, MAX_RUNS, MAX_SEED, MAX_WIDTH
 
-from .errors import ConfigError, GKDError
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one ``gkd: error: ...`` line (as for every other bad input), not a usage
+    block; raised as :class:`ConfigError` so that :func:`main` returns 2 in-process too."""
+
+    def error(self, message: str):
+        raise ConfigError(f"{message} (see {self.prog} --help)")
 
 
 def _key_value(text: str) -> tuple[str, object]:
+    from .config import parse_yaml
+
     key, sep, value = text.partition("=")
-    if not sep or not key:
+    if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
-    return key, yaml.safe_load(value)
+    try:
+        return key.strip(), parse_yaml(value, f"value of {key.strip()!r}")
+    except ConfigError as e:  # argparse reports only ArgumentTypeError's own message
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 # Every flag default is None: an unset flag never overrides the YAML file (defaults < YAML < flags).
@@ -27,15 +40,15 @@ def _add_data_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _add_model_and_run_flags(p: argparse.ArgumentParser, width_help: str | None = None) -> None:
-    p.add_argument("--hidden-channels", type=int, help=width_help)
+    p.add_argument("--hidden-channels", type=int, help=width_help or f"hidden width, at most {MAX_WIDTH}")
     p.add_argument("--num-layers", type=int)
     p.add_argument("--dropout", type=float)
     p.add_argument("--lr", type=float)
     p.add_argument("--weight-decay", type=float)
-    p.add_argument("--epochs", type=int, help="maximum epochs (default 500)")
+    p.add_argument("--epochs", type=int, help=f"maximum epochs, at most {MAX_EPOCHS} (default 500)")
     p.add_argument("--patience", type=int, help="early-stopping patience on validation (default 100)")
-    p.add_argument("--runs", type=int, help="number of seeds (default 10)")
-    p.add_argument("--seed", type=int, help="first seed; run r uses seed + r (default 0)")
+    p.add_argument("--runs", type=int, help=f"number of seeds, at most {MAX_RUNS} (default 10)")
+    p.add_argument("--seed", type=int, help=f"first seed in [0, {MAX_SEED}]; run r uses seed + r (default 0)")
 
 
 def _add_teacher_flags(p: argparse.ArgumentParser) -> None:
@@ -63,7 +76,7 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     _add_data_flags(p)
     p.add_argument("--model", help="gcn | gat | sage | mlp (default gcn)")
-    p.add_argument("--heads", type=int, help="GAT attention heads")
+    p.add_argument("--heads", type=int, help=f"GAT attention heads, at most {MAX_HEADS}")
     _add_model_and_run_flags(p)
     p.add_argument("--method", help="plain | self-distill | label-smoothing | tf-kd-reg (default plain)")
     p.add_argument("--self-distill", dest="self_distill", action="store_true",
@@ -87,13 +100,13 @@ def _add_distill_flags(p: argparse.ArgumentParser) -> None:
     _add_data_flags(p)
     _add_teacher_flags(p)
     p.add_argument("--student", help="student model (default mlp)")
-    _add_model_and_run_flags(p, width_help="student width (default 64)")
+    _add_model_and_run_flags(p, width_help=f"student width, at most {MAX_WIDTH} (default 64)")
     p.add_argument("--method", help="plain | glnn | gkd | bookkd, optionally +TERM, e.g. gkd+amkd (default gkd)")
     p.add_argument("--terms", help="structure-aware terms added to glnn: position,neighbour,reliability,rsd,self")
     p.add_argument("--kd-lambda", type=float, help="weight of the label cross-entropy; KD gets 1 - lambda (default 0)")
     p.add_argument("--temperature", type=float, help="distillation temperature (default 1)")
     p.add_argument("--term-weight", dest="term_weights", action="append", type=_key_value, metavar="TERM=W")
-    p.add_argument("--position-dim", type=int)
+    p.add_argument("--position-dim", type=int, help=f"position features, at most {MAX_WIDTH} (default 64)")
     p.add_argument("--neighbour-steps", type=int)
     p.add_argument("--neighbour-alpha", type=float)
     p.add_argument("--reliability-noise", type=float)
@@ -151,7 +164,7 @@ def _add_cnn_flags(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gkd", description="Knowledge distillation on graphs.")
+    parser = _Parser(prog="gkd", description="Knowledge distillation on graphs.")
     parser.add_argument("--version", action="version", version=f"gkd {__import__('gkd').__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     train = sub.add_parser("train", help="train a backbone on a dataset over several seeds")
@@ -208,8 +221,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     unknown = [n for n in names if n not in BENCHMARKS]
     if unknown:
         raise ConfigError(f"unknown benchmark(s) {unknown}; expected some of {', '.join(BENCHMARKS)} or all")
-    out = Path(args.out) if args.out else (root / "runs" / "bench-quick" if args.quick else folder / "results")
-    out.mkdir(parents=True, exist_ok=True)
+    # resolved here: the scripts run with the repository as their working directory
+    out = Path(args.out).resolve() if args.out else (root / "runs" / "bench-quick" if args.quick else
+                                                     folder / "results")
+    check_output_folder(out, "--out", create=True)
     for name in names:
         cmd = [sys.executable, str(folder / f"{name}.py"), "--out", str(out)] + (["--quick"] if args.quick else [])
         print(f"gkd bench: {name} ({' '.join(cmd[1:])})", file=sys.stderr)
@@ -246,8 +261,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(TrainConfig)]))
     factory, method_config = build_method(cfg)
-    if args.json:
-        _check_writable(args.json)
+    if args.json is not None:
+        check_output_file(args.json)
     from .train.checkpoint import RunCheckpoint
 
     ckpt = RunCheckpoint(args.checkpoint_dir, {"command": "train", **cfg.to_dict()}, args.resume)
@@ -272,8 +287,8 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from .scale.distributed import init_from_env, rank_and_world
 
     cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(DistillConfig)]), DistillConfig)
-    if args.json:
-        _check_writable(args.json)
+    if args.json is not None:
+        check_output_file(args.json)
     if init_from_env() and cfg.book is None:
         raise ConfigError("multi-process distillation (torchrun) learns from a knowledge book: make one with "
                           "`gkd book` and pass --book")
@@ -307,21 +322,21 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
 def cmd_book(args: argparse.Namespace) -> int:
     import dataclasses
-    from pathlib import Path
 
-    from .book import write_book
+    from .book import check_overwritable, write_book
     from .config import make_config
     from .datasets import load
     from .distill.gnn2mlp import DistillConfig, teacher_stage
+    from .train.trainer import check_test_nodes
 
     cfg = make_config(None, _flags(args, [f.name for f in dataclasses.fields(DistillConfig)]), DistillConfig)
-    check_out = Path(args.out)
-    if check_out.exists() and not args.overwrite:
-        raise ConfigError(f"{args.out!r} already exists; pass --overwrite to replace it")
+    check_new_path(args.out, "--out")
+    check_overwritable(args.out, args.overwrite)  # before the teachers train: only a book may be replaced
     from .train.checkpoint import RunCheckpoint
 
     ckpt = RunCheckpoint(args.checkpoint_dir, {"command": "book", **cfg.to_dict()}, args.resume)
     data = load(cfg.dataset, cfg.root, **cfg.dataset_args)
+    check_test_nodes(data)
     stage = teacher_stage(cfg, data, 0, reliability=True, progress=False if args.quiet else None, checkpoint=ckpt)
     k = stage.knowledge
     write_book(args.out, data, stage.teacher_logits, stage.observed, temperature=cfg.temperature, hidden=k.hidden,
@@ -343,8 +358,8 @@ def cmd_cnn(args: argparse.Namespace) -> int:
 
     cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(CNNDistillConfig)]),
                       CNNDistillConfig)
-    if args.json:
-        _check_writable(args.json)
+    if args.json is not None:
+        check_output_file(args.json)
     r = run_cnn_distillation(cfg, progress=not args.quiet)
     if args.json:
         write_json(args.json, r)
@@ -370,7 +385,8 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
     cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(CNNDistillConfig)]),
                       CNNDistillConfig)
-    _check_writable(args.out, "--out")
+    check_output_file(args.out, "--out")
+    check_int("k", args.k, 1, ConfigError)  # its upper bound (the sample count) is checked once samples exist
     if args.embeddings:
         try:
             with np.load(args.embeddings, allow_pickle=False) as f:
@@ -409,18 +425,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_writable(path: str, flag: str = "--json") -> None:
-    from pathlib import Path
-
-    parent = Path(path).resolve().parent
-    if not parent.is_dir():
-        raise ConfigError(f"{flag} {path!r}: folder {str(parent)!r} does not exist")
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
     try:
+        args = parser.parse_args(argv)
         if args.command == "train":
             return cmd_train(args)
         if args.command == "bench":
@@ -438,7 +446,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print("\n".join(available()))
             return 0
     except GKDError as e:
-        print(f"gkd: error: {e}", file=sys.stderr)
+        message = " ".join(str(e).split())  # one line, whatever the message held
+        print(f"gkd: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("gkd: interrupted", file=sys.stderr)

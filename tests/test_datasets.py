@@ -310,3 +310,17 @@ def test_available_lists_the_families():
     names = available()
     for n in ("cora", "citeseer", "pubmed", "texas", "wisconsin", "cornell", "actor", "ogbn-arxiv", "synthetic-csbm"):
         assert n in names
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_nodes": "abc"}, r"num_nodes='abc'; expected an integer in \[2, "),
+    ({"num_nodes": 10 ** 12}, r"num_nodes=1000000000000; expected an integer in \[2, "),
+    ({"num_features": 2.5}, r"num_features=2.5; expected an integer in \[1, "),
+    ({"avg_degree": 1e300}, r"avg_degree=1e\+300; expected a value in \(0, num_nodes\]"),
+    ({"homophily": float("nan")}, "homophily=nan; expected a finite number"),
+    ({"num_nodes": 40_000_000, "avg_degree": 200.0}, "edges; expected at most"),
+    ({"num_nodes": 40_000_000, "num_features": 60_000}, "feature entries; expected at most"),
+])
+def test_csbm_refuses_wrong_types_and_sizes_before_allocating(kwargs, message):
+    with pytest.raises(DatasetError, match=message):
+        csbm(**kwargs)

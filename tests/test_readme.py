@@ -14,7 +14,7 @@ def test_readme_python_examples_run():
     scope: dict = {}
     exec(compile(blocks[0], "README.md", "exec"), scope)
     assert scope["result"].test > 0.75
-    assert set(scope["model"].state_dict()) == set(type(scope["model"])(1433, 64, 7).state_dict())
+    assert set(scope["model"].state_dict()) == set(type(scope["model"])(1433, 64, 2, 7).state_dict())
     for block in blocks[1:]:
         exec(compile(block, "README.md", "exec"), scope)
     assert scope["fit"].test > 0.7 and scope["pred"].shape == (10,)

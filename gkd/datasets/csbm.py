@@ -11,6 +11,7 @@ homophily is ``homophily`` by construction. Vectorised: 2M nodes / 40M directed 
 from __future__ import annotations
 
 import inspect
+import math
 from pathlib import Path
 
 import torch
@@ -20,17 +21,33 @@ from torch_geometric.utils import to_undirected
 from ..errors import DatasetError, check
 from .registry import DatasetMeta, register
 
+# Bounds a 24 GB machine can hold (ogbn-products: 2.4M nodes, 61.9M directed edges, 100 features).
+MAX_NODES = 50_000_000
+MAX_EDGES = 2_000_000_000
+MAX_FEATURE_ENTRIES = 2_000_000_000
+
 
 def csbm(num_nodes: int = 3000, num_classes: int = 5, avg_degree: float = 10.0, homophily: float = 0.8,
          num_features: int = 128, feature_noise: float = 0.4, seed: int = 0, train_per_class: int = 20,
          num_val: int = 500, num_test: int = 1000) -> Data:
     """Sample a CSBM graph; the same arguments give the same graph."""
     c = DatasetError
-    check(int(num_nodes) >= 2, f"num_nodes={num_nodes}; expected >= 2", c)
-    check(int(num_classes) >= 2, f"num_classes={num_classes}; expected >= 2", c)
+    # types and sizes first: a string or a huge count must fail here, not inside int() or the allocator
+    for name, v, lo, hi in (("num_nodes", num_nodes, 2, MAX_NODES), ("num_classes", num_classes, 2, 10_000),
+                            ("num_features", num_features, 1, 65_536), ("seed", seed, 0, 2 ** 63 - 1),
+                            ("train_per_class", train_per_class, 0, MAX_NODES), ("num_val", num_val, 0, MAX_NODES),
+                            ("num_test", num_test, 0, MAX_NODES)):
+        check(isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi,
+              f"{name}={v!r}; expected an integer in [{lo}, {hi}]", c)
+    for name, v in (("homophily", homophily), ("avg_degree", avg_degree), ("feature_noise", feature_noise)):
+        check(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+              f"{name}={v!r}; expected a finite number", c)
     check(0.0 <= float(homophily) <= 1.0, f"homophily={homophily}; expected a value in [0, 1]", c)
-    check(float(avg_degree) > 0, f"avg_degree={avg_degree}; expected > 0", c)
-    check(int(num_features) >= 1, f"num_features={num_features}; expected >= 1", c)
+    check(0 < float(avg_degree) <= num_nodes, f"avg_degree={avg_degree}; expected a value in (0, num_nodes]", c)
+    check(num_nodes * float(avg_degree) / 2 <= MAX_EDGES, f"num_nodes x avg_degree / 2 = "
+          f"{num_nodes * float(avg_degree) / 2:.3g} edges; expected at most {MAX_EDGES:.0e}", c)
+    check(num_nodes * num_features <= MAX_FEATURE_ENTRIES, f"num_nodes x num_features = {num_nodes * num_features:.3g} "
+          f"feature entries; expected at most {MAX_FEATURE_ENTRIES:.0e}", c)
     check(float(feature_noise) >= 0, f"feature_noise={feature_noise}; expected >= 0", c)
     n, k = int(num_nodes), int(num_classes)
     need = train_per_class * k + num_val + num_test

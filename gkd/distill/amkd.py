@@ -33,6 +33,7 @@ adversarial term, one with fewer than 3 teacher classes skips the triplet; both 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -48,9 +49,11 @@ TeacherFn = Callable[[Tensor, Tensor], Tensor]  # (inputs, their rows in the att
 
 
 def check_attack_args(eta: float, steps: int, margin: float, max_samples: int = 1, refresh: int = 1) -> None:
-    check(isinstance(eta, (int, float)) and eta > 0, f"eta={eta!r}; expected a step size > 0", ConfigError)
+    check(isinstance(eta, (int, float)) and 0 < eta < math.inf, f"eta={eta!r}; expected a step size > 0",
+          ConfigError)
     check(isinstance(steps, int) and steps >= 1, f"attack steps={steps!r}; expected an integer >= 1", ConfigError)
-    check(isinstance(margin, (int, float)) and margin >= 0, f"triplet margin={margin!r}; expected >= 0", ConfigError)
+    check(isinstance(margin, (int, float)) and 0 <= margin < math.inf, f"triplet margin={margin!r}; expected >= 0 "
+          "and finite", ConfigError)
     check(isinstance(max_samples, int) and max_samples >= 1, f"max_samples={max_samples!r}; expected an integer "
           ">= 1", ConfigError)
     check(isinstance(refresh, int) and refresh >= 1, f"refresh={refresh!r}; expected an integer >= 1", ConfigError)

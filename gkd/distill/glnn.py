@@ -7,6 +7,8 @@ allows (all nodes transductively; observed nodes inductively). The trainer carri
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -26,8 +28,8 @@ def weighted_kl(target: Tensor, logits: Tensor, temperature: float, node_weight:
 
 
 def check_temperature(temperature: float) -> None:
-    check(isinstance(temperature, (int, float)) and temperature > 0,
-          f"distillation temperature={temperature!r}; expected > 0", ConfigError)
+    check(isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and 0 < temperature < math.inf,
+          f"distillation temperature={temperature!r}; expected > 0 and finite", ConfigError)
 
 
 class GLNN(LossTerm):

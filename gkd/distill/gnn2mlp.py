@@ -37,7 +37,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from ..config import TrainConfig, check_weights, make_config
+from ..config import TrainConfig, check_dataset_args, check_limits, check_weights, make_config
 from ..datasets import load
 from ..datasets.inductive import inductive_split
 from ..errors import ConfigError, DatasetError, check, check_int
@@ -45,7 +45,8 @@ from ..nn import build_model, to_adj_t
 from ..nn.position import extend_to_new_nodes, fastrp
 from ..train.experiment import environment, train_run
 from ..train.logger import fmt, mean_std
-from ..train.trainer import FitResult, LossTerm, Trainer, check_optim_args, get_metric, seed_everything
+from ..train.trainer import (FitResult, LossTerm, Trainer, check_optim_args, check_test_nodes, get_metric,
+                             seed_everything)
 from ..scale.distributed import rank_and_world, shard_mask
 from .baselines import LabelSmoothing
 from .amkd import GraphBoundaryDistill, TeacherView
@@ -76,12 +77,16 @@ def split_method(method: str) -> tuple[str, tuple[str, ...]]:
 def parse_student_terms(method: str, terms: str | Iterable[str] | None) -> tuple[str, ...]:
     method, extra = split_method(method)
     if terms is None:
-        return (GKD_TERMS if method == "gkd" else ()) + extra
-    names = [t.strip() for t in (terms.split(",") if isinstance(terms, str) else terms) if t.strip()] + list(extra)
+        names = list(GKD_TERMS if method == "gkd" else ()) + list(extra)
+    else:
+        names = [t.strip() for t in (terms.split(",") if isinstance(terms, str) else terms) if t.strip()] + list(extra)
     bad = [t for t in names if t not in STUDENT_TERMS]
     check(not bad, f"unknown student term(s) {bad}; expected some of {', '.join(STUDENT_TERMS)}", ConfigError)
     check(method != "plain" or not names, f"method 'plain' takes no distillation terms; got {names}", ConfigError)
-    return tuple(dict.fromkeys(names))
+    twice = sorted({t for t in names if names.count(t) > 1})
+    check(not twice, f"student term(s) {twice} given twice (terms={terms!r}, method={method!r}); expected each "
+          "at most once", ConfigError)
+    return tuple(names)
 
 
 @dataclass
@@ -116,8 +121,19 @@ class DistillOptions:
               f"kd_lambda={self.kd_lambda!r}; expected a value in [0, 1]", ConfigError)
         check_temperature(self.temperature)
         check_weights("term_weights", self.term_weights, STUDENT_TERMS)
-        check(self.reliability_noise > 0 or "reliability" not in self.terms,
-              f"reliability_noise={self.reliability_noise}; expected > 0", ConfigError)
+        inactive = sorted(set(self.term_weights) - set(self.terms))
+        check(not inactive, f"term_weights given for term(s) {inactive} that are not switched on "
+              f"({', '.join(self.terms) or 'none'})", ConfigError)
+        # every knob is checked here, before any teacher trains, whether or not its term is on
+        check_limits(self)
+        check_int("neighbour_steps", self.neighbour_steps, 1, ConfigError)
+        check_int("rsd_batch", self.rsd_batch, 2, ConfigError)
+        check(0.0 <= self.neighbour_alpha < 1.0, f"neighbour_alpha={self.neighbour_alpha!r}; expected a value in "
+              "[0, 1)", ConfigError)
+        check(self.reliability_noise > 0, f"reliability_noise={self.reliability_noise}; expected > 0", ConfigError)
+        check(0.0 <= self.label_smoothing < 1.0, f"label_smoothing={self.label_smoothing!r}; expected a value in "
+              "[0, 1)", ConfigError)
+        check(self.triplet_weight >= 0, f"triplet_weight={self.triplet_weight!r}; expected >= 0", ConfigError)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -279,7 +295,7 @@ class DistillConfig(DistillOptions):
                  "seed": self.seed, "model": self.teacher, "method": self.teacher_method,
                  "generations": self.teacher_generations, **self.teacher_args}
         try:
-            return make_config(None, flags)
+            return make_config(None, flags, source="teacher_args")
         except TypeError as e:
             raise ConfigError(f"teacher_args: {e}") from None
 
@@ -298,7 +314,8 @@ class DistillConfig(DistillOptions):
         check_int("teacher_generations", self.teacher_generations, 1, ConfigError)
         self.teacher_config()
         self.options()
-        check_int("position_dim", self.position_dim, 1, ConfigError)
+        check_dataset_args(self.dataset, self.dataset_args)
+        check_limits(self)
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -366,7 +383,11 @@ def teacher_stage(cfg: DistillConfig, data: Data, r: int, *, reliability: bool |
         if saved is not None:
             arrays, weights, record = saved
             teacher = build_model(tcfg.model, tdata.num_features, tdata.meta.num_classes, **tcfg.model_kwargs())
-            teacher.load_state_dict(weights)
+            try:
+                teacher.load_state_dict(weights)
+            except RuntimeError:  # a hand-edited file with some weights missing or misshapen: train it again
+                saved = None
+        if saved is not None:
             parts.append(Knowledge(arrays["logits"], arrays["mask"], arrays.get("hidden"), arrays.get("reliability")))
         else:
             teacher, tres = train_run(tcfg, tdata, seed + 1000 * j, terms_factory=factory, progress=progress,
@@ -479,6 +500,7 @@ def run_distillation(cfg: DistillConfig, progress: bool | None = None, checkpoin
     for r in bar:
         data = load(cfg.dataset, cfg.root, split=r, **cfg.dataset_args) if data is None or \
             data.meta.num_splits > 1 else data
+        check_test_nodes(data)
         saved = checkpoint.done(r) if checkpoint else None
         if saved is not None:
             runs.append(saved)

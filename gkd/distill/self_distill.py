@@ -263,8 +263,9 @@ def parse_terms(terms: str | Iterable[str]) -> tuple[str, ...]:
         key = ALIASES.get(t.lower(), t.lower())
         check(key in TERMS, f"unknown self-distillation term {t!r}; expected some of {', '.join(TERMS)}",
               ConfigError)
-        if key not in out:
-            out.append(key)
+        check(key not in out, f"self-distillation term {key!r} given twice in {terms!r}; expected each at most once",
+              ConfigError)
+        out.append(key)
     check(bool(out), f"no self-distillation term given; expected some of {', '.join(TERMS)}", ConfigError)
     return tuple(out)
 

@@ -16,7 +16,6 @@ tensor's shape against the manifest before anything is built, and returns a read
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import os
 import shutil
@@ -30,6 +29,7 @@ from torch import nn
 from .. import __version__
 from ..datasets.fingerprint import graph_hash, split_hash
 from ..errors import GKDError, check
+from ..io import check_new_path, sha256_file
 from ..nn.models import MODELS, BasicModel, GAT
 from ..nn.serving import Student
 
@@ -40,14 +40,6 @@ FILES = ("weights.safetensors", "positions.safetensors")
 
 class ArtifactError(GKDError):
     """A model artefact that is missing, damaged, foreign, or from a newer gkd."""
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def model_spec(model: nn.Module) -> dict[str, Any]:
@@ -81,13 +73,7 @@ def check_saveable(out: str | os.PathLike) -> Path:
         check(out.is_dir() and not out.is_symlink() and _is_artifact(out),
               f"--save {str(out)!r} exists and is not a gkd model artefact; it is left as it is: choose another "
               "directory", ArtifactError)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        probe = out.parent / f".{out.name}.probe-{os.getpid()}"
-        probe.mkdir()
-        probe.rmdir()
-    except OSError as e:
-        raise ArtifactError(f"--save {str(out)!r}: cannot write in {str(out.parent)!r} ({e.strerror})") from None
+    check_new_path(out, "--save")
     return out
 
 
@@ -118,6 +104,7 @@ def save(model: nn.Module, out: str | os.PathLike, *, data=None, metrics: dict |
             "split_sha256": split_hash(data), "graph_sha256": graph_hash(data)},
         "metrics": metrics or {}, "config": config or {}, "files": {},
     }
+    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
@@ -127,7 +114,7 @@ def save(model: nn.Module, out: str | os.PathLike, *, data=None, metrics: dict |
             save_file({"positions": positions[:-1].detach().cpu().contiguous()}, str(tmp / "positions.safetensors"))
         for f in FILES:
             if (tmp / f).is_file():
-                manifest["files"][f] = _sha256(tmp / f)
+                manifest["files"][f] = sha256_file(tmp / f)
         text = json.dumps(manifest, indent=2, allow_nan=False)
         with open(tmp / "manifest.json", "w") as f:  # last: a directory without it is not an artefact
             f.write(text)
@@ -172,7 +159,7 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     for name, digest in files.items():
         f = path / name
         check(f.is_file() and not f.is_symlink(), f"model artefact file {str(f)!r} is missing", ArtifactError)
-        check(_sha256(f) == digest, f"model artefact file {str(f)!r} fails its sha256 check (damaged or edited)",
+        check(sha256_file(f) == digest, f"model artefact file {str(f)!r} fails its sha256 check (damaged or edited)",
               ArtifactError)
     spec, inp = manifest.get("model"), manifest.get("input")
     ok = (isinstance(spec, dict) and spec.get("class") in {c.__name__ for c in MODELS.values()}

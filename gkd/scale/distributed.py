@@ -8,18 +8,66 @@ Backend: ``gloo`` on CPU, ``nccl`` on GPU.
 """
 from __future__ import annotations
 
+import datetime
 import os
 
 import torch
 import torch.distributed as dist
 
+from ..errors import ConfigError, GKDError, check
+
+DEFAULT_TIMEOUT_S = 300  # joining the group and each collective; GKD_DIST_TIMEOUT overrides (seconds)
+
+
+def _env_int(name: str, lo: int, hi: int | None = None, default: str | None = None) -> int:
+    text = os.environ.get(name, default)
+    check(text is not None, f"{name} is not set; torchrun sets it next to WORLD_SIZE (launch with torchrun, or set "
+          f"it yourself)", ConfigError)
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r}; expected an integer") from None
+    check(value >= lo and (hi is None or value <= hi),
+          f"{name}={value}; expected an integer in [{lo}, {'inf' if hi is None else hi}]", ConfigError)
+    return value
+
+
+def dist_env() -> tuple[int, int, float]:
+    """``(rank, world_size, timeout_s)`` from the torchrun environment, checked before anything waits on a peer."""
+    world = _env_int("WORLD_SIZE", 1, default="1")
+    if world == 1:
+        return 0, 1, 0.0
+    rank = _env_int("RANK", 0, world - 1)
+    _env_int("LOCAL_RANK", 0, world - 1, default="0")
+    check(bool(os.environ.get("MASTER_ADDR", "").strip()), "MASTER_ADDR is not set; torchrun sets it (the "
+          "rendezvous host)", ConfigError)
+    _env_int("MASTER_PORT", 1, 65535)
+    text = os.environ.get("GKD_DIST_TIMEOUT", str(DEFAULT_TIMEOUT_S))
+    try:
+        timeout = float(text)
+    except ValueError:
+        timeout = float("nan")
+    check(0 < timeout <= 86400, f"GKD_DIST_TIMEOUT={text!r}; expected seconds in (0, 86400]", ConfigError)
+    return rank, world, timeout
+
 
 def init_from_env() -> bool:
-    """Join the process group torchrun describes (``WORLD_SIZE`` > 1); no-op otherwise. Returns whether it is on."""
-    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+    """Join the process group torchrun describes (``WORLD_SIZE`` > 1); no-op otherwise. Returns whether it is on.
+
+    A peer that never comes would otherwise leave this rank waiting forever without a word: joining (and every later
+    collective) gives up after ``GKD_DIST_TIMEOUT`` seconds with one clear error."""
+    rank, world, timeout = dist_env()
+    if world <= 1:
         return False
     if not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+        try:
+            dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo", rank=rank,
+                                    world_size=world, timeout=datetime.timedelta(seconds=timeout))
+        except (RuntimeError, TimeoutError) as e:  # DistStoreError/DistNetworkError are RuntimeErrors
+            first = " ".join(str(e).split())[:300]
+            raise GKDError(f"rank {rank} of WORLD_SIZE={world} could not join the process group at "
+                           f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} within {timeout:g}s "
+                           f"(GKD_DIST_TIMEOUT): {first}") from None
     return True
 
 

@@ -17,7 +17,7 @@ from ..datasets import DatasetMeta, load
 from ..nn import build_model, to_adj_t
 from .checkpoint import RunCheckpoint
 from .logger import fmt, summarize
-from .trainer import FitResult, LossTerm, Trainer, get_metric, seed_everything
+from .trainer import FitResult, LossTerm, Trainer, check_test_nodes, get_metric, seed_everything
 
 GENERATION_SEED_STRIDE = 100_003  # born-again generations; apart from ensembles' seed + 1000 j
 
@@ -40,7 +40,9 @@ def load_for_run(cfg: TrainConfig, run: int, cached: Data | None) -> Data:
     """Datasets with several fixed splits use split ``run mod num_splits``; the rest load once."""
     if cached is not None and cached.meta.num_splits == 1:
         return cached
-    return load(cfg.dataset, cfg.root, split=run, **cfg.dataset_args)
+    data = load(cfg.dataset, cfg.root, split=run, **cfg.dataset_args)
+    check_test_nodes(data)  # before anything trains: a run without test nodes reports no result
+    return data
 
 
 def train_run(cfg: TrainConfig, data: Data, seed: int, *, terms_factory=None, progress: bool | None = None,

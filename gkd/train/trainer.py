@@ -5,6 +5,8 @@ Methods add :class:`LossTerm` modules; they never copy this loop. Model selectio
 """
 from __future__ import annotations
 
+import math
+import numbers
 import random
 import time
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from tqdm.auto import tqdm
 
 from ..datasets.validate import check_data
 from ..errors import ConfigError, DatasetError, GKDError, check
+from ..limits import MAX_EPOCHS
 from ..nn import graph_of
 
 Metric = Callable[[Tensor, Tensor], float]  # (logits or predictions, labels) -> score in [0, 1]
@@ -75,7 +78,7 @@ class LossTerm(nn.Module):
 
     def __init__(self, weight: float = 1.0) -> None:
         super().__init__()
-        check(float(weight) >= 0, f"{self.name} weight={weight!r}; expected >= 0")
+        check(0 <= float(weight) < math.inf, f"{self.name} weight={weight!r}; expected >= 0 and finite")
         self.weight = float(weight)
 
     def forward(self, step: Step) -> Tensor:  # pragma: no cover - abstract
@@ -154,12 +157,24 @@ class BestValidation:
 
 
 def check_optim_args(epochs: int, patience: int, lr: float, weight_decay: float) -> None:
-    """The trainer's argument checks; also run by the run config before any data is loaded."""
-    check(isinstance(epochs, int) and epochs >= 1, f"epochs={epochs!r}; expected an integer >= 1", ConfigError)
-    check(isinstance(patience, int) and patience >= 1, f"patience={patience!r}; expected an integer >= 1",
+    """The trainer's argument checks; also run by the run config before any data is loaded. An infinite or NaN
+    rate would train to NaN weights and report chance accuracy as if it were a result."""
+    check(isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1,
+          f"epochs={epochs!r}; expected an integer >= 1", ConfigError)
+    check(epochs <= MAX_EPOCHS, f"epochs={epochs!r}; expected an integer <= {MAX_EPOCHS}", ConfigError)
+    check(isinstance(patience, int) and not isinstance(patience, bool) and patience >= 1,
+          f"patience={patience!r}; expected an integer >= 1", ConfigError)
+    check(isinstance(lr, numbers.Real) and 0 < lr < math.inf, f"lr={lr!r}; expected > 0 and finite",
           ConfigError)
-    check(float(lr) > 0, f"lr={lr!r}; expected > 0", ConfigError)
-    check(float(weight_decay) >= 0, f"weight_decay={weight_decay!r}; expected >= 0", ConfigError)
+    check(isinstance(weight_decay, numbers.Real) and 0 <= weight_decay < math.inf,
+          f"weight_decay={weight_decay!r}; expected >= 0 and finite", ConfigError)
+
+
+def check_test_nodes(data: Data) -> None:
+    """A run reports test accuracy: without a test node that is NaN, a non-result. The pipelines call this right after
+    loading, before anything trains (the :class:`Trainer` itself accepts an empty test mask and reports NaN)."""
+    check(bool(data.test_mask.any()), "test_mask selects no node; the reported score is test accuracy, so at least "
+          "one test node is needed", DatasetError)
 
 
 class Trainer:
