@@ -301,6 +301,13 @@ def write_book(out: str | os.PathLike, data: Data, teacher_logits: list[Tensor],
         arrays["hidden"] = hidden.detach().float().cpu().numpy().astype(float_t)
     if reliability is not None:
         arrays["reliability"] = reliability.detach().float().cpu().numpy()
+    for name, arr in arrays.items():  # float16 tops out at 65504: a larger logit would be stored as inf
+        if arr.dtype.kind == "f" and not bool(np.isfinite(arr).all()):
+            source = {"logits": logits, "hidden": hidden}.get(name)
+            big = float(source.detach().float().abs().max()) if source is not None else float("nan")
+            hint = (f"; the largest |value| is {big:.4g}, beyond float16's 65504: write the book without --float16"
+                    if float16 and math.isfinite(big) else "")
+            raise ConfigError(f"book {name} would hold NaN/inf{hint}")
     out.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(out)
     tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # the PID: a later write sees it stale

@@ -375,33 +375,20 @@ def cmd_cnn(args: argparse.Namespace) -> int:
 def cmd_graph(args: argparse.Namespace) -> int:
     import dataclasses
 
-    import numpy as np
     import torch
 
     from .config import make_config
     from .distill.cnn import CNNDistillConfig, cnn_teacher_stage
     from .graph import MultiHeadGraphBuilder, relational_graph, save_graph
-    from .graph.relational import edge_homophily
+    from .graph.relational import edge_homophily, read_taps
 
     cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(CNNDistillConfig)]),
                       CNNDistillConfig)
     check_output_file(args.out, "--out")
     check_int("k", args.k, 1, ConfigError)  # its upper bound (the sample count) is checked once samples exist
     if args.embeddings:
-        try:
-            with np.load(args.embeddings, allow_pickle=False) as f:
-                arrays = {k: f[k] for k in f.files}
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"--embeddings {args.embeddings!r}: cannot read an .npz of arrays ({e})") from None
-        names = sorted((k for k in arrays if k.startswith("tap")), key=lambda k: int(k[3:]) if k[3:].isdigit() else -1)
-        if len(names) < 2 or names != [f"tap{i}" for i in range(len(names))]:
-            raise ConfigError(f"--embeddings {args.embeddings!r} holds {sorted(arrays)}; expected tap0, tap1, ... "
-                              "(at least two [n, D] arrays) and optionally y")
-        feats = [torch.nn.functional.normalize(torch.as_tensor(arrays[k], dtype=torch.float32), dim=-1)
-                 for k in names]
-        y = torch.as_tensor(arrays["y"]).long() if "y" in arrays else None
+        feats, y = read_taps(args.embeddings)
         builder = MultiHeadGraphBuilder([f.size(1) for f in feats], heads=cfg.heads, value=cfg.builder_value)
-        builder._check(feats)
         builder.fit(feats, epochs=cfg.builder_epochs, seed=cfg.seed, progress=not args.quiet)
         source = {"embeddings": str(args.embeddings)}
         x = feats[-1]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import os
 import tempfile
@@ -142,3 +143,37 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def read_npz(path: str | os.PathLike, what: str = "file") -> dict[str, Any]:
+    """The arrays of an ``.npz`` (numpy arrays), read without pickle, after checking each member's header: a header
+    that claims more data than the member holds (a huge shape in a tiny file) or a non-numeric dtype is refused
+    before anything is allocated. Any failure is one :class:`GKDError` naming ``what`` and ``path``."""
+    import zipfile
+
+    import numpy as np
+
+    path = Path(path)
+    check(path.is_file(), f"{what} {str(path)!r} does not exist or is not a file", GKDError)
+    try:
+        with zipfile.ZipFile(path) as z:
+            for info in z.infolist():
+                with z.open(info) as f:
+                    version = np.lib.format.read_magic(f)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(f)
+                    header = f.tell() if f.seekable() else None
+                check(dtype.kind in "biuf", f"{what} {str(path)!r}: array {info.filename!r} has dtype {dtype}; "
+                      "expected numbers", GKDError)
+                need = math.prod(shape) * dtype.itemsize
+                check(header is None or info.file_size - header == need, f"{what} {str(path)!r}: array "
+                      f"{info.filename!r} claims shape {shape} ({need} bytes) but holds "
+                      f"{info.file_size - (header or 0)} bytes", GKDError)
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except GKDError:
+        raise
+    except Exception as e:  # BadZipFile, truncated members, bad headers
+        raise GKDError(f"{what} {str(path)!r} is not an .npz of plain arrays ({type(e).__name__}: "
+                       f"{str(e)[:200]})") from None

@@ -443,3 +443,17 @@ def test_multi_process_needs_a_book(monkeypatch, capsys):
     monkeypatch.setattr("gkd.scale.distributed.init_from_env", lambda: True)
     assert main(["distill", *CSBM, "--quiet"]) == 2
     assert "learns from a knowledge book" in capsys.readouterr().err
+
+
+def test_float16_book_refuses_logits_beyond_its_range(tmp_path, small_graph):
+    """--float16 used to write inf for |logit| > 65504 (a uniform or NaN distribution for the student)."""
+    logits = torch.randn(small_graph.num_nodes, 3)
+    logits[0, 0] = 1e5
+    mask = torch.ones(small_graph.num_nodes, dtype=torch.bool)
+    with pytest.raises(ConfigError, match="beyond float16's 65504: write the book without --float16"):
+        write_book(tmp_path / "b16", small_graph, [logits], mask, float16=True)
+    assert not (tmp_path / "b16").exists()
+    write_book(tmp_path / "b32", small_graph, [logits], mask)  # float32 holds it
+    logits[1, 1] = float("nan")
+    with pytest.raises(ConfigError, match="book logits would hold NaN/inf"):
+        write_book(tmp_path / "bnan", small_graph, [logits], mask)

@@ -341,3 +341,42 @@ def test_atomic_writes_honour_umask_and_existing_mode(tmp_path):
         assert stat.S_IMODE(kept.stat().st_mode) == 0o640 and kept.read_text() == "new"
     finally:
         os.umask(old)
+
+
+def _taps(path, **arrays):
+    import numpy as np
+
+    np.savez(path, **arrays)
+    return str(path)
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ({"tap0": [1.0, 2.0, 3.0], "tap1": [[1.0]] * 3}, "tap0 has shape (3,)"),
+    ({"tap0": [["a", "b"]] * 3, "tap1": [[1.0]] * 3}, "has dtype <U1; expected numbers"),
+    ({"tap0": [[1j]] * 3, "tap1": [[1.0]] * 3}, "has dtype complex128; expected numbers"),
+    ({"tap0": [[]] * 3, "tap1": [[1.0]] * 3}, "with D >= 1"),
+    ({"tap0": [[1.0]] * 3, "tap1": [[1.0]] * 3, "y": [0, -1, 1]}, "y holds negative labels"),
+    ({"tap0": [[1.0]] * 3, "tap1": [[1.0]] * 3, "y": [0, float("nan"), 1]}, "y holds non-integer or NaN labels"),
+    ({"tap0": [[1.0]] * 3, "tap1": [[1.0]] * 3, "y": [0, 1]}, "y has shape (2,); expected [3]"),
+])
+def test_hostile_embeddings_are_refused(arrays, message, tmp_path, capsys):
+    import numpy as np
+
+    path = _taps(tmp_path / "taps.npz", **{k: np.asarray(v) for k, v in arrays.items()})
+    assert message in error_of(capsys, "graph", "--embeddings", path, "--out", str(tmp_path / "g.npz"), "--quiet")
+
+
+def test_embeddings_header_claiming_a_huge_shape(tmp_path, capsys):
+    """A 1 kB file whose .npy header claims 8 TB: refused from the header, nothing is allocated."""
+    import io
+    import zipfile
+
+    import numpy as np
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 9, 1000)})
+    with zipfile.ZipFile(tmp_path / "huge.npz", "w") as z:
+        z.writestr("tap0.npy", buf.getvalue() + b"\0" * 80)
+        z.writestr("tap1.npy", buf.getvalue() + b"\0" * 80)
+    err = error_of(capsys, "graph", "--embeddings", str(tmp_path / "huge.npz"), "--out", str(tmp_path / "g.npz"))
+    assert "claims shape (1000000000, 1000)" in err

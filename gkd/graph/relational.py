@@ -17,11 +17,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
-from ..errors import ConfigError, DatasetError, check
+from ..errors import ConfigError, DatasetError, GKDError, check
 from ..io import atomic_write_bytes
 from .builder import MultiHeadGraphBuilder, check_batch
 
@@ -95,6 +96,39 @@ def with_split(data: Data, train: Tensor, val: Tensor, test: Tensor, num_classes
                             source="gkd.graph.relational_graph")
     data.adj_t = to_adj_t(data.edge_index, data.num_nodes, data.edge_weight)
     return data
+
+
+def read_taps(path: str | Path) -> tuple[list[Tensor], Tensor | None]:
+    """Embeddings for the graph builder from an ``.npz`` of taps ``tap0, tap1, ...`` (``[n, D]`` numbers each, two at
+    least) and optional labels ``y`` (``[n]`` integers >= 0); each tap row-normalised. Never unpickles."""
+    from ..io import read_npz
+
+    try:
+        arrays = read_npz(path, "--embeddings")
+    except GKDError as e:
+        raise ConfigError(str(e)) from None
+    names = sorted((k for k in arrays if k.startswith("tap")), key=lambda k: int(k[3:]) if k[3:].isdigit() else -1)
+    check(len(names) >= 2 and names == [f"tap{i}" for i in range(len(names))],
+          f"--embeddings {str(path)!r} holds {sorted(arrays)}; expected tap0, tap1, ... (at least two [n, D] arrays) "
+          "and optionally y", ConfigError)
+    for k in names:
+        a = arrays[k]
+        check(a.ndim == 2 and a.shape[1] >= 1 and a.dtype.kind in "iuf",
+              f"--embeddings {str(path)!r}: {k} has shape {a.shape} and dtype {a.dtype}; expected [n, D] numbers "
+              "with D >= 1", ConfigError)
+    feats = [F.normalize(torch.as_tensor(arrays[k], dtype=torch.float32), dim=-1) for k in names]
+    y = None
+    if "y" in arrays:
+        raw = arrays["y"]
+        n = feats[0].size(0)
+        check(raw.ndim == 1 and raw.shape[0] == n, f"--embeddings {str(path)!r}: y has shape {raw.shape}; expected "
+              f"[{n}] (one label per sample)", ConfigError)
+        ok = raw.dtype.kind in "iu" or (raw.dtype.kind == "f" and bool(np.isfinite(raw).all())
+                                        and bool((raw == np.round(raw)).all()))
+        check(ok and (raw.size == 0 or raw.min() >= 0), f"--embeddings {str(path)!r}: y holds "
+              f"{'negative' if ok else 'non-integer or NaN'} labels; expected classes 0 .. C-1", ConfigError)
+        y = torch.as_tensor(raw.astype(np.int64))
+    return feats, y
 
 
 def save_graph(path: str | Path, data: Data, manifest: dict) -> None:
