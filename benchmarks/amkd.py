@@ -40,7 +40,7 @@ def one(task: tuple) -> dict:
             rows[m] = cnn_student_run(split, teacher, cfg, m, seed)
         return {"dataset": dataset, "seed": seed, "teacher_test": teacher.test, "rows": rows}
     from gkd.datasets import load
-    from gkd.distill.gnn2mlp import DistillConfig, student_stage, teacher_stage
+    from gkd.pipeline.gnn2mlp import DistillConfig, student_stage, teacher_stage
 
     data = load("Cora")
     quick_args = {"epochs": 60, "patience": 60, "teacher_args": {"epochs": 60, "patience": 60}} if quick else {}
@@ -48,7 +48,7 @@ def one(task: tuple) -> dict:
     stage = teacher_stage(base, data, seed, progress=False)
     for m in CORA:
         cfg = DistillConfig(**{**base.to_dict(), "method": m}).validate()
-        rows[m] = student_stage(cfg, data, stage, seed, progress=False)
+        rows[m] = student_stage(cfg, data, stage, seed, progress=False)[1]
     return {"dataset": dataset, "seed": seed, "teacher_test": stage.scores["test"], "rows": rows}
 
 
@@ -64,7 +64,7 @@ def main(argv=None) -> int:
     from tqdm.auto import tqdm
 
     from gkd.distill.cnn import CNNDistillConfig
-    from gkd.distill.gnn2mlp import DistillConfig
+    from gkd.pipeline.gnn2mlp import DistillConfig
     from gkd.io import atomic_write_text, write_json
     from gkd.train import environment, fmt
     from gkd.train.logger import mean_std

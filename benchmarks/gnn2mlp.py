@@ -47,7 +47,7 @@ def one(task: tuple) -> list[dict]:
 
     torch.set_num_threads(int(os.environ.get("GKD_BENCH_THREADS", "1")))
     from gkd.datasets import load
-    from gkd.distill.gnn2mlp import DistillConfig, student_stage, teacher_stage
+    from gkd.pipeline.gnn2mlp import DistillConfig, student_stage, teacher_stage
     from gkd.distill.knowledge import Knowledge
 
     teacher, setting, r, extra, full = task
@@ -64,7 +64,7 @@ def one(task: tuple) -> list[dict]:
     for (label, method, terms, *width), st in variants:
         cfg = DistillConfig(**{**base.to_dict(), "method": method, "terms": ",".join(terms),
                                "hidden_channels": width[0] if width else base.hidden_channels})
-        run = student_stage(cfg, data, st, r, progress=False)
+        run = student_stage(cfg, data, st, r, progress=False)[1]
         rows.append({"variant": label, "method": method, "terms": list(terms), "hidden": cfg.hidden_channels,
                      "teacher": teacher, "teachers": base.teachers if st is stage else 1,
                      "setting": setting, **run})
@@ -73,7 +73,8 @@ def one(task: tuple) -> list[dict]:
 
 def add_gkd_rows(table: list[dict]) -> list[dict]:
     """gkd is GLNN + GKD_TERMS: its rows are the ablation rows with exactly those terms (same computation)."""
-    from gkd.distill.gnn2mlp import GKD_TERMS, DistillConfig
+    from gkd.distill.gnn2mlp import GKD_TERMS
+    from gkd.pipeline.gnn2mlp import DistillConfig
 
     default = DistillConfig()
     same = [r for r in table if r["method"] == "glnn" and tuple(r["terms"]) == GKD_TERMS
@@ -85,7 +86,8 @@ def add_gkd_rows(table: list[dict]) -> list[dict]:
 def main(argv=None) -> int:
     from tqdm.auto import tqdm
 
-    from gkd.distill.gnn2mlp import GKD_TERMS, summarize_runs
+    from gkd.distill.gnn2mlp import GKD_TERMS
+    from gkd.pipeline.gnn2mlp import summarize_runs
     from gkd.train import environment
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

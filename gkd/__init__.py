@@ -3,13 +3,14 @@ __version__ = "0.1.0"
 
 from .errors import ConfigError, DatasetError, GKDError  # noqa: E402
 
-__all__ = ["__version__", "GKDError", "DatasetError", "ConfigError", "load", "save"]
+__all__ = ["__version__", "GKDError", "DatasetError", "ConfigError", "GNNToMLP", "load", "save", "predict"]
 
 
 def __getattr__(name: str):
-    """``gkd.load`` / ``gkd.save`` without importing torch at ``import gkd`` (the CLI's error path stays fast)."""
-    if name in ("load", "save"):
-        from .pipeline import artifact
+    """``gkd.GNNToMLP``, ``gkd.load``, ``gkd.save``, ``gkd.predict`` without importing torch at ``import gkd`` (the
+    CLI's error path stays fast)."""
+    if name in ("GNNToMLP", "load", "save", "predict"):
+        from . import pipeline
 
-        return getattr(artifact, name)
+        return getattr(pipeline, name)
     raise AttributeError(f"module 'gkd' has no attribute {name!r}")

@@ -5,7 +5,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from .errors import ConfigError, GKDError, check_int
+from .errors import ConfigError, GKDError, check, check_int
 from .io import check_new_path, check_output_file, check_output_folder
 from .limits import MAX_EPOCHS, MAX_HEADS, MAX_RUNS, MAX_SEED, MAX_WIDTH
 
@@ -32,11 +32,17 @@ def _key_value(text: str) -> tuple[str, object]:
 
 # Every flag default is None: an unset flag never overrides the YAML file (defaults < YAML < flags).
 
-def _add_data_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--dataset", help="dataset name (see `gkd datasets`); default Cora")
+def _add_data_flags(p: argparse.ArgumentParser, split: bool = True) -> None:
+    p.add_argument("--dataset", help="dataset name (see `gkd datasets`) or a graph file (.npz: x, edge_index, y, "
+                   "optional masks); default Cora")
     p.add_argument("--dataset-arg", dest="dataset_args", action="append", type=_key_value, metavar="KEY=VALUE",
                    help="loader argument, e.g. homophily=0.2 for synthetic-csbm (repeatable)")
     p.add_argument("--root", help="data root (default: $GKD_DATA, else datasets/)")
+    if split:
+        p.add_argument("--split", help="random:TRAIN/VAL/TEST replaces the split, seeded by the run: fractions "
+                       "(random:0.6/0.2/0.2) or counts (random:20/500/1000 = per class / val / test); graph files "
+                       "without masks get random:0.6/0.2/0.2")
+    p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto: cuda when present)")
 
 
 def _add_model_and_run_flags(p: argparse.ArgumentParser, width_help: str | None = None) -> None:
@@ -71,6 +77,8 @@ def _add_output_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--checkpoint-dir", help="save each finished seed here, so a killed run can --resume")
     p.add_argument("--resume", action="store_true", help="continue the runs saved in --checkpoint-dir")
+    p.add_argument("--save", help="write the best-validation seed's model here as an artefact (load with gkd.load, "
+                   "answer with gkd predict); refuses a path that is not an earlier artefact")
 
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
@@ -198,7 +206,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--quick", action="store_true", help="fewer seeds/epochs, small graphs; writes to --out, "
                        "never over the README's results")
     bench.add_argument("--out", help="results folder (default benchmarks/results; runs/bench-quick with --quick)")
-    sub.add_parser("datasets", help="list the dataset names gkd loads")
+    predict = sub.add_parser("predict", help="answer nodes with a saved model (gkd train/distill --save)")
+    predict.add_argument("--model", required=True, help="model artefact directory")
+    _add_data_flags(predict, split=False)
+    predict.add_argument("--mask", choices=["train", "val", "test", "all"], help="answer these nodes (default test)")
+    predict.add_argument("--nodes", help="answer these node ids instead: .npy (1-D integers) or text")
+    predict.add_argument("--out", required=True, help="predictions: .npy (class per node) or .csv "
+                         "(node,prediction,confidence)")
+    datasets = sub.add_parser("datasets", help="list the datasets gkd loads and whether each is under the data root")
+    datasets.add_argument("--root", help="data root (default: $GKD_DATA, else datasets/)")
     return parser
 
 
@@ -252,22 +268,18 @@ def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import TrainConfig, make_config
-    from .io import write_json
-    from .train import fmt, run_experiment
     import dataclasses
 
-    from .distill import build_method
+    from .config import TrainConfig, make_config
+    from .io import write_json
+    from .pipeline.train import run_training
+    from .train import fmt
 
     cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(TrainConfig)]))
-    factory, method_config = build_method(cfg)
     if args.json is not None:
         check_output_file(args.json)
-    from .train.checkpoint import RunCheckpoint
-
-    ckpt = RunCheckpoint(args.checkpoint_dir, {"command": "train", **cfg.to_dict()}, args.resume)
-    result = run_experiment(cfg, terms_factory=factory, method=cfg.method, method_config=method_config,
-                            progress=False if args.quiet else None, checkpoint=ckpt)
+    result = run_training(cfg, save=args.save, progress=False if args.quiet else None,
+                          checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     if args.json:
         write_json(args.json, result)
     print(f"{result['dataset']}  {result['model']}  {result['method']}  runs={len(result['runs'])}  "
@@ -280,7 +292,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     import dataclasses
 
     from .config import make_config
-    from .distill.gnn2mlp import DistillConfig, run_distillation
+    from .pipeline.gnn2mlp import DistillConfig, run_distillation
     from .io import write_json
     from .train import fmt
 
@@ -292,14 +304,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if init_from_env() and cfg.book is None:
         raise ConfigError("multi-process distillation (torchrun) learns from a knowledge book: make one with "
                           "`gkd book` and pass --book")
-    from .train.checkpoint import RunCheckpoint
-
     rank, world = rank_and_world()
-    if world > 1 and args.checkpoint_dir:
-        raise ConfigError("--checkpoint-dir is not supported under torchrun yet (ranks would disagree on which "
-                          "seeds remain); run the seeds as separate torchrun jobs instead")
-    ckpt = RunCheckpoint(args.checkpoint_dir, {"command": "distill", **cfg.to_dict()}, args.resume)
-    r = run_distillation(cfg, progress=False if args.quiet or rank else None, checkpoint=ckpt)
+    if world > 1 and (args.checkpoint_dir or args.save):
+        raise ConfigError("--checkpoint-dir and --save are not supported under torchrun yet (ranks would disagree "
+                          "on which seeds remain); run the seeds as separate torchrun jobs instead")
+    r = run_distillation(cfg, progress=False if args.quiet or rank else None, checkpoint_dir=args.checkpoint_dir,
+                         resume=args.resume, save=args.save)
     r["world_size"] = world
     if rank:
         return 0
@@ -326,7 +336,8 @@ def cmd_book(args: argparse.Namespace) -> int:
     from .book import check_overwritable, write_book
     from .config import make_config
     from .datasets import load
-    from .distill.gnn2mlp import DistillConfig, teacher_stage
+    from .pipeline.gnn2mlp import DistillConfig, teacher_stage
+    from .nn.device import resolve_device
     from .train.trainer import check_test_nodes
 
     cfg = make_config(None, _flags(args, [f.name for f in dataclasses.fields(DistillConfig)]), DistillConfig)
@@ -335,8 +346,9 @@ def cmd_book(args: argparse.Namespace) -> int:
     from .train.checkpoint import RunCheckpoint
 
     ckpt = RunCheckpoint(args.checkpoint_dir, {"command": "book", **cfg.to_dict()}, args.resume)
-    data = load(cfg.dataset, cfg.root, **cfg.dataset_args)
+    data = load(cfg.dataset, cfg.root, random_split=cfg.split, **cfg.dataset_args)
     check_test_nodes(data)
+    data = data.to(resolve_device(cfg.device))
     stage = teacher_stage(cfg, data, 0, reliability=True, progress=False if args.quiet else None, checkpoint=ckpt)
     k = stage.knowledge
     write_book(args.out, data, stage.teacher_logits, stage.observed, temperature=cfg.temperature, hidden=k.hidden,
@@ -412,6 +424,31 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .datasets import load
+    from .pipeline import load as load_model
+    from .pipeline.serve import predict, read_nodes, write_predictions
+
+    from .nn.device import resolve_device
+
+    check_output_file(args.out, "--out")
+    device = resolve_device(args.device or "auto")
+    model = load_model(args.model, map_location=device)
+    data = load(args.dataset or "Cora", args.root, **dict(args.dataset_args or [])).to(device)
+    if args.nodes is not None:
+        check(args.mask is None, "--nodes and --mask both given; expected one of them", ConfigError)
+        nodes = read_nodes(args.nodes)
+    else:
+        import torch
+
+        mask = args.mask or "test"
+        nodes = torch.arange(data.num_nodes) if mask == "all" else data[f"{mask}_mask"].nonzero().view(-1)
+    logits = predict(model, data, nodes)
+    write_predictions(args.out, nodes, logits)
+    print(f"predict {args.out}: {nodes.numel()} nodes of {data.meta.name} with {args.model}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -428,9 +465,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_cnn(args)
         if args.command == "graph":
             return cmd_graph(args)
+        if args.command == "predict":
+            return cmd_predict(args)
         if args.command == "datasets":
-            from .datasets import available
-            print("\n".join(available()))
+            from .datasets.registry import describe, resolve_root
+
+            print(f"data root: {resolve_root(args.root)}")
+            for name, status, where in describe(args.root):
+                print(f"{name:16s} {status:9s} {where}")
             return 0
     except GKDError as e:
         message = " ".join(str(e).split())  # one line, whatever the message held

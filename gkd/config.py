@@ -124,6 +124,8 @@ class TrainConfig:
     dataset: str = "Cora"
     root: str | None = None
     dataset_args: dict = field(default_factory=dict)
+    split: str | None = None  # random:TRAIN/VAL/TEST replaces the dataset's split (gkd.datasets.random_split)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
     model: str = "gcn"
     hidden_channels: int = 64
     num_layers: int = 2
@@ -148,11 +150,16 @@ class TrainConfig:
     tfkd_temperature: float = 20.0
 
     def validate(self) -> "TrainConfig":
+        from .datasets.graphfile import parse_split
+        from .nn.device import resolve_device
         from .nn.models import check_model_args, model_class
         from .train.trainer import check_optim_args
 
         # fail before any data is loaded, with the same messages the model and trainer would give
         model_class(self.model)
+        resolve_device(self.device)
+        if self.split is not None:
+            parse_split(self.split)
         check_model_args(self.num_layers, self.hidden_channels, self.dropout)
         check_optim_args(self.epochs, self.patience, self.lr, self.weight_decay)
         check(self.runs >= 1, f"runs={self.runs}; expected an integer >= 1", ConfigError)

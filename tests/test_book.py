@@ -19,7 +19,8 @@ from gkd.book import BookError, check_overwritable, open_book, write_book
 from gkd.datasets.fingerprint import graph_hash
 from gkd.cli import main
 from gkd.distill.bookkd import BookKD, regularise_knowledge
-from gkd.distill.gnn2mlp import DistillConfig, ensemble, teacher_stage
+from gkd.distill.gnn2mlp import ensemble
+from gkd.pipeline.gnn2mlp import DistillConfig, teacher_stage
 from gkd.errors import ConfigError
 
 CSBM = ["--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=1700", "--dataset-arg", "num_features=32"]
@@ -415,7 +416,7 @@ def test_book_cli_then_distill_then_checksum_failure(tmp_path, capsys):
 
 def test_book_setting_mismatch(tmp_path, small_graph):
     path, _ = make_book(tmp_path / "b", small_graph)
-    from gkd.distill.gnn2mlp import stage_from_book
+    from gkd.pipeline.gnn2mlp import stage_from_book
 
     with pytest.raises(ConfigError, match="made for the 'transductive' setting; this run asks for 'inductive'"):
         stage_from_book(open_book(path), DistillConfig(setting="inductive"), small_graph)

@@ -23,8 +23,8 @@ def _sentinel(*args, **kwargs):
     raise Validated
 
 
-PATCHED = ("gkd.train.run_experiment", "gkd.distill.gnn2mlp.run_distillation", "gkd.datasets.load",
-           "gkd.distill.gnn2mlp.teacher_stage")
+PATCHED = ("gkd.train.run_experiment", "gkd.pipeline.gnn2mlp.run_distillation", "gkd.datasets.load",
+           "gkd.pipeline.gnn2mlp.teacher_stage")
 
 NUMBERS = st.one_of(
     st.integers(-(2 ** 70), 2 ** 70).map(str),

@@ -11,7 +11,8 @@ from conftest import assert_one_line_error
 from gkd.cli import main
 from gkd.datasets.inductive import inductive_split
 from gkd.distill.ffg2m import neighbour_targets
-from gkd.distill.gnn2mlp import DistillConfig, DistillOptions, distill_mlp, ensemble, parse_student_terms
+from gkd.distill.gnn2mlp import DistillOptions, distill_mlp, ensemble, parse_student_terms
+from gkd.pipeline.gnn2mlp import DistillConfig
 from gkd.distill.glnn import GLNN, weighted_kl
 from gkd.distill.knowledge import Knowledge, teacher_knowledge
 from gkd.distill.krd import reliability_weights
@@ -156,7 +157,9 @@ def test_knowledge_shape_errors(small_graph):
         distill_mlp(small_graph, wrong_nodes, epochs=2)
     know = Knowledge(torch.randn(300, 3), torch.ones(300, dtype=torch.bool))
     with pytest.raises(DatasetError, match="student in_channels=8; the data needs 16"):
-        distill_mlp(small_graph, know, student=build_model("mlp", 8, 3), epochs=2)
+        distill_mlp(small_graph, know, method="glnn", student=build_model("mlp", 8, 3), epochs=2)
+    with pytest.raises(DatasetError, match=r"the data needs 80 \(features \+ position_dim\)"):
+        distill_mlp(small_graph, know, method="gkd", student=build_model("mlp", 16, 3), epochs=2)
 
 
 @pytest.mark.parametrize("kw, message", [

@@ -24,8 +24,8 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise Trained
 
-    for target in ("gkd.train.run_experiment", "gkd.distill.gnn2mlp.run_distillation", "gkd.datasets.load",
-                   "gkd.distill.gnn2mlp.teacher_stage", "gkd.distill.cnn.run_cnn_distillation"):
+    for target in ("gkd.train.run_experiment", "gkd.pipeline.gnn2mlp.run_distillation", "gkd.datasets.load",
+                   "gkd.pipeline.gnn2mlp.teacher_stage", "gkd.distill.cnn.run_cnn_distillation"):
         monkeypatch.setattr(target, refuse)
 
 
@@ -69,7 +69,7 @@ def test_non_finite_settings_are_refused_before_training(command, args, message,
 
 @pytest.mark.parametrize("command", ["distill", "book"])
 def test_empty_test_mask_is_refused_before_training(command, monkeypatch, capsys, tmp_path):
-    import gkd.distill.gnn2mlp as gnn2mlp
+    import gkd.pipeline.gnn2mlp as gnn2mlp
 
     monkeypatch.setattr(gnn2mlp, "train_run", lambda *a, **k: pytest.fail("a teacher trained"))
     monkeypatch.setattr(gnn2mlp, "stage_from_book", lambda *a, **k: pytest.fail("a book was read"))

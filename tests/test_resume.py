@@ -213,7 +213,7 @@ def test_damaged_teacher_checkpoints_are_retrained(tmp_path, small_graph):
     import numpy as np
     import torch
 
-    from gkd.distill.gnn2mlp import DistillConfig, teacher_stage
+    from gkd.pipeline.gnn2mlp import DistillConfig, teacher_stage
     from gkd.train.checkpoint import RunCheckpoint
 
     cfg = DistillConfig(teachers=1, teacher_args={"epochs": 5})

@@ -6,12 +6,14 @@ student then never needs the teacher again. Knowledge books (``gkd.book``) store
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError, DatasetError, check
+from ..nn.hidden import forward as model_forward
 
 
 @dataclass
@@ -50,8 +52,12 @@ def _entropy(logits: Tensor) -> Tensor:
 
 @torch.no_grad()
 def teacher_knowledge(teacher: nn.Module, x: Tensor, graph: Tensor, mask: Tensor | None = None, *,
-                      noise: float = 1.0, noise_draws: int = 4, seed: int = 0) -> Knowledge:
+                      noise: float = 1.0, noise_draws: int = 4, seed: int = 0,
+                      hidden: Sequence[str] | None = None) -> Knowledge:
     r"""Run ``teacher`` once (eval mode) on ``(x, graph)`` and collect its knowledge.
+
+    ``teacher`` is a zoo model or any module called as ``teacher(x, edge_index)``; its last hidden layer is captured
+    without changing it (:mod:`gkd.nn.hidden`: the modules named in ``hidden``, or a PyG model's activations).
 
     Reliability follows KRD (Wu et al., ICML 2023): :math:`\rho_i = |H(f(X + \delta))_i - H(f(X))_i|` averaged over
     ``noise_draws`` draws of :math:`\delta \sim \mathcal N(0, (\sigma\,\mathrm{std}(X))^2)`, ``noise`` being
@@ -61,11 +67,8 @@ def teacher_knowledge(teacher: nn.Module, x: Tensor, graph: Tensor, mask: Tensor
     was_training = teacher.training
     teacher.eval()
     try:
-        try:
-            logits, hidden = teacher(x, graph, return_hidden=True)
-            hidden = hidden[-1] if hidden else None
-        except TypeError:  # any PyG model: logits only
-            logits, hidden = teacher(x, graph), None
+        logits, taps = model_forward(teacher, x, graph, hidden=hidden)
+        last = taps[-1] if taps else None
         reliability = None
         if noise > 0:
             g = torch.Generator(device=x.device).manual_seed(seed)
@@ -74,10 +77,9 @@ def teacher_knowledge(teacher: nn.Module, x: Tensor, graph: Tensor, mask: Tensor
             reliability = torch.zeros_like(h0)
             for _ in range(noise_draws):
                 noisy = x + scale * torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
-                out = teacher(noisy, graph)
-                out = out[0] if isinstance(out, tuple) else out
+                out = model_forward(teacher, noisy, graph, want_hidden=False)[0]
                 reliability += (_entropy(out) - h0).abs() / noise_draws
     finally:
         teacher.train(was_training)
     mask = torch.ones(logits.size(0), dtype=torch.bool, device=logits.device) if mask is None else mask
-    return Knowledge(logits.detach(), mask, None if hidden is None else hidden.detach(), reliability)
+    return Knowledge(logits.detach(), mask, None if last is None else last.detach(), reliability)

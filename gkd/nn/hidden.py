@@ -58,17 +58,25 @@ def capture(model: nn.Module, hidden: Sequence[str] | None = None) -> Iterator[l
             h.remove()
 
 
+def _inner(model: nn.Module) -> nn.Module:
+    """The wrapped module of a ``DistributedDataParallel`` (it is called through the wrapper, which syncs)."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
 def forward(model: nn.Module, x: Tensor, graph: Tensor | None, *, want_hidden: bool = True,
             hidden: Sequence[str] | None = None) -> tuple[Tensor, list[Tensor]]:
     """``(logits, hidden)`` of ``model`` on ``(x, graph)``; ``hidden`` lists per-layer features (may be empty)."""
-    if is_zoo(model) and hidden is None:
+    inner = _inner(model)
+    if is_zoo(inner) and hidden is None:
         return model(x, graph, return_hidden=True) if want_hidden else (model(x, graph), [])
     if not want_hidden:
-        return (model(x, graph) if takes_graph(model) else model(x)), []
-    with capture(model, hidden) as taps:
-        logits = model(x, graph) if takes_graph(model) else model(x)
-    if hidden is None and getattr(model, "num_layers", None) is not None:
-        taps = taps[: max(int(model.num_layers) - 1, 0)]  # PyG MLP/BasicGNN: act runs once per hidden layer
+        return (model(x, graph) if takes_graph(inner) else model(x)), []
+    with capture(inner, hidden) as taps:
+        logits = model(x, graph) if takes_graph(inner) else model(x)
+    if hidden is None and getattr(inner, "num_layers", None) is not None:
+        taps = taps[: max(int(inner.num_layers) - 1, 0)]  # PyG MLP/BasicGNN: act runs once per hidden layer
     check(isinstance(logits, Tensor), f"{type(model).__name__} returned {type(logits).__name__}; expected a logits "
           "tensor [num_nodes, num_classes]", ConfigError)
     return logits, list(taps)

@@ -72,11 +72,21 @@ class FastMLP:
     """
 
     def __init__(self, mlp: nn.Module) -> None:
-        self.weights = [(layer.weight.detach().t().contiguous(), layer.bias.detach().clone()) for layer in mlp.layers]
+        self.positions = None
+        if isinstance(mlp, Student):  # its position rows are fetched with the feature rows (new nodes: zeros)
+            self.positions, mlp = mlp.positions, mlp.model
+        layers = getattr(mlp, "layers", None)
+        check(isinstance(layers, nn.ModuleList) and all(isinstance(layer, nn.Linear) for layer in layers),
+              f"FastMLP serves gkd's MLP (or a Student around one); got {type(mlp).__name__}", ConfigError)
+        self.weights = [(layer.weight.detach().t().contiguous(), layer.bias.detach().clone()) for layer in layers]
 
     @torch.inference_mode()  # no autograd or version-counter bookkeeping: ~10 us of a 10-row query
     def __call__(self, x: Tensor, ids: Tensor | None = None) -> Tensor:
         h = x.detach() if ids is None else x.detach().index_select(0, ids)
+        if self.positions is not None:
+            pos = self.positions.index_select(0, ids) if ids is not None else \
+                self.positions.new_zeros(h.size(0), self.positions.size(1))
+            h = torch.cat([h, pos], dim=-1)
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(self.weights):
             h = torch.addmm(b, h, w)

@@ -38,9 +38,9 @@ def environment() -> dict:
 
 def load_for_run(cfg: TrainConfig, run: int, cached: Data | None) -> Data:
     """Datasets with several fixed splits use split ``run mod num_splits``; the rest load once."""
-    if cached is not None and cached.meta.num_splits == 1:
+    if cached is not None and cached.meta.num_splits == 1 and cfg.split is None:
         return cached
-    data = load(cfg.dataset, cfg.root, split=run, **cfg.dataset_args)
+    data = load(cfg.dataset, cfg.root, split=run, random_split=cfg.split, **cfg.dataset_args)
     check_test_nodes(data)  # before anything trains: a run without test nodes reports no result
     return data
 
@@ -54,13 +54,14 @@ def train_run(cfg: TrainConfig, data: Data, seed: int, *, terms_factory=None, pr
     ``stats["generation_val"]`` lists every generation's validation score.
     ``data`` gains a CSR ``adj_t`` if it has none (every zoo model then runs SpMM)."""
     if getattr(data, "adj_t", None) is None:
-        data.adj_t = to_adj_t(data.edge_index, data.num_nodes)
+        data.adj_t = to_adj_t(data.edge_index, data.num_nodes).to(data.x.device)
     previous: torch.Tensor | None = None
     vals: list[float] = []
     start = time.perf_counter()
     for g in range(cfg.generations):
         seed_everything(seed + GENERATION_SEED_STRIDE * g)
         model = build_model(cfg.model, data.num_features, data.meta.num_classes, **cfg.model_kwargs())
+        model = model.to(data.x.device)
         terms: list[LossTerm] = list(terms_factory(data, model)) if terms_factory else []
         if previous is not None:
             from ..distill.born_again import BornAgain  # distill builds on train, not the reverse
@@ -83,12 +84,16 @@ def train_run(cfg: TrainConfig, data: Data, seed: int, *, terms_factory=None, pr
 
 def run_experiment(cfg: TrainConfig, *, terms_factory=None, method: str = "plain", method_config: dict | None = None,
                    data: Data | None = None, progress: bool | None = None,
-                   checkpoint: RunCheckpoint | None = None) -> dict:
-    """Train ``cfg.runs`` models (seeds ``cfg.seed + r``) and summarise them.
+                   checkpoint: RunCheckpoint | None = None, on_model=None) -> dict:
+    """Train ``cfg.runs`` models (seeds ``cfg.seed + r``) on ``cfg.device`` and summarise them.
 
-    ``terms_factory(data, model) -> Iterable[LossTerm]`` supplies a method's loss terms for each run.
+    ``terms_factory(data, model) -> Iterable[LossTerm]`` supplies a method's loss terms for each run;
+    ``on_model(model, run_record, data)`` is called after each trained run (e.g. to keep the best for saving).
     """
+    from ..nn.device import resolve_device
+
     cfg.validate()
+    device = resolve_device(cfg.device)
     start = time.perf_counter()
     runs: list[dict] = []
     bar = tqdm(range(cfg.runs), desc=f"{cfg.model}/{cfg.dataset}", disable=progress is False, dynamic_ncols=True,
@@ -101,6 +106,8 @@ def run_experiment(cfg: TrainConfig, *, terms_factory=None, method: str = "plain
     for r in bar:
         if not fixed:
             data = load_for_run(cfg, r, data)
+        if data.x.device != device:
+            data = data.to(device)
         saved = checkpoint.done(r) if checkpoint else None
         if saved is not None:
             runs.append(saved)
@@ -112,6 +119,8 @@ def run_experiment(cfg: TrainConfig, *, terms_factory=None, method: str = "plain
                      "seconds": round(res.seconds, 3), **({"stats": res.stats} if res.stats else {})})
         if checkpoint:
             checkpoint.save(r, runs[-1])
+        if on_model is not None:
+            on_model(model, runs[-1], data)
         s = summarize(runs)
         bar.set_postfix(test=fmt(s["test_mean"], s["test_std"]))
     return {"dataset": data.meta.name, "model": cfg.model.lower(), "method": method, "setting": "transductive",

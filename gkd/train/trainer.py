@@ -23,6 +23,7 @@ from ..datasets.validate import check_data
 from ..errors import ConfigError, DatasetError, GKDError, check
 from ..limits import MAX_EPOCHS
 from ..nn import graph_of
+from ..nn.hidden import forward as model_forward
 
 Metric = Callable[[Tensor, Tensor], float]  # (logits or predictions, labels) -> score in [0, 1]
 
@@ -181,7 +182,8 @@ class Trainer:
     """Full-batch trainer for node classification.
 
     Args:
-        model: any module called as ``model(x, edge_index, return_hidden=True)`` (the zoo's signature).
+        model: a zoo model, or any module called as ``model(x, edge_index)`` (PyG models) or ``model(x)`` (MLPs);
+            hidden features, for the terms that read them, come from forward hooks (:mod:`gkd.nn.hidden`).
         data: a validated graph with ``train_mask/val_mask/test_mask``; its ``adj_t`` (CSR) is used when present.
         terms: extra :class:`LossTerm` modules added to the cross-entropy on training nodes.
         patience: stop after this many epochs without a better validation score.
@@ -223,7 +225,7 @@ class Trainer:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         graph = graph_of(self.data)
-        logits, hidden = self.model(self.data.x, graph, return_hidden=True)
+        logits, hidden = model_forward(self.model, self.data.x, graph)
         step = Step(logits, hidden, self.data, epoch, self.model, graph, best_epoch)
         loss, parts = self.loss(step)
         loss.backward()
@@ -251,7 +253,7 @@ class Trainer:
     def evaluate(self) -> tuple[dict[str, float], float]:
         self.model.eval()
         d = self.data
-        logits = self.model(d.x, graph_of(d))
+        logits = model_forward(self.model, d.x, graph_of(d), want_hidden=False)[0]
         scores = {s: self.metric(logits[d[f"{s}_mask"]], d.y[d[f"{s}_mask"]]) for s in ("train", "val", "test")}
         val_loss = float(F.cross_entropy(logits[d.val_mask], d.y[d.val_mask])) if bool(d.val_mask.any()) else 0.0
         return scores, val_loss

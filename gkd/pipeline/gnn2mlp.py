@@ -1,0 +1,469 @@
+r"""GNN-to-MLP distillation, the whole pipeline: teachers → knowledge (or a book) → graph-free student → artefact.
+
+:class:`GNNToMLP` is both the Python API and what ``gkd distill`` runs (:func:`run_distillation` fits one per seed),
+so the two cannot drift::
+
+    from gkd import GNNToMLP
+    est = GNNToMLP(method="gkd").fit(data)                  # gkd's default teachers, exactly as `gkd distill`
+    est = GNNToMLP(method="gkd").fit(data, teacher=my_gnn)  # any model called as model(x, edge_index), as is
+    est.save("student/"); student = gkd.load("student/")    # pickle-free artefact, served without the graph
+
+``teacher`` may also be a list of models (their mean probability teaches), a
+:class:`~gkd.distill.knowledge.Knowledge`, or the path of a knowledge book (``gkd book``).
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.data import Data
+from tqdm.auto import tqdm
+
+from ..config import TrainConfig, check_dataset_args, check_limits, make_config
+from ..datasets import load
+from ..datasets.inductive import inductive_split
+from ..distill.amkd import TeacherView
+from ..distill.gnn2mlp import SETTINGS, DistillOptions, distill_mlp, ensemble
+from ..distill.knowledge import Knowledge, teacher_knowledge
+from ..errors import ConfigError, check, check_int
+from ..nn import build_model, to_adj_t
+from ..nn.device import resolve_device
+from ..nn.hidden import forward as model_forward
+from ..nn.hidden import takes_graph
+from ..nn.position import extend_to_new_nodes
+from ..nn.serving import Student
+from ..train.experiment import environment, train_run
+from ..train.logger import fmt, mean_std
+from ..train.trainer import check_optim_args, check_test_nodes, get_metric
+from . import artifact
+
+
+@dataclass
+class DistillConfig(DistillOptions):
+    """``gkd distill`` configuration: the teacher (any ``gkd train`` key through ``teacher_args``), the student, the
+    setting, and the distiller's :class:`DistillOptions` (inherited). Defaults < YAML < flags, as for ``gkd train``."""
+
+    dataset: str = "Cora"
+    root: str | None = None
+    dataset_args: dict = field(default_factory=dict)
+    split: str | None = None  # random:TRAIN/VAL/TEST replaces the dataset's split (gkd.datasets.random_split)
+    teacher: str = "gcn"
+    teacher_method: str = "self-distill"
+    teacher_args: dict = field(default_factory=dict)
+    teachers: int = 3  # benchmarks/gnn2mlp.py: gkd student val +0.38 (GCN), -0.16 (SAGE); csbm h=0.3: +2.7
+    teacher_generations: int = 2  # born-again; benchmarks/gnn2mlp.py: teacher val +0.9 (GCN), +1.2 (SAGE) on Cora
+    student: str = "mlp"
+    hidden_channels: int = 64  # the teacher's width; benchmarks/gnn2mlp.py: 256 ties on validation, costs 4x
+    num_layers: int = 2
+    dropout: float = 0.5
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    epochs: int = 500
+    patience: int = 100
+    runs: int = 10
+    seed: int = 0
+    setting: str = "transductive"
+    inductive_fraction: float = 0.2
+    terms: str | None = None  # a comma list here (a YAML/flag value); DistillOptions parses it
+    book: str | None = None
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def options(self) -> DistillOptions:
+        names = {f.name for f in dataclasses.fields(DistillOptions)}
+        return DistillOptions(**{k: v for k, v in dataclasses.asdict(self).items() if k in names}).validate()
+
+    def teacher_config(self) -> TrainConfig:
+        bad = sorted(set(self.teacher_args) & {"dataset", "root", "dataset_args", "runs", "seed", "model", "method",
+                                               "generations", "split", "device"})
+        check(not bad, f"teacher_args may not set {bad}; use the distill options of the same name (teacher, "
+              f"teacher_method, teacher_generations, ...)", ConfigError)
+        flags = {"dataset": self.dataset, "root": self.root, "dataset_args": self.dataset_args, "runs": self.runs,
+                 "split": self.split, "device": self.device, "seed": self.seed, "model": self.teacher,
+                 "method": self.teacher_method, "generations": self.teacher_generations, **self.teacher_args}
+        try:
+            return make_config(None, flags, source="teacher_args")
+        except TypeError as e:
+            raise ConfigError(f"teacher_args: {e}") from None
+
+    def validate(self) -> "DistillConfig":
+        from ..nn.models import check_model_args, model_class
+
+        check(self.setting in SETTINGS, f"setting={self.setting!r}; expected one of {', '.join(SETTINGS)}",
+              ConfigError)
+        check(0.0 < self.inductive_fraction < 1.0,
+              f"inductive_fraction={self.inductive_fraction!r}; expected a value in (0, 1)", ConfigError)
+        model_class(self.student)
+        check_model_args(self.num_layers, self.hidden_channels, self.dropout)
+        check_optim_args(self.epochs, self.patience, self.lr, self.weight_decay)  # before any teacher trains
+        check(self.runs >= 1, f"runs={self.runs}; expected an integer >= 1", ConfigError)
+        resolve_device(self.device)
+        check_int("teachers", self.teachers, 1, ConfigError)
+        check_int("teacher_generations", self.teacher_generations, 1, ConfigError)
+        self.teacher_config()
+        self.options()
+        check_dataset_args(self.dataset, self.dataset_args)
+        check_limits(self)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@torch.no_grad()
+def _scores(model: nn.Module, x: Tensor, graph: Tensor | None, y: Tensor, masks: dict[str, Tensor],
+            metric) -> dict[str, float]:
+    model.eval()
+    out = _logits(model, x, graph)
+    return {k: metric(out[m], y[m]) for k, m in masks.items()}
+
+
+def _logits(model: nn.Module, x: Tensor, graph: Tensor | None) -> Tensor:
+    """Every node's logits: a :class:`Student` with its stored positions, any other model as it is called."""
+    if isinstance(model, Student):
+        return model(x, torch.arange(x.size(0), device=x.device))
+    return model_forward(model, x, graph, want_hidden=False)[0]
+
+
+def _teacher_data(data: Data, observed: Tensor) -> Data:
+    if bool(observed.all()):
+        d = copy.copy(data)
+    else:
+        d = data.subgraph(observed)
+        d.meta = data.meta
+    d.adj_t = to_adj_t(d.edge_index, d.num_nodes)
+    return d
+
+
+@dataclass
+class TeacherStage:
+    """What one seed's teacher leaves for its students: knowledge over all ``N`` nodes (``mask`` = the observed
+    ones), the teacher's scores, and the split of the setting."""
+
+    knowledge: Knowledge
+    observed: Tensor
+    masks: dict[str, Tensor]
+    scores: dict[str, float]
+    edge_index: Tensor  # the graph the teacher saw (original node ids)
+    seconds: float
+    teacher_logits: list[Tensor] = field(default_factory=list)  # per teacher, all N rows
+    teachers: list[dict] = field(default_factory=list)  # model, method, seed, config of each
+    view: TeacherView | None = None  # the first teacher, live (absent when read from a book)
+
+
+def teacher_stage(cfg: DistillConfig, data: Data, r: int, *, reliability: bool | None = None,
+                  progress: bool | None = None, checkpoint=None) -> TeacherStage:
+    """Train ``cfg.teachers`` teachers on what the setting lets them see and collect their knowledge once.
+
+    ``checkpoint`` (a :class:`~gkd.train.checkpoint.RunCheckpoint`): each finished teacher is saved there, and a
+    saved one is loaded instead of trained again."""
+    from ..distill import build_method
+
+    seed = cfg.seed + r
+    tcfg = cfg.teacher_config()
+    n = data.num_nodes
+    if cfg.setting == "inductive":
+        sp = inductive_split(data, cfg.inductive_fraction, seed)
+        observed, masks = sp.observed, {"test_tran": sp.test_tran, "test_ind": sp.test_ind}
+    else:
+        observed, masks = torch.ones(n, dtype=torch.bool), {}
+    if reliability is None:
+        reliability = "reliability" in cfg.options().terms
+    tdata = _teacher_data(data, observed)
+    factory, _ = build_method(tcfg)
+    t0 = time.perf_counter()
+    parts, first, records = [], None, []
+    for j in range(cfg.teachers):  # teacher j of run r: seed + 1000 j, so ensembles of different K share teachers
+        saved = checkpoint.teacher(r, j) if checkpoint is not None else None
+        if saved is not None:
+            arrays, weights, record = saved
+            teacher = build_model(tcfg.model, tdata.num_features, tdata.meta.num_classes, **tcfg.model_kwargs())
+            try:
+                teacher.load_state_dict(weights)
+            except RuntimeError:  # a hand-edited file with some weights missing or misshapen: train it again
+                saved = None
+        if saved is not None:
+            parts.append(Knowledge(arrays["logits"], arrays["mask"], arrays.get("hidden"), arrays.get("reliability")))
+        else:
+            teacher, tres = train_run(tcfg, tdata, seed + 1000 * j, terms_factory=factory, progress=progress,
+                                      desc=f"teacher {r}.{j}")
+            parts.append(teacher_knowledge(teacher, tdata.x, tdata.adj_t, seed=seed,
+                                           noise=cfg.reliability_noise if reliability else 0.0))
+            record = {"model": tcfg.model, "method": tcfg.method, "seed": seed + 1000 * j, "val": tres.val,
+                      "best_epoch": tres.best_epoch, **tres.stats, "config": tcfg.to_dict()}
+            if checkpoint is not None:
+                k = parts[-1]
+                checkpoint.save_teacher(r, j, {"logits": k.logits, "mask": k.mask, "hidden": k.hidden,
+                                               "reliability": k.reliability}, teacher.state_dict(), record)
+        records.append(record)
+        first = first or (teacher, record["val"])
+    seconds = time.perf_counter() - t0
+    teacher, first_val = first
+    k = ensemble(parts)
+
+    def widen(t: Tensor | None) -> Tensor | None:  # observed-node rows → all-node rows (zeros elsewhere)
+        if t is None:
+            return None
+        out = t.new_zeros((n, *t.shape[1:]))
+        out[observed] = t
+        return out
+
+    know = Knowledge(widen(k.logits), observed.clone(), widen(k.hidden), widen(k.reliability))
+    # the teacher answers held-out nodes with the full graph (GLNN's protocol)
+    scores = _scores(teacher, data.x, to_adj_t(data.edge_index, n), data.y, {"test": data.test_mask, **masks},
+                     get_metric(data.meta.metric))
+    scores["val"] = first_val
+    edges = data.edge_index[:, observed[data.edge_index[0]] & observed[data.edge_index[1]]]
+    node_map = torch.full((n,), -1, dtype=torch.long)
+    node_map[observed] = torch.arange(int(observed.sum()))  # Data.subgraph keeps the node order
+    view = TeacherView(teacher, tdata.x, tdata.adj_t, node_map)
+    return TeacherStage(know, observed, masks, scores, edges, seconds, [widen(p.logits) for p in parts], records,
+                        view)
+
+
+def stage_from_book(book, cfg: DistillConfig, data: Data) -> TeacherStage:
+    """A :class:`TeacherStage` read from a knowledge book (no teacher in memory)."""
+    book.check_data(data)
+    setting = book.manifest.get("setting", {})
+    check(setting.get("name", "transductive") == cfg.setting, f"book {str(book.path)!r} was made for the "
+          f"{setting.get('name')!r} setting; this run asks for {cfg.setting!r}", ConfigError)
+    know = book.knowledge()
+    observed = know.mask
+    masks = {}
+    if cfg.setting == "inductive":
+        masks = {"test_tran": data.test_mask & observed, "test_ind": data.test_mask & ~observed}
+    scores = dict(book.manifest.get("teacher_scores", {}))
+    edges = data.edge_index[:, observed[data.edge_index[0]] & observed[data.edge_index[1]]]
+    return TeacherStage(know, observed, masks, scores, edges, 0.0)
+
+
+def stage_from_teachers(teachers: Sequence[nn.Module], cfg: DistillConfig, data: Data, r: int, *,
+                        hidden: Sequence[str] | None = None) -> TeacherStage:
+    """A :class:`TeacherStage` from trained models used as they are (any module called as ``model(x, edge_index)``;
+    their mean probability teaches). Hidden features for ``rsd`` are captured by forward hooks (``hidden``: module
+    names; default a PyG model's activations). Transductive: the teachers saw the whole graph."""
+    check(cfg.setting == "transductive", "teachers you trained saw the graph you trained them on: fit them with "
+          "setting='transductive' (gkd's own teachers support 'inductive')", ConfigError)
+    check(len(teachers) >= 1 and all(isinstance(t, nn.Module) for t in teachers),
+          f"teacher={teachers!r}; expected a trained nn.Module (or a list of them)", ConfigError)
+    n, c = data.num_nodes, data.meta.num_classes
+    graph = to_adj_t(data.edge_index, n).to(data.x.device) if getattr(data, "adj_t", None) is None else data.adj_t
+    opts = cfg.options()
+    parts = []
+    for t in teachers:
+        know = teacher_knowledge(t, data.x, graph, seed=cfg.seed + r, hidden=hidden,
+                                 noise=cfg.reliability_noise if "reliability" in opts.terms else 0.0)
+        check(tuple(know.logits.shape) == (n, c), f"teacher {type(t).__name__} answered with logits of shape "
+              f"{tuple(know.logits.shape)}; the graph needs ({n}, {c}) (one row per node, one column per class)",
+              ConfigError)
+        parts.append(know)
+    k = ensemble(parts)
+    scores = _scores(teachers[0], data.x, graph, data.y, {"test": data.test_mask, "val": data.val_mask},
+                     get_metric(data.meta.metric))
+    records = [{"model": type(t).__name__, "method": "given", "module": type(t).__module__} for t in teachers]
+    view = TeacherView(teachers[0], data.x, graph, torch.arange(n))
+    return TeacherStage(k, torch.ones(n, dtype=torch.bool), {}, scores, data.edge_index, 0.0,
+                        [p.logits for p in parts], records, view)
+
+
+def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
+                  progress: bool | None = None) -> tuple[nn.Module, dict]:
+    """Distil the stage's knowledge into ``cfg.student`` and score it in ``cfg.setting``: ``(student, run record)``.
+    A graph-free student comes back as a :class:`Student` holding its position features."""
+    seed = cfg.seed + r
+    opts = cfg.options()
+    metric = get_metric(data.meta.metric)
+    n, observed, masks = data.num_nodes, stage.observed, stage.masks
+    sdata = copy.copy(data)
+    sdata.adj_t = None
+    t0 = time.perf_counter()
+    student, sres = distill_mlp(sdata, stage.knowledge, opts, hidden_channels=cfg.hidden_channels,
+                                num_layers=cfg.num_layers, dropout=cfg.dropout, lr=cfg.lr,
+                                weight_decay=cfg.weight_decay, epochs=cfg.epochs, patience=cfg.patience,
+                                student=cfg.student, seed=seed, teacher_edge_index=stage.edge_index,
+                                progress=progress, teacher=stage.view)
+    seconds = time.perf_counter() - t0
+    sgraph = to_adj_t(stage.edge_index, n).to(data.x.device) if takes_graph(student) else None
+    sscores = _scores(student, data.x, sgraph, data.y, masks, metric) if masks else {}
+    run = {"run": r, "seed": seed, "split": data.meta.split_index, "val": sres.val, "test": sres.test,
+           "train": sres.train, "best_epoch": sres.best_epoch, "epochs_run": sres.epochs_run,
+           "seconds": round(seconds, 3), "teacher_seconds": round(stage.seconds, 3),
+           "seconds_per_epoch": seconds / max(sres.epochs_run, 1), **({"stats": sres.stats} if sres.stats else {}),
+           **sscores, **{f"teacher_{k}": v for k, v in stage.scores.items()}}
+    if isinstance(student, Student) and student.positions is not None and masks:
+        # graph-aided: new nodes' positions from their observed neighbours
+        pos = student.positions[:-1]
+        aided = Student(student.model, extend_to_new_nodes(pos, data.edge_index.to(pos.device), ~observed))
+        run["test_ind_graph_aided"] = _scores(aided, data.x, None, data.y, {"m": masks["test_ind"]}, metric)["m"]
+    return student, run
+
+
+def summarize_runs(runs: list[dict]) -> dict:
+    keys = [k for k, v in runs[0].items() if k not in ("run", "seed", "split", "best_epoch", "epochs_run")
+            and isinstance(v, (int, float)) and not isinstance(v, bool)]
+    out = {}
+    for k in keys:
+        out[f"{k}_mean"], out[f"{k}_std"] = mean_std([x[k] for x in runs])
+    return out
+
+
+def run_distillation(cfg: DistillConfig, progress: bool | None = None, checkpoint_dir: str | os.PathLike | None = None,
+                     resume: bool = False, save: str | os.PathLike | None = None) -> dict:
+    """``cfg.runs`` seeds, each one :meth:`GNNToMLP.fit`, summarised (test at the student's best-validation epoch).
+
+    ``save``: write the student of the best-validation seed there as a model artefact (:func:`gkd.save`);
+    ``checkpoint_dir``/``resume``: each finished seed is kept there, and a killed run resumes."""
+    from ..train.checkpoint import RunCheckpoint
+
+    cfg.validate()
+    if save is not None:
+        artifact.check_saveable(save)
+        check(checkpoint_dir is None, "--save with --checkpoint-dir is not supported: resumed seeds keep no "
+              "student weights; run without checkpoints to save a student", ConfigError)
+    checkpoint = RunCheckpoint(checkpoint_dir, {"command": "distill", **cfg.to_dict()}, resume)
+    device = resolve_device(cfg.device)
+    start = time.perf_counter()
+    runs: list[dict] = []
+    data = book = best = None
+    bar = tqdm(range(cfg.runs), desc=f"{cfg.teacher}->{cfg.student}/{cfg.dataset}", disable=progress is False,
+               dynamic_ncols=True, file=sys.stderr)
+    for r in bar:
+        if data is None or data.meta.num_splits > 1 or cfg.split is not None:
+            data = load(cfg.dataset, cfg.root, split=r, random_split=cfg.split, **cfg.dataset_args)
+            check_test_nodes(data)
+            data = data.to(device)
+        saved = checkpoint.done(r) if checkpoint else None
+        if saved is not None:
+            runs.append(saved)
+            continue
+        if cfg.book is not None and book is None:
+            from ..book import open_book
+
+            book = open_book(cfg.book, data)
+        est = GNNToMLP(config=cfg).fit(data, teacher=book, run=r, progress=progress)
+        runs.append(est.result_)
+        if save is not None and (best is None or est.result_["val"] > best.result_["val"]):
+            best = est
+        if checkpoint:
+            checkpoint.save(r, runs[-1])
+        m, s = mean_std([x["test"] for x in runs])
+        bar.set_postfix(test=fmt(m, s))
+    summary = summarize_runs(runs)
+    opts = cfg.options()
+    teacher = {"teacher": cfg.teacher, "teacher_method": cfg.teacher_method, "teachers": cfg.teachers,
+               "teacher_generations": cfg.teacher_generations}
+    config = cfg.to_dict()
+    source = {}
+    if book is not None:  # what taught the student is what the book says, not what the flags say
+        teacher = book_teacher(book)
+        config.update(teacher)
+        source = {"book": str(cfg.book), "book_manifest": {k: book.manifest[k] for k in (
+            "dataset", "setting", "teachers", "temperature", "created", "gkd")}}
+    result = {"dataset": data.meta.name, **teacher, **source, "student": cfg.student, "method": opts.method,
+              "terms": list(opts.terms), "setting": cfg.setting, **summary, "runs": runs,
+              "seconds": round(time.perf_counter() - start, 3), "split": data.meta.split,
+              "method_config": opts.to_dict(), "config": config, "versions": environment()}
+    if best is not None:
+        best.save(save, metrics={k: v for k, v in best.result_.items() if isinstance(v, (int, float))})
+        result["saved"] = {"path": str(save), "run": best.result_["run"], "seed": best.result_["seed"]}
+    return result
+
+
+def book_teacher(book) -> dict[str, Any]:
+    """The teacher fields of a result, read from a book's manifest (its teachers' records)."""
+    records = book.manifest.get("teachers") or [{}]
+    first = records[0] if isinstance(records[0], dict) else {}
+    config = first.get("config") if isinstance(first.get("config"), dict) else {}
+    return {"teacher": first.get("model"), "teacher_method": first.get("method"), "teachers": len(records),
+            "teacher_generations": config.get("generations")}
+
+
+class GNNToMLP:
+    """Distil a GNN teacher into a graph-free MLP student; ``fit`` is one seed of ``gkd distill``.
+
+    Keyword arguments are :class:`DistillConfig` fields (``method``, ``teacher``, ``teachers``, ``hidden_channels``,
+    ``terms``, ``position_dim``, ``setting``, ``seed``, ``device``, ...), validated here, before anything trains;
+    ``config=`` passes a whole :class:`DistillConfig` instead.
+
+    After :meth:`fit`: ``student_`` (an ``nn.Module``; graph-free students answer ``student_(x, index=None)``),
+    ``result_`` (the run record ``gkd distill`` writes), ``teacher_`` (the stage's scores and records).
+    """
+
+    def __init__(self, method: str = "gkd", *, config: DistillConfig | None = None, **options: Any) -> None:
+        if config is not None:
+            check(not options and method == "gkd", "pass either config= or keyword options, not both", ConfigError)
+            self.config = copy.deepcopy(config).validate()
+        else:
+            known = {f.name for f in dataclasses.fields(DistillConfig)}
+            unknown = sorted(set(options) - known)
+            check(not unknown, f"GNNToMLP got unknown option(s) {unknown}; expected DistillConfig fields: "
+                  f"{', '.join(sorted(known))}", ConfigError)
+            self.config = make_config(None, {"method": method, **options}, DistillConfig, source="GNNToMLP")
+        self.student_: nn.Module | None = None
+        self.result_: dict | None = None
+
+    def fit(self, data: Data, teacher: Any = None, *, run: int = 0, hidden: Sequence[str] | None = None,
+            progress: bool | None = False, checkpoint=None) -> "GNNToMLP":
+        """Train the student on ``data`` (seed ``config.seed + run``).
+
+        ``teacher``: ``None`` trains gkd's default teachers (``config.teachers`` self-distilled, born-again GNNs,
+        exactly as ``gkd distill``); an ``nn.Module`` or a list of them is used as is; a ``Knowledge`` or a book
+        (a path or an opened :class:`~gkd.book.Book`) is learned from directly.
+        """
+        from ..book import Book, open_book
+
+        cfg = self.config
+        check(isinstance(data, Data) and getattr(data, "meta", None) is not None,
+              "fit(data): expected a PyG Data from gkd.datasets (load, from_arrays, from_networkx, ...), which "
+              "carries data.meta", ConfigError)
+        check_test_nodes(data)
+        device = resolve_device(cfg.device)
+        if data.x.device != device:
+            data = data.to(device)
+        if teacher is None:
+            stage = teacher_stage(cfg, data, run, progress=progress, checkpoint=checkpoint)
+        elif isinstance(teacher, (str, os.PathLike, Book)):
+            book = open_book(teacher, data) if not isinstance(teacher, Book) else teacher
+            stage = stage_from_book(book, cfg, data)
+        elif isinstance(teacher, Knowledge):
+            know = teacher.check_against(data.num_nodes, data.meta.num_classes)
+            stage = TeacherStage(know, know.mask.clone(), {}, {}, data.edge_index, 0.0, [know.logits], [{}])
+        else:
+            teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
+            stage = stage_from_teachers(teachers, cfg, data, run, hidden=hidden)
+        self.student_, self.result_ = student_stage(cfg, data, stage, run, progress=progress)
+        self.teacher_ = {"scores": stage.scores, "teachers": stage.teachers}
+        self.data_ = data
+        return self
+
+    def _fitted(self) -> nn.Module:
+        check(self.student_ is not None, "this GNNToMLP is not fitted yet; call fit(data) first", ConfigError)
+        return self.student_
+
+    @torch.no_grad()
+    def predict(self, x: Tensor, index: Tensor | None = None) -> Tensor:
+        """Class predictions for feature rows ``x`` (``index``: their ids in the training graph, ``-1``/``None`` for
+        new nodes). GNN students need the graph: use ``student_`` directly."""
+        student = self._fitted().eval()
+        check(isinstance(student, Student), "predict(x) answers with a graph-free student; this one is a GNN "
+              "(call student_(x, edge_index))", ConfigError)
+        return student(x, index).argmax(-1)
+
+    def save(self, path: str | os.PathLike, metrics: dict | None = None) -> Path:
+        """Write the student as a model artefact (:func:`gkd.save`): weights, position features, manifest."""
+        student = self._fitted()
+        cfg = self.config
+        position = ({"method": "fastrp", "dim": cfg.position_dim, "seed": cfg.seed + self.result_["run"],
+                     "new_nodes": "zeros"} if isinstance(student, Student) and student.positions is not None
+                    else None)
+        if metrics is None:
+            metrics = {k: v for k, v in self.result_.items() if isinstance(v, (int, float))}
+        return artifact.save(student.cpu(), path, data=self.data_.cpu(), metrics=metrics, config=cfg.to_dict(),
+                             position=position)

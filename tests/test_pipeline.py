@@ -1,0 +1,207 @@
+"""The library face: GNNToMLP is `gkd distill`, any PyG teacher or student plugs in, students are saved, loaded,
+exported and answer nodes (`gkd predict`); your own graph goes in as a file."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import gkd
+from gkd.cli import main
+from gkd.datasets import load, save_graph_file
+from gkd.errors import ConfigError, GKDError
+from gkd.nn import MLP
+from gkd.nn.serving import Student
+
+from conftest import assert_one_line_error, needs_cora
+
+CSBM = ["--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=400", "--dataset-arg", "num_classes=3",
+        "--dataset-arg", "num_features=16", "--dataset-arg", "num_val=60", "--dataset-arg", "num_test=120"]
+CSBM_ARGS = dict(num_nodes=400, num_classes=3, num_features=16, num_val=60, num_test=120)
+FAST = ["--teachers", "1", "--teacher-generations", "1", "--epochs", "40", "--patience", "40", "--quiet"]
+
+
+@needs_cora
+def test_api_and_cli_give_bit_identical_students(tmp_path):
+    """`gkd distill` runs GNNToMLP.fit: same seed and config, the same test accuracy to the last bit."""
+    out = tmp_path / "r.json"
+    assert main(["distill", "--dataset", "Cora", "--runs", "1", "--teachers", "1", "--teacher-generations", "1",
+                 "--epochs", "100", "--patience", "100", "--json", str(out), "--quiet"]) == 0
+    cli = json.loads(out.read_text())["runs"][0]
+    est = gkd.GNNToMLP(method="gkd", teachers=1, teacher_generations=1, epochs=100, patience=100).fit(load("Cora"))
+    assert est.result_["test"] == cli["test"] and est.result_["val"] == cli["val"]
+    assert est.result_["teacher_test"] == cli["teacher_test"]
+    # the position term is built inside: the student reads features + 64 position columns
+    assert isinstance(est.student_, Student) and est.student_.positions.shape == (2708 + 1, 64)
+    assert est.student_.model.in_channels == 1433 + 64
+
+
+@needs_cora
+def test_pyg_teacher_trained_by_gkd_then_distilled(cora):
+    """torch_geometric.nn.GCN trains in gkd's Trainer and teaches an MLP student through GNNToMLP."""
+    from torch_geometric.nn import GCN
+
+    from gkd.train import Trainer
+
+    torch.manual_seed(0)
+    teacher = GCN(cora.num_features, 64, 2, 7, dropout=0.5)
+    fit = Trainer(teacher, cora, epochs=200, patience=50).fit()
+    assert fit.test > 0.78
+    est = gkd.GNNToMLP(method="gkd").fit(cora, teacher=teacher)
+    assert est.result_["test"] >= 0.80, est.result_["test"]
+    assert est.teacher_["teachers"][0]["model"] == "GCN"
+
+
+def test_pyg_student_and_hidden_capture(small_graph):
+    from torch_geometric.nn import GCN, MLP
+
+    from gkd.distill.gnn2mlp import distill_mlp
+    from gkd.distill.knowledge import teacher_knowledge
+    from gkd.nn.hidden import forward
+
+    teacher = GCN(16, 32, 2, 3).eval()
+    know = teacher_knowledge(teacher, small_graph.x, small_graph.edge_index, noise=0.0)
+    assert know.hidden.shape == (300, 32)  # captured by a hook on the activation, model unchanged
+    student = MLP([16, 32, 3])
+    model, fit = distill_mlp(small_graph, know, method="glnn+rsd", student=student, epochs=10, patience=10)
+    assert isinstance(model, Student) and model.model is student and np.isfinite(fit.val)
+    logits, hidden = forward(student.eval(), small_graph.x, small_graph.edge_index)
+    assert logits.shape == (300, 3) and len(hidden) == 1
+
+
+def test_custom_message_passing_teacher_and_its_errors(small_graph):
+    from torch_geometric.nn import GCNConv
+
+    class Net(torch.nn.Module):
+        def __init__(self, out: int = 3) -> None:
+            super().__init__()
+            self.conv1, self.conv2 = GCNConv(16, 32), GCNConv(32, out)
+
+        def forward(self, x, edge_index):
+            return self.conv2(self.conv1(x, edge_index).relu(), edge_index)
+
+    est = gkd.GNNToMLP(method="glnn", epochs=20, patience=20)
+    est.fit(small_graph, teacher=Net())  # no hidden layers exposed: fine for glnn
+    with pytest.raises(ConfigError, match="needs the teacher's hidden layer"):
+        gkd.GNNToMLP(method="glnn", terms="rsd", epochs=5).fit(small_graph, teacher=Net())
+    gkd.GNNToMLP(method="glnn", terms="rsd", epochs=5, patience=5).fit(small_graph, teacher=Net(), hidden=["conv1"])
+    with pytest.raises(ConfigError, match=r"answered with logits of shape \(300, 5\); the graph needs \(300, 3\)"):
+        est.fit(small_graph, teacher=Net(out=5))
+    with pytest.raises(ConfigError, match="has no module"):
+        est.fit(small_graph, teacher=Net(), hidden=["conv9"])
+    with pytest.raises(ConfigError, match="GNNToMLP got unknown option"):
+        gkd.GNNToMLP(teacherz=2)
+
+
+def test_save_load_predict_end_to_end(tmp_path, capsys):
+    model_dir, preds, out = tmp_path / "student", tmp_path / "p.npy", tmp_path / "r.json"
+    assert main(["distill", *CSBM, *FAST, "--runs", "2", "--save", str(model_dir), "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    best = max(result["runs"], key=lambda r: r["val"])
+    assert result["saved"]["run"] == best["run"]
+    assert main(["predict", "--model", str(model_dir), *CSBM, "--out", str(preds)]) == 0
+    data = load("synthetic-csbm", **CSBM_ARGS)
+    test = data.test_mask.nonzero().view(-1)
+    got = np.load(preds, allow_pickle=False)
+    student = gkd.load(model_dir)
+    assert np.array_equal(got, student(data.x[test], test).argmax(-1).numpy())
+    # the saved student is the best-validation seed's: its test accuracy is that seed's record
+    assert float((torch.from_numpy(got) == data.y[test]).float().mean()) == pytest.approx(best["test"], abs=1e-6)
+    assert student.manifest["metrics"]["test"] == best["test"]
+    csv = tmp_path / "p.csv"
+    assert main(["predict", "--model", str(model_dir), *CSBM, "--nodes", str(_ids(tmp_path, [0, 5, 7])),
+                 "--out", str(csv)]) == 0
+    assert csv.read_text().splitlines()[0] == "node,prediction,confidence" and len(csv.read_text().splitlines()) == 4
+
+
+def _ids(tmp_path, ids):
+    path = tmp_path / "ids.txt"
+    path.write_text("\n".join(map(str, ids)))
+    return path
+
+
+def test_train_save_then_predict_with_a_gnn(tmp_path):
+    model_dir = tmp_path / "gcn"
+    assert main(["train", *CSBM, "--runs", "1", "--epochs", "20", "--save", str(model_dir), "--quiet"]) == 0
+    assert main(["predict", "--model", str(model_dir), *CSBM, "--mask", "all", "--out", str(tmp_path / "a.npy")]) == 0
+    assert np.load(tmp_path / "a.npy").shape == (400,)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--dataset-arg", "num_features=8"], "the model reads 16 features per node; the data has 8"),
+    (["--nodes", "IDS"], r"node ids lie in [0, 400]; the graph has nodes 0 .. 399"),
+    (["--out", "bad.txt"], "expected a .npy or .csv file name"),
+])
+def test_predict_bad_inputs(tmp_path, capsys, extra, message):
+    model_dir = tmp_path / "m"
+    gkd.save(Student(MLP(16, 8, 2, 3)), model_dir)
+    extra = [str(_ids(tmp_path, [0, 400])) if e == "IDS" else str(tmp_path / e) if e.startswith("bad") else e
+             for e in extra]
+    out = [] if "--out" in extra else ["--out", str(tmp_path / "p.npy")]
+    assert main(["predict", "--model", str(model_dir), *CSBM, *extra, *out]) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert message in err.replace("\\", "")
+
+
+def test_save_onto_a_user_directory_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    import gkd.pipeline.gnn2mlp as pipeline
+
+    monkeypatch.setattr(pipeline, "teacher_stage", lambda *a, **k: pytest.fail("a teacher trained"))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("keep")
+    assert main(["distill", *CSBM, *FAST, "--save", str(mine)]) == 2
+    assert "exists and is not a gkd model artefact" in capsys.readouterr().err
+    assert (mine / "thesis.tex").read_text() == "keep"
+
+
+def test_graph_file_as_dataset_end_to_end(tmp_path, small_graph):
+    path = save_graph_file(small_graph, tmp_path / "mine.npz")
+    out = tmp_path / "r.json"
+    assert main(["train", "--dataset", str(path), "--runs", "2", "--epochs", "20", "--json", str(out),
+                 "--quiet"]) == 0
+    r = json.loads(out.read_text())
+    assert r["dataset"] == "mine" and r["test_mean"] > 0.5
+    assert main(["train", "--dataset", str(path), "--split", "random:0.5/0.25/0.25", "--runs", "2", "--epochs", "5",
+                 "--quiet"]) == 0
+
+
+def test_device_errors_and_cpu_default():
+    from gkd.nn.device import resolve_device
+
+    assert resolve_device("cpu").type == "cpu"
+    with pytest.raises(ConfigError, match="expected auto, cpu, cuda or cuda:N"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        assert resolve_device("auto").type == "cpu"
+        with pytest.raises(ConfigError, match="sees no CUDA GPU"):
+            resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_distillation_matches_cpu_within_noise(small_graph):
+    cpu = gkd.GNNToMLP(teachers=1, teacher_generations=1, epochs=60, patience=60, device="cpu").fit(small_graph)
+    gpu = gkd.GNNToMLP(teachers=1, teacher_generations=1, epochs=60, patience=60, device="cuda").fit(small_graph)
+    assert abs(cpu.result_["test"] - gpu.result_["test"]) < 0.1
+    assert next(gpu.student_.parameters()).is_cuda
+
+
+def test_fitted_estimator_predicts_and_refuses_before_fit(small_graph):
+    est = gkd.GNNToMLP(teachers=1, teacher_generations=1, epochs=20, patience=20)
+    with pytest.raises(GKDError, match="not fitted yet"):
+        est.predict(small_graph.x)
+    est.fit(small_graph)
+    pred = est.predict(small_graph.x[:5], torch.arange(5))
+    assert pred.shape == (5,) and pred.dtype == torch.long
+
+
+@pytest.mark.parametrize("command", ["train", "distill"])
+def test_save_with_checkpoints_is_refused_before_training(tmp_path, capsys, command):
+    args = [command, *CSBM, "--save", str(tmp_path / "m"), "--checkpoint-dir", str(tmp_path / "ck"), "--quiet"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert "--save with --checkpoint-dir is not supported" in err and not (tmp_path / "ck").exists()
