@@ -211,6 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(predict, split=False)
     predict.add_argument("--mask", choices=["train", "val", "test", "all"], help="answer these nodes (default test)")
     predict.add_argument("--nodes", help="answer these node ids instead: .npy (1-D integers) or text")
+    predict.add_argument("--new-nodes", action="store_true", help="answer the nodes as unseen by the model (zero "
+                         "position features): needed on a graph other than the one it was trained on")
     predict.add_argument("--out", required=True, help="predictions: .npy (class per node) or .csv "
                          "(node,prediction,confidence)")
     datasets = sub.add_parser("datasets", help="list the datasets gkd loads and whether each is under the data root")
@@ -427,7 +429,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .datasets import load
     from .pipeline import load as load_model
-    from .pipeline.serve import predict, read_nodes, write_predictions
+    from .pipeline.serve import check_split, predict, read_nodes, write_predictions
 
     from .nn.device import resolve_device
 
@@ -442,8 +444,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         import torch
 
         mask = args.mask or "test"
+        if mask != "all":
+            check_split(model, data)
         nodes = torch.arange(data.num_nodes) if mask == "all" else data[f"{mask}_mask"].nonzero().view(-1)
-    logits = predict(model, data, nodes)
+    logits = predict(model, data, nodes, new_nodes=args.new_nodes)
     write_predictions(args.out, nodes, logits)
     print(f"predict {args.out}: {nodes.numel()} nodes of {data.meta.name} with {args.model}")
     return 0

@@ -402,6 +402,12 @@ def test_book_cli_then_distill_then_checksum_failure(tmp_path, capsys):
     assert main(args + ["--method", "bookkd"]) == 0
     r = json.loads(out.read_text())
     assert r["book"] == str(book) and r["method"] == "bookkd" and len(r["book_manifest"]["teachers"]) == 2
+    # the teachers recorded are the book's, whatever the distill flags say (they used to be the flags')
+    assert main(args + ["--method", "glnn", "--teacher", "sage", "--teachers", "5", "--teacher-method",
+                        "self-distill"]) == 0
+    r = json.loads(out.read_text())
+    assert (r["teacher"], r["teacher_method"], r["teachers"]) == ("gcn", "plain", 2)
+    assert (r["config"]["teacher"], r["config"]["teachers"]) == ("gcn", 2)
     assert main(["book", *CSBM, *teacher, "--out", str(book), "--quiet"]) == 2
     assert "already exists" in capsys.readouterr().err
     f = book / "soft_labels.npy"

@@ -205,3 +205,20 @@ def test_save_with_checkpoints_is_refused_before_training(tmp_path, capsys, comm
     err = capsys.readouterr().err
     assert_one_line_error(err)
     assert "--save with --checkpoint-dir is not supported" in err and not (tmp_path / "ck").exists()
+
+
+def test_predict_on_another_graph_or_split(tmp_path, capsys):
+    """Positions belong to the training graph and masks to the training split: elsewhere one clear error, unless
+    the nodes are declared new (zero positions, as unseen nodes had in training)."""
+    model_dir = tmp_path / "m"
+    data = load("synthetic-csbm", **CSBM_ARGS)
+    gkd.save(Student(MLP(16 + 4, 8, 2, 3), torch.randn(400, 4)), model_dir, data=data)
+    other = [*CSBM, "--dataset-arg", "seed=7"]  # same sizes, another graph and split
+    out = ["--out", str(tmp_path / "p.npy")]
+    assert main(["predict", "--model", str(model_dir), *other, *out]) == 2
+    assert "trained with another split" in capsys.readouterr().err
+    ids = ["--nodes", str(_ids(tmp_path, [1, 2]))]
+    assert main(["predict", "--model", str(model_dir), *other, *ids, *out]) == 2
+    assert "pass new_nodes=True (--new-nodes)" in capsys.readouterr().err
+    assert main(["predict", "--model", str(model_dir), *other, *ids, "--new-nodes", *out]) == 0
+    assert main(["predict", "--model", str(model_dir), *CSBM, *out]) == 0  # its own graph and split

@@ -34,11 +34,24 @@ def read_nodes(path: str | os.PathLike) -> Tensor:
     return torch.from_numpy(ids.astype(np.int64))
 
 
+def check_split(model: nn.Module, data: Data) -> None:
+    """A mask of ``data`` may be answered only when it is the split the model was trained with: another split's test
+    mask may hold the model's own training nodes."""
+    from ..datasets.fingerprint import split_hash
+
+    ds = (getattr(model, "manifest", {}) or {}).get("dataset") or {}
+    if ds.get("split_sha256") is not None and ds["split_sha256"] != split_hash(data):
+        raise ArtifactError(f"the model was trained with another split than this {data.meta.name} (split hash "
+                            f"{ds['split_sha256'][:12]}…, data {split_hash(data)[:12]}…): its masks may hold the "
+                            "model's training nodes; answer explicit --nodes instead")
+
+
 @torch.no_grad()
-def predict(model: nn.Module, data: Data, nodes: Tensor | None = None) -> Tensor:
+def predict(model: nn.Module, data: Data, nodes: Tensor | None = None, *, new_nodes: bool = False) -> Tensor:
     """Logits of ``nodes`` (default: every node) of ``data``. A graph-free :class:`Student` reads only those feature
-    rows; it adds its stored position features when ``data`` is the graph it was trained on (same fingerprint) and
-    zeros, as for unseen nodes, otherwise. A GNN runs on the whole graph."""
+    rows, plus its stored position features when ``data`` is the graph it was trained on (same fingerprint); on any
+    other graph pass ``new_nodes=True`` to answer the nodes as unseen (zero positions, as in training). A GNN runs on
+    the whole graph."""
     manifest = getattr(model, "manifest", {}) or {}
     n = data.num_nodes
     nodes = torch.arange(n) if nodes is None else nodes.long()
@@ -50,9 +63,13 @@ def predict(model: nn.Module, data: Data, nodes: Tensor | None = None) -> Tensor
           f"{data.num_features}", ArtifactError)
     model.eval()
     if isinstance(model, Student):
-        same = (model.positions is not None and (manifest.get("dataset") or {}).get("graph_sha256") == graph_hash(data))
-        index = nodes if same else torch.full_like(nodes, -1)
-        return model(data.x[nodes], index)
+        if model.positions is None or new_nodes:
+            return model(data.x[nodes], torch.full_like(nodes, -1))
+        known = (manifest.get("dataset") or {}).get("graph_sha256")
+        check(known is None or known == graph_hash(data), f"the model's position features belong to the graph it "
+              f"was trained on (graph hash {str(known)[:12]}…), not this one ({graph_hash(data)[:12]}…); pass "
+              "new_nodes=True (--new-nodes) to answer these nodes as unseen", ArtifactError)
+        return model(data.x[nodes], nodes)
     return model(data.x, to_adj_t(data.edge_index, n))[nodes]
 
 
