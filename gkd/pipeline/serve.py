@@ -67,8 +67,8 @@ def predict(model: nn.Module, data: Data, nodes: Tensor | None = None, *, new_no
             return model(data.x[nodes], torch.full_like(nodes, -1))
         known = (manifest.get("dataset") or {}).get("graph_sha256")
         check(known is None or known == graph_hash(data), f"the model's position features belong to the graph it "
-              f"was trained on (graph hash {str(known)[:12]}…), not this one ({graph_hash(data)[:12]}…); pass "
-              "new_nodes=True (--new-nodes) to answer these nodes as unseen", ArtifactError)
+              f"was trained on (graph hash {str(known)[:12]}…), not this one ({graph_hash(data)[:12]}…); "
+              "pass new_nodes=True (--new-nodes) to answer these nodes as unseen", ArtifactError)
         return model(data.x[nodes], nodes)
     return model(data.x, to_adj_t(data.edge_index, n))[nodes]
 
