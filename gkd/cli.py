@@ -429,13 +429,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .datasets import load
     from .pipeline import load as load_model
-    from .pipeline.serve import check_split, predict, read_nodes, write_predictions
+    from .pipeline.serve import check_predictions_out, check_split, predict, read_nodes, write_predictions
 
     from .nn.device import resolve_device
 
-    check_output_file(args.out, "--out")
+    check_predictions_out(args.out)
     device = resolve_device(args.device or "auto")
-    model = load_model(args.model, map_location=device)
+    model = load_model(args.model, device=device)
     data = load(args.dataset or "Cora", args.root, **dict(args.dataset_args or [])).to(device)
     if args.nodes is not None:
         check(args.mask is None, "--nodes and --mask both given; expected one of them", ConfigError)

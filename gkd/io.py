@@ -155,6 +155,8 @@ def read_npz(path: str | os.PathLike, what: str = "file") -> dict[str, Any]:
 
     path = Path(path)
     check(path.is_file(), f"{what} {str(path)!r} does not exist or is not a file", GKDError)
+    check(zipfile.is_zipfile(path), f"{what} {str(path)!r} is not an .npz of plain arrays (not a zip archive)",
+          GKDError)
     try:
         with zipfile.ZipFile(path) as z:
             for info in z.infolist():

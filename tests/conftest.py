@@ -9,7 +9,8 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-os.environ.setdefault("GKD_DATA", str((REPO / ".." / "shared" / "data").resolve()))
+# absolute, so that a test that changes the working directory still finds it (CI passes ../shared/data)
+os.environ["GKD_DATA"] = str(Path(os.environ.get("GKD_DATA", REPO / ".." / "shared" / "data")).resolve())
 DATA_ROOT = Path(os.environ["GKD_DATA"])
 HAS_CORA = (DATA_ROOT / "Cora" / "raw" / "ind.cora.x").is_file()
 needs_cora = pytest.mark.skipif(not HAS_CORA, reason=f"Planetoid Cora raw files not found under {DATA_ROOT}")

@@ -59,6 +59,7 @@ def test_weights_are_not_pickled(tmp_path, student):
     (lambda d: (d / "manifest.json").unlink(), "no manifest.json"),
     (lambda d: (d / "manifest.json").write_text("[" * 100000), "not readable JSON"),
     (lambda d: _edit(d, model={"class": "os.system", "args": {}}), "does not describe a gkd zoo model"),
+    (lambda d: _edit(d, num_classes=5), "disagrees with itself"),
 ])
 def test_damaged_artifacts_are_refused(tmp_path, student, damage, message):
     gkd.save(student, tmp_path / "m")

@@ -110,7 +110,7 @@ def _bad(tmp_path, **changes):
     ({"train_mask": np.ones(50, bool), "val_mask": np.zeros(60, bool), "test_mask": np.zeros(60, bool)},
      r"train_mask has shape \(50,\); expected \[60\] or \[num_splits, 60\]"),
     ({"train_mask": np.ones(60, bool)}, "but not all of train_mask, val_mask, test_mask"),
-    ({"x": np.array([["a"] * 5] * 60)}, "x has dtype <U1; expected numbers"),
+    ({"x": np.array([["a"] * 5] * 60)}, "'x.npy' has dtype <U1; expected numbers"),
 ])
 def test_bad_graph_files(tmp_path, changes, message):
     with pytest.raises(DatasetError, match=message):
@@ -122,7 +122,7 @@ def test_unreadable_or_pickled_graph_file(tmp_path):
     with pytest.raises(DatasetError, match="is not an .npz of plain arrays"):
         load(str(tmp_path / "zip.npz"))
     np.savez(tmp_path / "obj.npz", x=np.array([object()] * 3, dtype=object))
-    with pytest.raises(DatasetError, match="is not an .npz of plain arrays"):
+    with pytest.raises(DatasetError, match="has dtype object; expected numbers"):
         load(str(tmp_path / "obj.npz"))
     with pytest.raises(DatasetError, match="does not exist or is not a file"):
         load(str(tmp_path / "missing.npz"))
@@ -147,3 +147,37 @@ def test_random_split_applies_to_named_datasets_too():
 def test_from_arrays_accepts_torch_and_lists():
     d = from_arrays(torch.randn(30, 4), [[0, 1, 2], [1, 2, 0]], [0, 1, 2] * 10, random_split_spec="random:2/6/6")
     assert d.num_nodes == 30 and d.x.dtype == torch.float32 and d.meta.num_classes == 3
+
+
+def test_more_hostile_graphs_are_one_clear_error(small_graph):
+    """Found by review: each of these was a hang or a traceback."""
+    x, ei = small_graph.x.numpy(), small_graph.edge_index.numpy()
+    y = small_graph.y.numpy().copy()
+    y[-1] = 10 ** 12  # used to allocate a split over 10**12 classes and hang
+    with pytest.raises(DatasetError, match="for a graph of 300 nodes"):
+        from_arrays(x, ei, y)
+    with pytest.raises(DatasetError, match="single class"):
+        from_arrays(x, ei, np.zeros(300, dtype=np.int64))
+    with pytest.raises(DatasetError, match=r"num_classes='3'; expected an integer in \[2, "):
+        from_arrays(x, ei, small_graph.y, num_classes="3")
+    half = from_arrays(x.astype(np.float16), ei, small_graph.y)
+    assert half.x.dtype == torch.float32
+    g = nx.path_graph(4)
+    nx.set_node_attributes(g, {i: [1.0] * (1 + (i == 2)) for i in range(4)}, "x")
+    nx.set_node_attributes(g, {i: i % 2 for i in range(4)}, "y")
+    with pytest.raises(DatasetError, match="does not form an array over the nodes"):
+        from_networkx(g)
+    with pytest.raises(DatasetError, match="which is not a node of the graph"):
+        from_networkx(g, node_order=[0, 1, 2, "zzz"])
+    nx.set_node_attributes(g, {i: [float(i)] for i in range(4)}, "x")
+    nx.set_edge_attributes(g, {e: 2.0 for e in g.edges}, "weight")
+    weighted = from_networkx(g, random_split_spec="random:1/1/1")
+    assert weighted.edge_weight.shape == (6,) and bool((weighted.edge_weight == 2.0).all())
+    del g.edges[0, 1]["weight"]
+    with pytest.raises(DatasetError, match="only some edges carry the 'weight' attribute"):
+        from_networkx(g, random_split_spec="random:1/1/1")
+
+
+def test_from_arrays_refuses_string_features():
+    with pytest.raises(DatasetError, match="x has dtype <U1; expected numbers"):
+        from_arrays(np.array([["a"] * 5] * 60), np.array([[0], [1]]), np.arange(60) % 3)

@@ -222,3 +222,70 @@ def test_predict_on_another_graph_or_split(tmp_path, capsys):
     assert "pass new_nodes=True (--new-nodes)" in capsys.readouterr().err
     assert main(["predict", "--model", str(model_dir), *other, *ids, "--new-nodes", *out]) == 0
     assert main(["predict", "--model", str(model_dir), *CSBM, *out]) == 0  # its own graph and split
+
+
+def test_review_findings_are_one_clear_error(tmp_path, small_graph, capsys):
+    """Found by a hostile review: each was a traceback, a silent wrong answer or an overwritten user file."""
+    from gkd.nn.serving import export_student
+
+    torch.manual_seed(0)
+    student = Student(MLP(16 + 4, 8, 2, 3), torch.randn(300, 4)).eval()
+    x = small_graph.x
+    with pytest.raises(GKDError, match=r"this student reads \[batch, 16\] features"):
+        student(x[:, :15])
+    for bad in (torch.tensor([-2]), torch.tensor([300]), torch.tensor([1.5])):
+        with pytest.raises(GKDError, match="-1 \\(a new node\\) or a known node id in \\[0, 299\\]"):
+            student(x[:1], bad)
+    mine = tmp_path / "mine.pt2"
+    mine.write_text("precious")
+    with pytest.raises(GKDError, match="already exists; pass overwrite=True"):
+        export_student(student, mine, 16)
+    assert mine.read_text() == "precious"
+    with pytest.raises(GKDError, match="this student reads 16 features"):
+        export_student(student, tmp_path / "s.pt2", 15)
+    with pytest.raises(GKDError, match="sees no CUDA GPU|expected auto, cpu"):
+        gkd.load(tmp_path / "absent", device="cuda" if not torch.cuda.is_available() else "tpu")
+    # a tampered manifest asking for a huge model is refused before anything is allocated
+    gkd.save(student, tmp_path / "m", data=small_graph)
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    manifest["model"]["args"]["hidden_channels"] = 10 ** 12
+    (tmp_path / "m" / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(GKDError, match="hidden_channels=1000000000000, which builds no sane MLP"):
+        gkd.load(tmp_path / "m")
+    # --out replaces only an earlier predictions file
+    model_dir = tmp_path / "m2"
+    gkd.save(Student(MLP(16, 8, 2, 3)), model_dir)
+    user = tmp_path / "notes.csv"
+    user.write_text("user data\n")
+    args = ["predict", "--model", str(model_dir), *CSBM]
+    assert main(args + ["--out", str(user)]) == 2
+    assert "exists and is not a gkd predictions file" in capsys.readouterr().err and user.read_text() == "user data\n"
+    assert main(args + ["--out", str(tmp_path / "p.csv")]) == 0
+    assert main(args + ["--out", str(tmp_path / "p.csv")]) == 0  # its own earlier output may be replaced
+    with pytest.raises(GKDError, match="nodes must be a 1-D integer tensor"):
+        gkd.predict(gkd.load(model_dir), load("synthetic-csbm", **CSBM_ARGS), torch.tensor([1.9]))
+
+
+def test_fit_takes_plain_data_and_records_the_given_teacher(tmp_path, small_graph):
+    from torch_geometric.nn import GCN
+
+    plain = small_graph.clone()
+    del plain.meta
+    teacher = GCN(16, 16, 2, 3).eval()
+    est = gkd.GNNToMLP(method="glnn", epochs=10, patience=10).fit(plain, teacher=teacher)
+    est.save(tmp_path / "s")
+    config = gkd.load(tmp_path / "s").manifest["config"]
+    assert (config["teacher"], config["teacher_method"], config["teachers"], config["dataset"]) == \
+        ("GCN", "given", 1, "custom")
+    assert next(est.student_.parameters()).device.type == "cpu"
+    with pytest.raises(ConfigError, match="reads in_channels=15 features; the graph has 16"):
+        est.fit(small_graph, teacher=GCN(15, 16, 2, 3))
+
+
+def test_bad_graph_file_is_one_line_without_a_progress_bar(tmp_path, capsys):
+    bad = tmp_path / "junk.npz"
+    bad.write_text("not a zip")
+    assert main(["train", "--dataset", str(bad), "--runs", "2"]) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert "not a zip archive" in err

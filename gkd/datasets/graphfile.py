@@ -149,7 +149,7 @@ def from_arrays(x: Any, edge_index: Any, y: Any, train_mask: Any = None, val_mas
     """
     x = _tensor(x, "x")
     check(x.dim() == 2, f"x has shape {tuple(x.shape)}; expected [num_nodes, num_features]", DatasetError)
-    x = x.float() if not x.is_floating_point() or x.dtype == torch.float64 else x
+    x = x.float()  # integer, half, bfloat16 or double features: the zoo's weights are float32
     n = x.size(0)
     check(n >= 2, f"x has {n} rows; a graph needs at least 2 nodes", DatasetError)
     ei = _tensor(edge_index, "edge_index")
@@ -161,7 +161,15 @@ def from_arrays(x: Any, edge_index: Any, y: Any, train_mask: Any = None, val_mas
           DatasetError)
     ei = ei.long().contiguous()
     labels = _labels(_tensor(y, "y"), n)
-    c = int(labels.max()) + 1 if num_classes is None else int(num_classes)
+    if num_classes is None:
+        c = int(labels.max()) + 1
+        check(c <= n, f"y holds the label {c - 1} for a graph of {n} nodes; expected classes 0 .. C-1 with C at most "
+              "the node count (pass num_classes= if classes are absent)", DatasetError)
+    else:
+        check(isinstance(num_classes, int) and not isinstance(num_classes, bool) and 2 <= num_classes <= max(n, 2),
+              f"num_classes={num_classes!r}; expected an integer in [2, {max(n, 2)}]", DatasetError)
+        c = num_classes
+    check(c >= 2, f"y holds a single class ({c}); node classification needs at least 2", DatasetError)
     given = {k: v for k, v in (("train_mask", train_mask), ("val_mask", val_mask), ("test_mask", test_mask))
              if v is not None}
     check(not given or len(given) == 3, f"the graph has {sorted(given)} but not all of train_mask, val_mask, "
@@ -202,11 +210,15 @@ def from_scipy(adj: Any, x: Any, y: Any, **kwargs: Any) -> Data:
 
 
 def from_networkx(graph: Any, x: Any = "x", y: Any = "y", *, node_order: list | None = None,
-                  **kwargs: Any) -> Data:
+                  edge_weight: str | None = "weight", **kwargs: Any) -> Data:
     """A networkx graph: ``x``/``y`` name node attributes (or are arrays in ``node_order``). Nodes must be the
     integers ``0 .. N-1`` unless ``node_order`` lists them (its position is the node's id); undirected graphs give
-    both directions of each edge."""
+    both directions of each edge; the edge attribute ``edge_weight`` (when every edge has it) becomes
+    ``data.edge_weight``."""
     nodes = list(graph.nodes) if node_order is None else list(node_order)
+    if node_order is not None:
+        stray = next((v for v in nodes if v not in graph), None)
+        check(stray is None, f"node_order lists {stray!r}, which is not a node of the graph", DatasetError)
     if node_order is None:
         bad = next((v for v in nodes if not isinstance(v, (int, np.integer)) or isinstance(v, bool)), None)
         check(bad is None and sorted(nodes) == list(range(len(nodes))),
@@ -224,12 +236,27 @@ def from_networkx(graph: Any, x: Any = "x", y: Any = "y", *, node_order: list | 
         missing = next((v for v in nodes if value not in graph.nodes[v]), None)
         if missing is not None:
             raise DatasetError(f"networkx node {missing!r} has no {what} attribute {value!r}")
-        return np.asarray([graph.nodes[v][value] for v in nodes])
+        try:
+            return np.asarray([graph.nodes[v][value] for v in nodes])
+        except (ValueError, TypeError) as e:  # ragged or None entries
+            raise DatasetError(f"networkx {what} attribute {value!r} does not form an array over the nodes "
+                               f"(lengths or types differ: {str(e)[:80]})") from None
 
     edges = [(index[a], index[b]) for a, b in graph.edges()]
+    weights = None
+    if edge_weight is not None and "edge_weight" not in kwargs:
+        has = [edge_weight in d for _, _, d in graph.edges(data=True)]
+        check(all(has) or not any(has), f"only some edges carry the {edge_weight!r} attribute; expected all or none "
+              "(pass edge_weight=None to ignore it)", DatasetError)
+        if has and all(has):
+            weights = [float(d[edge_weight]) for _, _, d in graph.edges(data=True)]
     if not graph.is_directed():
+        if weights is not None:
+            weights += [w for (a, b), w in zip(edges, weights) if a != b]
         edges += [(b, a) for a, b in edges if a != b]
     ei = np.asarray(edges, dtype=np.int64).reshape(-1, 2).T
+    if weights is not None:
+        kwargs["edge_weight"] = weights
     return from_arrays(attr(x, "feature"), ei, attr(y, "label"), source="networkx", **kwargs)
 
 
@@ -242,16 +269,16 @@ def is_graph_file(name: str | os.PathLike) -> bool:
 def load_graph_file(path: str | os.PathLike, *, split: int = 0, random_split_spec: str | None = None) -> Data:
     """Read a graph file (see the module docstring); never unpickles."""
     import json
-    import zipfile
+
+    from ..errors import GKDError
+    from ..io import read_npz
 
     path = Path(path)
     check(path.is_file(), f"graph file {str(path)!r} does not exist or is not a file", DatasetError)
     try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise DatasetError(f"graph file {str(path)!r} is not an .npz of plain arrays ({type(e).__name__}: "
-                           f"{str(e)[:200]})") from None
+        arrays = read_npz(path, "graph file")
+    except GKDError as e:
+        raise DatasetError(str(e)) from None
     manifest = {}
     if "manifest" in arrays:  # written by `gkd graph`
         try:
@@ -266,8 +293,11 @@ def load_graph_file(path: str | os.PathLike, *, split: int = 0, random_split_spe
         return arrays[found[0]]
 
     masks = {m: arrays[m] for m in MASKS if m in arrays}
+    classes = manifest.get("num_classes") if isinstance(manifest, dict) else None
+    check(classes is None or (isinstance(classes, int) and not isinstance(classes, bool)),
+          f"graph file {str(path)!r} has a manifest num_classes={classes!r}; expected an integer", DatasetError)
     return from_arrays(pick("x"), pick("edge_index"), pick("y"), **masks, edge_weight=arrays.get("edge_weight"),
-                       num_classes=manifest.get("num_classes") if isinstance(manifest, dict) else None, split=split,
+                       num_classes=classes, split=split,
                        random_split_spec=random_split_spec, name=path.stem, source=f"graph file {str(path)!r}")
 
 

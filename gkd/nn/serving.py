@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import SAGEConv
 
-from ..errors import ConfigError, check
+from ..errors import ConfigError, DatasetError, check
 
 
 def gather_neighbours(crow: Tensor, col: Tensor, nodes: Tensor) -> tuple[Tensor, Tensor]:
@@ -116,11 +116,30 @@ class Student(nn.Module):
     def num_known(self) -> int:
         return 0 if self.positions is None else self.positions.size(0) - 1
 
+    @property
+    def num_features(self) -> int:
+        """The feature width ``x`` must have (the model's input less the position columns)."""
+        width = getattr(self.model, "in_channels", None)
+        if width is None:
+            return -1
+        return width - (0 if self.positions is None else self.positions.size(1))
+
+    def reset_parameters(self) -> None:
+        self.model.reset_parameters()
+
     def forward(self, x: Tensor, index: Tensor | None = None) -> Tensor:
+        want = self.num_features
+        if want >= 0 and (x.dim() != 2 or x.size(1) != want):  # a matmul shape clash deep inside otherwise
+            raise DatasetError(f"x has shape {tuple(x.shape)}; this student reads [batch, {want}] features")
         if self.positions is not None:
             if index is None:
                 pos = self.positions.new_zeros(x.size(0), self.positions.size(1))
             else:
+                # -2 would silently read node N-1's row and N the zero row: only -1 (new) and 0 .. N-1 (known)
+                bad = (index < -1) | (index >= self.num_known)
+                if index.shape != x.shape[:1] or index.is_floating_point() or bool(bad.any()):
+                    raise DatasetError(f"index must hold one integer per row of x, -1 (a new node) or a known node "
+                                       f"id in [0, {self.num_known - 1}]; got {index.tolist()[:5]}...")
                 pos = self.positions[index]
             x = torch.cat([x, pos], dim=-1)
         return self.model(x)
@@ -150,20 +169,28 @@ class _PlainStudent(nn.Module):
         return x
 
 
-def export_student(student: Student, path, num_features: int):
+def export_student(student: Student, path, num_features: int, *, overwrite: bool = False):
     """Write ``student`` as a ``torch.export`` program (``.pt2``), served with torch alone::
 
         program = torch.export.load(path).module()
         logits = program(x, index)   # x [B, F]; index [B]: known node ids, -1 for new nodes
+
+    An existing ``path`` is replaced only with ``overwrite=True`` (gkd cannot tell its own programs from a user's file).
     """
+    import os
     from pathlib import Path
 
+    path = Path(path)
+    check(path.suffix == ".pt2", f"export path {str(path)!r}; expected a .pt2 file name", ConfigError)
+    check(overwrite or not os.path.lexists(path), f"{str(path)!r} already exists; pass overwrite=True to replace it",
+          ConfigError)
+    check(num_features == student.num_features, f"num_features={num_features}; this student reads "
+          f"{student.num_features} features", ConfigError)
     plain = _PlainStudent(student).eval()
     batch = torch.export.Dim("batch")
     example = (torch.zeros(4, num_features), torch.full((4,), -1, dtype=torch.long))
     program = torch.export.export(plain, example, dynamic_shapes=({0: batch}, {0: batch}))
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{__import__('os').getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     torch.export.save(program, str(tmp))
     tmp.replace(path)
     return path

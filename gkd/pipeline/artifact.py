@@ -169,14 +169,41 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     return manifest
 
 
-def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -> nn.Module:
-    """Rebuild the model saved at ``path`` (verified by :func:`read_manifest`), in eval mode, on ``map_location``."""
+def _check_spec(spec: dict, inp: dict, num_classes: Any, path: Path) -> None:
+    """The manifest's constructor arguments are sane before anything is allocated (the manifest is checked against
+    damage by the weights' sha256 and shapes only after the model is built)."""
+    from ..limits import MAX_HEADS, MAX_WIDTH
+
+    args = spec["args"]
+    bounds = {"in_channels": (1, 10 ** 7), "hidden_channels": (1, MAX_WIDTH), "num_layers": (1, 64),
+              "out_channels": (1, 10 ** 6), "heads": (1, MAX_HEADS), "out_heads": (1, MAX_HEADS)}
+    for key, value in args.items():
+        if key == "dropout":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1
+        else:
+            lo, hi = bounds.get(key, (1, 0))
+            ok = isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+        check(ok, f"model manifest in {str(path)!r} has {key}={value!r}, which builds no sane {spec['class']}",
+              ArtifactError)
+    pos = inp.get("position") or {}
+    width = inp["num_features"] + (pos.get("dim") or 0)
+    check(args.get("in_channels") == width and args.get("out_channels") == num_classes,
+          f"model manifest in {str(path)!r} disagrees with itself: in_channels={args.get('in_channels')} for "
+          f"{width} inputs, out_channels={args.get('out_channels')} for {num_classes!r} classes", ArtifactError)
+
+
+def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> nn.Module:
+    """Rebuild the model saved at ``path`` (verified by :func:`read_manifest`), in eval mode, on ``device``
+    (``auto``, ``cpu``, ``cuda``, ``cuda:N``)."""
+    from ..nn.device import resolve_device
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
+    target = resolve_device(device)
     path = Path(path)
     manifest = read_manifest(path)
     spec = manifest["model"]
+    _check_spec(spec, manifest["input"], manifest.get("num_classes"), path)
     cls = {c.__name__: c for c in MODELS.values()}[spec["class"]]
     try:
         model = cls(**spec["args"])
@@ -201,4 +228,4 @@ def load(path: str | os.PathLike, *, map_location: str | torch.device = "cpu") -
     elif not model.uses_graph:
         model = Student(model)
     model.manifest = manifest  # what it was trained on and how well it did, for whoever serves it
-    return model.to(map_location).eval()
+    return model.to(target).eval()

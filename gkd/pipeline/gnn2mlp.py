@@ -258,8 +258,15 @@ def stage_from_teachers(teachers: Sequence[nn.Module], cfg: DistillConfig, data:
     opts = cfg.options()
     parts = []
     for t in teachers:
-        know = teacher_knowledge(t, data.x, graph, seed=cfg.seed + r, hidden=hidden,
-                                 noise=cfg.reliability_noise if "reliability" in opts.terms else 0.0)
+        width = getattr(t, "in_channels", None)
+        check(width in (None, -1, data.num_features), f"teacher {type(t).__name__} reads in_channels={width} "
+              f"features; the graph has {data.num_features}", ConfigError)
+        try:
+            know = teacher_knowledge(t, data.x, graph, seed=cfg.seed + r, hidden=hidden,
+                                     noise=cfg.reliability_noise if "reliability" in opts.terms else 0.0)
+        except RuntimeError as e:  # shape or dtype clash inside the user's model
+            raise ConfigError(f"teacher {type(t).__name__} failed on this graph ({str(e).splitlines()[0][:200]})") \
+                from None
         check(tuple(know.logits.shape) == (n, c), f"teacher {type(t).__name__} answered with logits of shape "
               f"{tuple(know.logits.shape)}; the graph needs ({n}, {c}) (one row per node, one column per class)",
               ConfigError)
@@ -332,13 +339,17 @@ def run_distillation(cfg: DistillConfig, progress: bool | None = None, checkpoin
     start = time.perf_counter()
     runs: list[dict] = []
     data = book = best = None
+    def load_run(r: int) -> Data:
+        d = load(cfg.dataset, cfg.root, split=r, random_split=cfg.split, **cfg.dataset_args)
+        check_test_nodes(d)
+        return d.to(device)
+
+    data = load_run(0)  # before the progress bar: a bad dataset is one error line, not a bar and then the error
     bar = tqdm(range(cfg.runs), desc=f"{cfg.teacher}->{cfg.student}/{cfg.dataset}", disable=progress is False,
                dynamic_ncols=True, file=sys.stderr)
     for r in bar:
-        if data is None or data.meta.num_splits > 1 or cfg.split is not None:
-            data = load(cfg.dataset, cfg.root, split=r, random_split=cfg.split, **cfg.dataset_args)
-            check_test_nodes(data)
-            data = data.to(device)
+        if r > 0 and (data.meta.num_splits > 1 or cfg.split is not None):
+            data = load_run(r)
         saved = checkpoint.done(r) if checkpoint else None
         if saved is not None:
             runs.append(saved)
@@ -408,6 +419,7 @@ class GNNToMLP:
             self.config = make_config(None, {"method": method, **options}, DistillConfig, source="GNNToMLP")
         self.student_: nn.Module | None = None
         self.result_: dict | None = None
+        self.given_teachers_: list[dict] | None = None
 
     def fit(self, data: Data, teacher: Any = None, *, run: int = 0, hidden: Sequence[str] | None = None,
             progress: bool | None = False, checkpoint=None) -> "GNNToMLP":
@@ -419,11 +431,16 @@ class GNNToMLP:
         """
         from ..book import Book, open_book
 
+        from ..datasets import DatasetMeta, check_data
+
         cfg = self.config
-        check(isinstance(data, Data) and getattr(data, "meta", None) is not None,
-              "fit(data): expected a PyG Data from gkd.datasets (load, from_arrays, from_networkx, ...), which "
-              "carries data.meta", ConfigError)
+        check(isinstance(data, Data), f"fit(data): expected a PyG Data, got {type(data).__name__}", ConfigError)
+        if getattr(data, "meta", None) is None:  # a plain PyG Data with masks (gkd.datasets.csbm, your own)
+            data = copy.copy(data)
+            data.meta = DatasetMeta(name="custom", num_classes=int(data.y.max()) + 1, split="given masks")
+        check_data(data, data.meta.num_classes)
         check_test_nodes(data)
+        self.given_teachers_ = None
         device = resolve_device(cfg.device)
         if data.x.device != device:
             data = data.to(device)
@@ -438,6 +455,7 @@ class GNNToMLP:
         else:
             teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
             stage = stage_from_teachers(teachers, cfg, data, run, hidden=hidden)
+            self.given_teachers_ = stage.teachers
         self.student_, self.result_ = student_stage(cfg, data, stage, run, progress=progress)
         self.teacher_ = {"scores": stage.scores, "teachers": stage.teachers}
         self.data_ = data
@@ -465,5 +483,10 @@ class GNNToMLP:
                     else None)
         if metrics is None:
             metrics = {k: v for k, v in self.result_.items() if isinstance(v, (int, float))}
-        return artifact.save(student.cpu(), path, data=self.data_.cpu(), metrics=metrics, config=cfg.to_dict(),
-                             position=position)
+        config = {**cfg.to_dict(), "dataset": self.data_.meta.name}
+        given = getattr(self, "given_teachers_", None)
+        if given:  # what taught it, not the config's defaults for gkd's own teachers
+            config.update(teacher=given[0]["model"], teacher_method="given", teachers=len(given),
+                          teacher_generations=None, teacher_args={})
+        return artifact.save(copy.deepcopy(student).cpu(), path, data=copy.copy(self.data_).cpu(), metrics=metrics,
+                             config=config, position=position)

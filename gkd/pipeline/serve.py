@@ -54,6 +54,10 @@ def predict(model: nn.Module, data: Data, nodes: Tensor | None = None, *, new_no
     the whole graph."""
     manifest = getattr(model, "manifest", {}) or {}
     n = data.num_nodes
+    check(nodes is None or (isinstance(nodes, Tensor) and nodes.dim() == 1 and not nodes.is_floating_point()
+                            and nodes.dtype != torch.bool),
+          f"nodes must be a 1-D integer tensor of node ids; got {getattr(nodes, 'dtype', type(nodes).__name__)}",
+          ConfigError)
     nodes = torch.arange(n) if nodes is None else nodes.long()
     if nodes.numel():
         lo, hi = int(nodes.min()), int(nodes.max())
@@ -73,16 +77,44 @@ def predict(model: nn.Module, data: Data, nodes: Tensor | None = None, *, new_no
     return model(data.x, to_adj_t(data.edge_index, n))[nodes]
 
 
+HEADER = "node,prediction,confidence"
+
+
+def is_predictions_file(path: Path) -> bool:
+    """Whether ``path`` holds predictions gkd wrote (so ``--out`` may replace it): our CSV header, or a 1-D integer
+    ``.npy``."""
+    try:
+        if path.suffix == ".csv":
+            with open(path, encoding="utf-8") as f:
+                return f.readline().rstrip("\n") == HEADER
+        arr = np.load(path, mmap_mode="r", allow_pickle=False)
+        return arr.ndim == 1 and arr.dtype == np.int64
+    except (OSError, ValueError, UnicodeDecodeError):
+        return False
+
+
+def check_predictions_out(path: str | os.PathLike) -> Path:
+    """``--out`` is a .npy or .csv name gkd can write, and replaces only an earlier predictions file."""
+    from ..io import check_output_file
+
+    path = check_output_file(path, "--out")
+    check(path.suffix in (".npy", ".csv"), f"--out {str(path)!r}; expected a .npy or .csv file name", ConfigError)
+    check(not os.path.lexists(path) or (path.is_file() and not path.is_symlink() and is_predictions_file(path)),
+          f"--out {str(path)!r} exists and is not a gkd predictions file; it is left as it is: choose another name",
+          ConfigError)
+    return path
+
+
 def write_predictions(path: str | os.PathLike, nodes: Tensor, logits: Tensor) -> Path:
     """``.npy``: the predicted class per node; ``.csv``: ``node,prediction,confidence`` rows. Atomic."""
     path = Path(path)
     pred = logits.argmax(-1)
     if path.suffix == ".npy":
         buf = io.BytesIO()
-        np.save(buf, pred.numpy(), allow_pickle=False)
+        np.save(buf, pred.cpu().numpy().astype(np.int64), allow_pickle=False)
         return atomic_write_bytes(path, buf.getvalue())
     check(path.suffix == ".csv", f"--out {str(path)!r}; expected a .npy or .csv file name", ConfigError)
     conf = logits.softmax(-1).max(-1).values
-    lines = ["node,prediction,confidence"] + [f"{i},{c},{p:.6f}" for i, c, p in
+    lines = [HEADER] + [f"{i},{c},{p:.6f}" for i, c, p in
                                               zip(nodes.tolist(), pred.tolist(), conf.tolist())]
     return atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())

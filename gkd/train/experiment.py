@@ -96,15 +96,17 @@ def run_experiment(cfg: TrainConfig, *, terms_factory=None, method: str = "plain
     device = resolve_device(cfg.device)
     start = time.perf_counter()
     runs: list[dict] = []
+    fixed = data is not None
+    if not fixed:  # before the progress bar: a bad dataset is one error line, not a bar and then the error
+        data = load_for_run(cfg, 0, None)
     bar = tqdm(range(cfg.runs), desc=f"{cfg.model}/{cfg.dataset}", disable=progress is False, dynamic_ncols=True,
                file=sys.stderr)
-    fixed = data is not None
     if fixed:  # a user's graph (the Trainer validates it), shallow-copied so adding adj_t leaves theirs untouched
         data = copy.copy(data)
         if getattr(data, "meta", None) is None:
             data.meta = DatasetMeta(name="custom", num_classes=int(data.y.max()) + 1, split="user-provided masks")
     for r in bar:
-        if not fixed:
+        if not fixed and r > 0:
             data = load_for_run(cfg, r, data)
         if data.x.device != device:
             data = data.to(device)
