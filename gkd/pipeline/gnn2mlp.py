@@ -430,11 +430,12 @@ class GNNToMLP:
         (a path or an opened :class:`~gkd.book.Book`) is learned from directly.
         """
         from ..book import Book, open_book
-
         from ..datasets import DatasetMeta, check_data
 
         cfg = self.config
-        check(isinstance(data, Data), f"fit(data): expected a PyG Data, got {type(data).__name__}", ConfigError)
+        check(isinstance(data, Data) and isinstance(getattr(data, "y", None), Tensor),
+              f"fit(data): expected a PyG Data with labels y and train/val/test masks, got {type(data).__name__}",
+              ConfigError)
         if getattr(data, "meta", None) is None:  # a plain PyG Data with masks (gkd.datasets.csbm, your own)
             data = copy.copy(data)
             data.meta = DatasetMeta(name="custom", num_classes=int(data.y.max()) + 1, split="given masks")
