@@ -12,26 +12,21 @@ Writes benchmarks/results/amkd.{json,md}.
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from common import bench_threads, load_results, md_table, parser, run_pool, save_json, save_markdown
+
 DIGITS = ("kd", "bss", "amkd")
 CORA = ("glnn", "glnn+amkd", "gkd", "gkd+amkd")
 BASE = {"bss": "kd", "amkd": "kd", "glnn+amkd": "glnn", "gkd+amkd": "gkd"}
 
 
 def one(task: tuple) -> dict:
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("GKD_BENCH_THREADS", "1")))
     dataset, seed, quick = task
     rows = {}
     if dataset == "digits":
-        from gkd.distill.cnn import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
+        from gkd.pipeline.images import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
 
         cfg = CNNDistillConfig(**({"epochs": 20, "patience": 20} if quick else {})).validate()
         split = cfg.split(seed)
@@ -53,19 +48,13 @@ def one(task: tuple) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__, "2 seeds, few epochs", jobs=True)
     p.add_argument("--runs", type=int, default=10)
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--quick", action="store_true", help="2 seeds, few epochs")
-    p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--datasets", default="digits,cora",
                    help="re-run only these (the others' seeds are kept from the existing amkd.json)")
     args = p.parse_args(argv)
-    from tqdm.auto import tqdm
-
-    from gkd.distill.cnn import CNNDistillConfig
+    from gkd.pipeline.images import CNNDistillConfig
     from gkd.pipeline.gnn2mlp import DistillConfig
-    from gkd.io import atomic_write_text, write_json
     from gkd.train import environment, fmt
     from gkd.train.logger import mean_std
 
@@ -75,15 +64,12 @@ def main(argv=None) -> int:
         p.error(f"--datasets {args.datasets!r}; expected some of digits,cora")
     kept: list = []
     if set(chosen) != {"digits", "cora"}:
-        import json
-
-        old = json.loads((Path(args.out) / "amkd.json").read_text())
+        old = load_results(args.out, "amkd")
         if old["runs"] != runs or old["quick"] != args.quick:
             p.error(f"the existing amkd.json has runs={old['runs']}, quick={old['quick']}; re-run every dataset")
         kept = [r for r in old["seeds"] if r["dataset"] not in chosen]
     tasks = [(d, s, args.quick) for d in chosen for s in range(runs)]
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        results = kept + list(tqdm(pool.map(one, tasks), total=len(tasks), desc="amkd", file=sys.stderr))
+    results = kept + run_pool(one, tasks, args.jobs, "amkd")
     summary: dict = {}
     for dataset, methods in (("digits", DIGITS), ("cora", CORA)):
         got = [r for r in results if r["dataset"] == dataset]
@@ -109,27 +95,27 @@ def main(argv=None) -> int:
               "config": {"digits": CNNDistillConfig().to_dict(), "cora": DistillConfig().to_dict()},
               "seeds": results, "datasets_run_last": chosen, "environment": env}
     out = Path(args.out)
-    write_json(out / "amkd.json", result)
+    save_json(out, "amkd", result)
 
     def cell(d: str, m: str) -> str:
         return fmt(summary[d][m]["test_mean"], summary[d][m]["test_std"])
 
-    lines = [f"### Adversarial metric distillation ({runs} seeds; {env['cpu']}, "
-             f"{os.environ.get('GKD_BENCH_THREADS', '1')} thread per seed)", "",
-             "| dataset | student | test acc | vs its base | overhead (s/epoch ratio) | attacks that crossed | "
-             "skipped steps (no base / no negative) |", "|---|---|---|---|---|---|---|"]
+    table = []
     for d, methods, teacher in (("digits", DIGITS, "teacher CNN"),
                                 ("cora", CORA, "GCN teacher (self-distilled, first of 3)")):
-        lines.append(f"| {d} | {teacher} | {cell(d, 'teacher')} | | | | |")
+        table.append([d, teacher, cell(d, "teacher"), "", "", "", ""])
         for m in methods:
             row = summary[d][m]
             if m in BASE:
                 diff = (row["test_mean"] - summary[d][BASE[m]]["test_mean"]) * 100
-                lines.append(f"| {d} | {m} | {cell(d, m)} | {diff:+.2f} vs {BASE[m]} | {row['overhead']:.2f}x | "
-                             f"{row['crossed_rate'] * 100:.0f}% | {row['skips']['skipped_no_base']} / "
-                             f"{row['skips']['skipped_no_negative']} |")
+                table.append([d, m, cell(d, m), f"{diff:+.2f} vs {BASE[m]}", f"{row['overhead']:.2f}x",
+                              f"{row['crossed_rate'] * 100:.0f}%",
+                              f"{row['skips']['skipped_no_base']} / {row['skips']['skipped_no_negative']}"])
             else:
-                lines.append(f"| {d} | {m} | {cell(d, m)} | | 1.00x | | |")
+                table.append([d, m, cell(d, m), "", "1.00x", "", ""])
+    lines = [f"### Adversarial metric distillation ({runs} seeds; {env['cpu']}, {bench_threads()} thread per seed)",
+             "", *md_table(["dataset", "student", "test acc", "vs its base", "overhead (s/epoch ratio)",
+                            "attacks that crossed", "skipped steps (no base / no negative)"], table)]
 
     def beats(d: str, m: str) -> str:
         a, b = summary[d][m], summary[d][BASE[m]]
@@ -141,9 +127,7 @@ def main(argv=None) -> int:
               f"glnn+amkd above glnn on Cora by more than one std: **{beats('cora', 'glnn+amkd')}**; "
               f"overhead ≤ 2x: **{'met' if worst <= 2.0 else 'not met'}** (worst {worst:.2f}x). "
               "Regenerate: `python benchmarks/amkd.py`."]
-    atomic_write_text(out / "amkd.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    return save_markdown(out, "amkd", lines)
 
 
 if __name__ == "__main__":

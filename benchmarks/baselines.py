@@ -6,48 +6,40 @@ Writes benchmarks/results/baselines.{json,md}: test accuracy at the best-validat
 """
 from __future__ import annotations
 
-import argparse
 import sys
-from pathlib import Path
 
 from gkd.config import make_config
-from gkd.io import atomic_write_text, write_json
-from gkd.train import environment, fmt, run_experiment
+from gkd.pipeline.train import run_training
+from gkd.train import environment, fmt
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from common import md_table, parser, save_json, save_markdown
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__, "3 runs, 100 epochs (smoke test)")
     p.add_argument("--dataset", default="Cora")
     p.add_argument("--runs", type=int, default=10)
-    p.add_argument("--quick", action="store_true", help="3 runs, 100 epochs (smoke test)")
-    p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
     runs, epochs = (3, 100) if args.quick else (args.runs, None)
     rows = []
     for model in ("gcn", "gat", "sage", "mlp"):
         cfg = make_config(flags={"dataset": args.dataset, "model": model, "runs": runs, "epochs": epochs})
-        res = run_experiment(cfg, progress=None)
+        res = run_training(cfg, progress=None)
         print(f"{model:5s} {fmt(res['test_mean'], res['test_std'])}", file=sys.stderr)
         rows.append({k: res[k] for k in ("model", "test_mean", "test_std", "val_mean", "val_std", "seconds",
                                          "runs", "config")})
-    out = Path(args.out)
     result = {"benchmark": "baselines", "dataset": args.dataset, "split": res["split"], "quick": args.quick,
               "protocol": "test accuracy at the best-validation epoch; mean ± unbiased std over seeds 0..runs-1",
               "rows": rows, "environment": environment()}
-    write_json(out / "baselines.json", result)
-    lines = [f"### Backbone baselines on {args.dataset} ({res['split']}, {runs} seeds)", "",
-             "| model | test acc (%) | val acc (%) | seconds / run |", "|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['model'].upper() if r['model'] != 'sage' else 'GraphSAGE'} | "
-                     f"{fmt(r['test_mean'], r['test_std'])} | {fmt(r['val_mean'], r['val_std'])} | "
-                     f"{r['seconds'] / len(r['runs']):.1f} |")
+    save_json(args.out, "baselines", result)
     env = result["environment"]
-    lines += ["", f"Measured on {env['cpu']}, {env['torch_threads']} torch threads, torch {env['torch']}."]
-    atomic_write_text(out / "baselines.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    lines = [f"### Backbone baselines on {args.dataset} ({res['split']}, {runs} seeds)", "",
+             *md_table(["model", "test acc (%)", "val acc (%)", "seconds / run"],
+                       [[r["model"].upper() if r["model"] != "sage" else "GraphSAGE",
+                         fmt(r["test_mean"], r["test_std"]), fmt(r["val_mean"], r["val_std"]),
+                         f"{r['seconds'] / len(r['runs']):.1f}"] for r in rows]),
+             "", f"Measured on {env['cpu']}, {env['torch_threads']} torch threads, torch {env['torch']}."]
+    return save_markdown(args.out, "baselines", lines)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,12 @@ process so its peak RSS is its own. Writes benchmarks/results/book_cost.{json,md
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from common import csbm_name, md_table, parser, peak_rss_gb, reply, run_child, save_json, save_markdown
 
 
 def graph(name: str, nodes: int):
@@ -78,25 +75,20 @@ def student(name: str, nodes: int, workdir: Path, mode: str, epochs: int) -> dic
     mlp = build_model("mlp", data.num_features, data.meta.num_classes, hidden_channels=256)
     res = Trainer(mlp, data, epochs=epochs, patience=epochs, terms=[term], ce_weight=0.0).fit()
     return {"mode": mode, "setup_seconds": setup_s, "seconds": res.seconds, "epoch_seconds": res.seconds / epochs,
-            "test": res.test, "val": res.val,
-            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2}
+            "test": res.test, "val": res.val, "peak_rss_gb": peak_rss_gb()}
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__, "100k nodes, 3 epochs; Cora 50 epochs")
     p.add_argument("--nodes", type=int, default=1_000_000)
     p.add_argument("--epochs", type=int, default=10, help="student epochs on the big graph (Cora: 200)")
-    p.add_argument("--quick", action="store_true", help="100k nodes, 3 epochs; Cora 50 epochs")
     p.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
-    p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
     if args.child:
         name, nodes, workdir, mode = args.child
-        ep = int(args.epochs)
-        print(json.dumps(student(name, int(nodes), Path(workdir), mode, ep)))
-        return 0
+        return reply(student(name, int(nodes), Path(workdir), mode, args.epochs))
     nodes = 100_000 if args.quick else args.nodes
-    big = f"csbm-{nodes // 1000}k" if nodes < 1_000_000 else f"csbm-{nodes / 1e6:g}M"
+    big = csbm_name(nodes)
     plan = [("Cora", 2708, 50 if args.quick else 200, 200), (big, nodes, 3 if args.quick else args.epochs, 20)]
     rows = []
     for name, n, epochs, teacher_epochs in plan:
@@ -104,35 +96,30 @@ def main(argv=None) -> int:
             prep = prepare(name, n, Path(tmp), teacher_epochs)
             modes = {}
             for mode in ("online", "book"):
-                out = subprocess.run([sys.executable, __file__, "--child", name, str(n), tmp, mode, "--epochs",
-                                      str(epochs)], capture_output=True, text=True, check=True)
-                modes[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+                modes[mode] = run_child(__file__, "--child", name, n, tmp, mode, "--epochs", epochs)
             on, bk = modes["online"], modes["book"]
             rows.append({"graph": name, "nodes": n, "epochs": epochs, **prep, "online": on, "book": bk,
                          "epoch_speedup": on["epoch_seconds"] / bk["epoch_seconds"]})
             print(f"{name}: online {on['epoch_seconds'] * 1e3:.0f} ms/epoch, book {bk['epoch_seconds'] * 1e3:.0f} "
                   f"ms/epoch ({rows[-1]['epoch_speedup']:.2f}x)", file=sys.stderr)
-    from gkd.io import atomic_write_text, write_json
     from gkd.train import environment
 
     env = environment()
     result = {"benchmark": "book_cost", "quick": args.quick, "rows": rows, "environment": env}
-    out = Path(args.out)
-    write_json(out / "book_cost.json", result)
-    lines = [f"### Book KD vs online KD (GCN teacher → MLP student; {env['cpu']}, {env['torch_threads']} threads)", "",
-             "| graph | epochs | online: ms/epoch | book: ms/epoch | book speed-up | online / book total (s) | "
-             "online / book peak RSS (GB) | online / book test acc |", "|---|---|---|---|---|---|---|---|"]
+    save_json(args.out, "book_cost", result)
+    table = []
     for r in rows:
         on, bk = r["online"], r["book"]
-        lines.append(f"| {r['graph']} | {r['epochs']} | {on['epoch_seconds'] * 1e3:.0f} | "
-                     f"{bk['epoch_seconds'] * 1e3:.0f} | {r['epoch_speedup']:.2f}x | {on['seconds']:.1f} / "
-                     f"{bk['seconds']:.1f} | {on['peak_rss_gb']:.2f} / {bk['peak_rss_gb']:.2f} | "
-                     f"{on['test'] * 100:.2f} / {bk['test'] * 100:.2f} |")
-    lines += ["", "Same student, seed, epochs and evaluation in both modes; an epoch includes the full-graph "
-              "validation pass. Book writing time is reported in the JSON. Regenerate: `python benchmarks/book_cost.py`."]
-    atomic_write_text(out / "book_cost.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+        table.append([r["graph"], r["epochs"], f"{on['epoch_seconds'] * 1e3:.0f}", f"{bk['epoch_seconds'] * 1e3:.0f}",
+                      f"{r['epoch_speedup']:.2f}x", f"{on['seconds']:.1f} / {bk['seconds']:.1f}",
+                      f"{on['peak_rss_gb']:.2f} / {bk['peak_rss_gb']:.2f}",
+                      f"{on['test'] * 100:.2f} / {bk['test'] * 100:.2f}"])
+    lines = [f"### Book KD vs online KD (GCN teacher → MLP student; {env['cpu']}, {env['torch_threads']} threads)",
+             "", *md_table(["graph", "epochs", "online: ms/epoch", "book: ms/epoch", "book speed-up",
+                            "online / book total (s)", "online / book peak RSS (GB)", "online / book test acc"], table),
+             "", "Same student, seed, epochs and evaluation in both modes; an epoch includes the full-graph validation "
+             "pass. Book writing time is reported in the JSON. Regenerate: `python benchmarks/book_cost.py`."]
+    return save_markdown(args.out, "book_cost", lines)
 
 
 if __name__ == "__main__":

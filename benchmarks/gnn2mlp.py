@@ -6,19 +6,17 @@ For every (teacher, setting, seed) the teachers are trained once (gkd distill's 
 self-distilled with two born-again generations) and every student variant learns from that same knowledge, so the
 rows differ only in the student's loss. The "1 teacher" rows learn from the ensemble's first member alone (what
 ``--teachers 1`` trains); the teacher rows report that member. The gkd row is the variant whose terms equal
-``gkd.distill.gnn2mlp.GKD_TERMS``; those terms were chosen on validation accuracy from this ablation. Inductive: 20%
+``gkd.pipeline.student.GKD_TERMS``; those terms were chosen on validation accuracy from this ablation. Inductive: 20%
 of the test nodes are held out of the teacher's graph (GLNN's production setting).
 Writes benchmarks/results/gnn2mlp.{json,md}.
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from common import load_results, md_table, parser, run_pool, save_json, save_markdown
+
 ABLATION = [("plain MLP", "plain", ()), ("GLNN", "glnn", ()), ("+ position", "glnn", ("position",)),
             ("+ neighbour", "glnn", ("neighbour",)), ("+ reliability", "glnn", ("reliability",)),
             ("+ rsd", "glnn", ("rsd",)), ("+ self", "glnn", ("self",)),
@@ -43,9 +41,6 @@ def variants_for(teacher: str, full: bool) -> list[tuple[str, str, tuple]]:
 def one(task: tuple) -> list[dict]:
     import dataclasses
 
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("GKD_BENCH_THREADS", "1")))
     from gkd.datasets import load
     from gkd.pipeline.gnn2mlp import DistillConfig, student_stage, teacher_stage
     from gkd.distill.knowledge import Knowledge
@@ -73,7 +68,7 @@ def one(task: tuple) -> list[dict]:
 
 def add_gkd_rows(table: list[dict]) -> list[dict]:
     """gkd is GLNN + GKD_TERMS: its rows are the ablation rows with exactly those terms (same computation)."""
-    from gkd.distill.gnn2mlp import GKD_TERMS
+    from gkd.pipeline.student import GKD_TERMS
     from gkd.pipeline.gnn2mlp import DistillConfig
 
     default = DistillConfig()
@@ -84,26 +79,19 @@ def add_gkd_rows(table: list[dict]) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    from tqdm.auto import tqdm
-
-    from gkd.distill.gnn2mlp import GKD_TERMS
-    from gkd.pipeline.gnn2mlp import summarize_runs
+    from gkd.pipeline.student import GKD_TERMS
+    from gkd.train.logger import summarize
     from gkd.train import environment
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__, "2 runs, 60 epochs, GCN teacher only (smoke test)", jobs=True)
     p.add_argument("--dataset", default="Cora")
     p.add_argument("--teachers", default="gcn,sage")
     p.add_argument("--runs", type=int, default=10)
-    p.add_argument("--jobs", type=int, default=2, help="worker processes, one torch thread each")
-    p.add_argument("--quick", action="store_true", help="2 runs, 60 epochs, GCN teacher only (smoke test)")
-    p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--report-only", action="store_true",
                    help="rebuild the gkd rows (current GKD_TERMS) and the Markdown from the existing JSON")
     args = p.parse_args(argv)
     if args.report_only:
-        import json
-
-        result = json.loads((Path(args.out) / "gnn2mlp.json").read_text())
+        result = load_results(args.out, "gnn2mlp")
         result["rows"] = add_gkd_rows([r for r in result["rows"] if r["method"] != "gkd"])
         result["gkd_terms"] = list(GKD_TERMS)
         return report(result, Path(args.out))
@@ -113,8 +101,7 @@ def main(argv=None) -> int:
     if args.quick:
         extra.update(epochs=60, patience=60, teacher_args={"epochs": 60})
     tasks = [(t, s, r, extra, False) for t in teachers for s in SETTINGS for r in range(runs)]
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        per_task = list(tqdm(pool.map(one, tasks), total=len(tasks), desc="gnn2mlp", file=sys.stderr))
+    per_task = run_pool(one, tasks, args.jobs, "gnn2mlp")
     groups: dict[tuple, list[dict]] = {}
     for rows in per_task:
         for x in rows:
@@ -124,7 +111,7 @@ def main(argv=None) -> int:
         first = rs[0]
         table.append({"teacher": teacher, "setting": setting, "variant": variant, "method": first["method"],
                       "terms": first["terms"], "hidden": first["hidden"], "teachers": first["teachers"],
-                      **summarize_runs(rs),
+                      **summarize(rs),
                       "runs": [{k: v for k, v in x.items() if k not in ("variant", "method", "terms", "teacher",
                                                                          "setting", "hidden", "teachers")}
                                for x in rs]})
@@ -140,10 +127,9 @@ def main(argv=None) -> int:
 
 
 def report(result: dict, out: Path) -> int:
-    from gkd.io import atomic_write_text, write_json
     from gkd.train import fmt
 
-    write_json(out / "gnn2mlp.json", result)
+    save_json(out, "gnn2mlp", result)
     rows = result["rows"]
 
     def get(teacher, setting, variant):
@@ -156,42 +142,34 @@ def report(result: dict, out: Path) -> int:
     name = {"gcn": "GCN", "sage": "SAGE", "gat": "GAT"}
     ts = result["teachers"]
     variants = list(dict.fromkeys(r["variant"] for r in rows))
-    lines = [f"### GNN-to-MLP on {result['dataset']} (public split, {result['runs']} seeds): transductive", "",
-             "| student | " + " | ".join(f"from {name.get(t, t)}: test | val" for t in ts) + " |",
-             "|---|" + "---|---|" * len(ts)]
-    t_cells = []
-    for t in ts:
-        g = get(t, "transductive", "GLNN")
-        t_cells += [cell(g, "teacher_test"), cell(g, "teacher_val")]
-    lines.append(f"| teacher (self-distilled {'/'.join(name.get(t, t) for t in ts)}, 2 generations; the first of "
-                 f"the ensemble) | "
-                 + " | ".join(t_cells) + " |")
-    for v in variants:
-        cells = []
-        for t in ts:
-            r = get(t, "transductive", v)
-            cells += [cell(r), cell(r, "val")]
-        lines.append(f"| {v} | " + " | ".join(cells) + " |")
-    lines += ["", f"### Inductive / production (20% of test nodes unseen; {result['runs']} seeds)", "",
-              "| teacher | student | tran | ind | ind, graph-aided | production |", "|---|---|---|---|---|---|"]
+
+    def per_teacher(variant: str, *keys: str) -> list[str]:  # transductive cells, teacher by teacher
+        return [cell(get(t, "transductive", variant), k) for t in ts for k in keys]
+
+    tran = [[f"teacher (self-distilled {'/'.join(name.get(t, t) for t in ts)}, 2 generations; the first of the "
+             "ensemble)", *per_teacher("GLNN", "teacher_test", "teacher_val")]]
+    tran += [[v, *per_teacher(v, "test", "val")] for v in variants]
+    ind = []
     for t in ts:
         g = get(t, "inductive", "GLNN")
-        lines.append(f"| {name.get(t, t)} | the teacher itself | {cell(g, 'teacher_test_tran')} | "
-                     f"{cell(g, 'teacher_test_ind')} | — | {cell(g, 'teacher_test')} |")
+        ind.append([name.get(t, t), "the teacher itself", cell(g, "teacher_test_tran"), cell(g, "teacher_test_ind"),
+                    "—", cell(g, "teacher_test")])
         for v in variants:
             r = get(t, "inductive", v)
             if r is not None:
-                lines.append(f"| {name.get(t, t)} | {v} | {cell(r, 'test_tran')} | {cell(r, 'test_ind')} | "
-                             f"{cell(r, 'test_ind_graph_aided')} | {cell(r)} |")
+                ind.append([name.get(t, t), v, cell(r, "test_tran"), cell(r, "test_ind"),
+                            cell(r, "test_ind_graph_aided"), cell(r)])
+    lines = [f"### GNN-to-MLP on {result['dataset']} (public split, {result['runs']} seeds): transductive", "",
+             *md_table(["student"] + [c for t in ts for c in (f"from {name.get(t, t)}: test", "val")], tran),
+             "", f"### Inductive / production (20% of test nodes unseen; {result['runs']} seeds)", "",
+             *md_table(["teacher", "student", "tran", "ind", "ind, graph-aided", "production"], ind)]
     env = result["environment"]
     lines += ["", "Cells: accuracy % (mean ± std). The teacher answers unseen nodes with their edges (full graph); "
               "students never read a graph at inference. *graph-aided*: position features of unseen nodes from "
               "their neighbours (the only term that needs the graph for new nodes); without it they get zeros.",
               f"gkd's terms ({', '.join(result['gkd_terms'])}) are the ablation's choice on validation accuracy.",
               f"Measured on {env['cpu']}, torch {env['torch']}. Regenerate: `python benchmarks/gnn2mlp.py`."]
-    atomic_write_text(out / "gnn2mlp.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    return save_markdown(out, "gnn2mlp", lines)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ Writes benchmarks/results/inference_latency.{json,md,png}.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import sys
 import time
@@ -23,12 +21,11 @@ from pathlib import Path
 import torch
 
 from gkd.datasets import csbm, load
-from gkd.io import atomic_write_bytes, atomic_write_text, write_json
 from gkd.nn import build_model, to_adj_t
 from gkd.nn.serving import FastMLP, sage_predict
 from gkd.train import environment
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from common import RESULTS, csbm_name, load_results, md_table, parser, pyplot, save_json, save_markdown, save_png
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -92,18 +89,15 @@ def measure(name: str, data, batches: list[int], repeats: int, sage_hidden: int,
 
 def plot(rows: list[dict], out: Path) -> dict | None:
     """Cora accuracy (from gnn2mlp.json) vs latency at B=1000 unseen nodes, like GLNN's Figure 1."""
-    src = out / "gnn2mlp.json" if (out / "gnn2mlp.json").is_file() else RESULTS / "gnn2mlp.json"
+    src = out if (out / "gnn2mlp.json").is_file() else RESULTS
     most = max(r["threads"] for r in rows)
     lat = {r["batch"]: r for r in rows if r["graph"] == "Cora" and r["threads"] == most}
-    if not src.is_file() or 1000 not in lat:
+    if not (src / "gnn2mlp.json").is_file() or 1000 not in lat:
         return None
-    import matplotlib
     import matplotlib.ticker
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    res = json.loads(src.read_text())
+    plt = pyplot()
+    res = load_results(src, "gnn2mlp")
     points = {}
     for r in res["rows"]:
         if r["setting"] != "transductive" or r["teacher"] != "sage":
@@ -124,16 +118,12 @@ def plot(rows: list[dict], out: Path) -> dict | None:
     ax.set_ylabel("test accuracy (%)")
     ax.set_title("Cora: accuracy vs inference latency")
     fig.tight_layout()
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    atomic_write_bytes(out / "inference_latency.png", buf.getvalue())
+    save_png(fig, out / "inference_latency.png", dpi=120)
     return {k: {"accuracy": a, "ms": m} for k, (a, m) in points.items()}
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__, "100k-node graph, 5 repeats")
     p.add_argument("--nodes", type=int, default=1_000_000)
     p.add_argument("--degree", type=float, default=20.0)
     p.add_argument("--batches", default="1,10,100,1000")
@@ -143,16 +133,14 @@ def main(argv=None) -> int:
     p.add_argument("--sage-hidden", type=int, default=64, help="as the zoo's default GraphSAGE teacher")
     p.add_argument("--mlp-hidden", type=int, default=64, help="as gkd distill's default student")
     p.add_argument("--wide-hidden", type=int, default=256, help="a wider MLP student, timed beside it")
-    p.add_argument("--quick", action="store_true", help="100k-node graph, 5 repeats")
     p.add_argument("--root", default=None)
-    p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--plot-only", action="store_true", help="redraw the PNG from --out's JSON (after gnn2mlp.py)")
     args = p.parse_args(argv)
     if args.plot_only:
         out = Path(args.out)
-        result = json.loads((out / "inference_latency.json").read_text())
+        result = load_results(out, "inference_latency")
         result["accuracy_vs_latency"] = plot(result["rows"], out)
-        write_json(out / "inference_latency.json", result)
+        save_json(out, "inference_latency", result)
         return 0
     nodes, repeats = (100_000, 5) if args.quick else (args.nodes, args.repeats)
     batches = [int(b) for b in args.batches.split(",")]
@@ -160,7 +148,7 @@ def main(argv=None) -> int:
     t = time.perf_counter()
     big = csbm(num_nodes=nodes, avg_degree=args.degree, seed=0)
     gen_s = time.perf_counter() - t
-    name = f"csbm-{nodes // 1000}k" if nodes < 1_000_000 else f"csbm-{nodes / 1e6:g}M"
+    name = csbm_name(nodes)
     for graph, data in ((name, big), ("Cora", load("Cora", args.root))):
         for threads in (int(n) for n in args.threads.split(",")):
             r, f = measure(graph, data, batches, repeats, args.sage_hidden, args.mlp_hidden, threads,
@@ -178,23 +166,20 @@ def main(argv=None) -> int:
                           "(fused addmm under inference_mode, feature-row fetch included); each side timed in its own "
                           "block; same process, same torch thread count for both sides of a row",
               "environment": env}
-    write_json(out / "inference_latency.json", result)
+    save_json(out, "inference_latency", result)
     lines = [f"### Inference latency: B unseen nodes ({env['cpu']})", "",
-             f"| graph | torch threads | B | SAGE + 2-hop fetch (ms) | MLP student, {args.mlp_hidden} wide (ms) | "
-             f"speed-up | MLP {args.wide_hidden} wide (ms) | speed-up |",
-             "|---|---|---|---|---|---|---|---|"]
-    lines += [f"| {r['graph']} | {r['threads']} | {r['batch']:,} | {r['sage_ms']:.3f} | {r['mlp_ms']:.3f} | "
-              f"{r['ratio']:.0f}x | {r['wide_ms']:.3f} | {r['wide_ratio']:.0f}x |" for r in rows]
-    lines += ["", "| graph | torch threads | nodes | edges | SAGE full-graph (nodes/s) | MLP (nodes/s) |",
-              "|---|---|---|---|---|---|"]
-    lines += [f"| {f['graph']} | {f['threads']} | {f['nodes']:,} | {f['edges']:,} | {f['sage_nodes_per_s']:,.0f} | "
-              f"{f['mlp_nodes_per_s']:,.0f} |" for f in full]
+             *md_table(["graph", "torch threads", "B", "SAGE + 2-hop fetch (ms)",
+                        f"MLP student, {args.mlp_hidden} wide (ms)", "speed-up", f"MLP {args.wide_hidden} wide (ms)",
+                        "speed-up"],
+                       [[r["graph"], r["threads"], f"{r['batch']:,}", f"{r['sage_ms']:.3f}", f"{r['mlp_ms']:.3f}",
+                         f"{r['ratio']:.0f}x", f"{r['wide_ms']:.3f}", f"{r['wide_ratio']:.0f}x"] for r in rows]),
+             "", *md_table(["graph", "torch threads", "nodes", "edges", "SAGE full-graph (nodes/s)", "MLP (nodes/s)"],
+                           [[f["graph"], f["threads"], f"{f['nodes']:,}", f"{f['edges']:,}",
+                             f"{f['sage_nodes_per_s']:,.0f}", f"{f['mlp_nodes_per_s']:,.0f}"] for f in full])]
     lines += ["", f"Protocol: {result['protocol']}. Regenerate: `python benchmarks/inference_latency.py`."]
     if points:
         lines += ["", "![accuracy vs latency](benchmarks/results/inference_latency.png)"]
-    atomic_write_text(out / "inference_latency.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    return save_markdown(out, "inference_latency", lines)
 
 
 if __name__ == "__main__":

@@ -13,29 +13,24 @@ Writes benchmarks/results/mhgd_digits.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import resource
-import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
-from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from common import load_results, md_table, parser, reply, run_child, run_pool, save_json, save_markdown
+
 METHODS = ("student", "kd", "mhgd", "mhgd+kd")
 
 
 def one_seed(task: tuple[int, dict]) -> dict:
     import torch
 
-    torch.set_num_threads(int(os.environ.get("GKD_BENCH_THREADS", "1")))
     from gkd.config import TrainConfig
-    from gkd.distill.cnn import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
+    from gkd.pipeline.images import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
     from gkd.graph import MultiHeadGraphBuilder, relational_graph, with_split
     from gkd.train.trainer import seed_everything
     from gkd.graph.relational import edge_homophily
     from gkd.nn.cnn import FeatureTaps
-    from gkd.train.experiment import train_run
+    from gkd.pipeline.train import train_run
 
     seed, overrides = task
     cfg = CNNDistillConfig(**overrides).validate()
@@ -87,39 +82,26 @@ def table(rows: list[dict], key) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__, "2 seeds, 25 epochs, small memory sizes", jobs=True)
     p.add_argument("--runs", type=int, default=10)
-    p.add_argument("--jobs", type=int, default=2)
-    p.add_argument("--quick", action="store_true", help="2 seeds, 25 epochs, small memory sizes")
     p.add_argument("--memory-child", nargs=2, type=int, help=argparse.SUPPRESS)
     p.add_argument("--memory-only", action="store_true", help="re-measure the builder's memory, keep the seeds' "
                    "results already in --out")
-    p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
     if args.memory_child:
-        print(json.dumps(memory_child(*args.memory_child)))
-        return 0
-    from tqdm.auto import tqdm
-
-    from gkd.distill.cnn import CNNDistillConfig
-    from gkd.io import atomic_write_text, write_json
+        return reply(memory_child(*args.memory_child))
+    from gkd.pipeline.images import CNNDistillConfig
     from gkd.train import environment, fmt
 
     overrides = {"epochs": 25, "patience": 25, "builder_epochs": 10} if args.quick else {}
     runs = 2 if args.quick else args.runs
     if args.memory_only:
-        seeds = json.loads((Path(args.out) / "mhgd_digits.json").read_text())["seeds"]
+        seeds = load_results(args.out, "mhgd_digits")["seeds"]
         runs = len(seeds)
     else:
-        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-            seeds = list(tqdm(pool.map(one_seed, [(s, overrides) for s in range(runs)]), total=runs,
-                              desc="mhgd_digits", file=sys.stderr))
+        seeds = run_pool(one_seed, [(s, overrides) for s in range(runs)], args.jobs, "mhgd_digits")
     sizes = (2_000, 8_000) if args.quick else (4_000, 16_000, 32_000)  # attention over n is O(n^2 d) compute
-    memory = []
-    for n in sizes:
-        res = subprocess.run([sys.executable, __file__, "--memory-child", str(n), "10"], capture_output=True,
-                             text=True, check=True)
-        memory.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    memory = [run_child(__file__, "--memory-child", n, 10) for n in sizes]
     cfg = CNNDistillConfig(**overrides).validate()
     summary = {m: dict(zip(("test_mean", "test_std"), table(seeds, lambda r, m=m: r[m]["test"]))) for m in METHODS}
     summary["teacher"] = dict(zip(("test_mean", "test_std"), table(seeds, lambda r: r["teacher"]["test"])))
@@ -130,8 +112,7 @@ def main(argv=None) -> int:
     protocol = cfg.split(0).protocol
     result = {"benchmark": "mhgd_digits", "quick": args.quick, "config": cfg.to_dict(), "protocol": protocol,
               "summary": summary, "seeds": seeds, "memory": memory, "environment": env}
-    out = Path(args.out)
-    write_json(out / "mhgd_digits.json", result)
+    save_json(args.out, "mhgd_digits", result)
 
     def cell(key: str) -> str:
         return fmt(summary[key]["test_mean"], summary[key]["test_std"])
@@ -141,27 +122,25 @@ def main(argv=None) -> int:
     lines = [f"### MHGD on digits ({runs} seeds; teacher CNN {tuple(cfg.teacher_channels)}, student CNN "
              f"{tuple(cfg.student_channels)}, {protocol['labelled']} of {protocol['train/val/test'][0]} training "
              f"labels for students)", "",
-             "| student | test acc | vs student alone | s/epoch |", "|---|---|---|---|",
-             f"| teacher CNN (all training labels) | {cell('teacher')} | | |"]
-    for m in METHODS:
-        gain = "" if m == "student" else f"{(summary[m]['test_mean'] - base) * 100:+.2f}"
-        lines.append(f"| {m} | {cell(m)} | {gain} | {per_epoch[m]:.3f} |")
+             *md_table(["student", "test acc", "vs student alone", "s/epoch"],
+                       [["teacher CNN (all training labels)", cell("teacher"), "", ""]]
+                       + [[m, cell(m), "" if m == "student" else f"{(summary[m]['test_mean'] - base) * 100:+.2f}",
+                           f"{per_epoch[m]:.3f}"] for m in METHODS])]
     hom = table(seeds, lambda r: r["graph"]["homophily"])[0]
     lines += ["", f"Dataset-level graph from a frozen builder with `value='others'` (1,797 nodes, k = 10, symmetric, edge homophily "
               f"{hom:.3f}); nodes carry the teacher's embeddings, the students' labels train:", "",
-              "| model on teacher embeddings | test acc |", "|---|---|",
-              f"| GCN on the relational graph | {cell('graph_gcn')} |", f"| MLP (no graph) | {cell('graph_mlp')} |",
+              *md_table(["model on teacher embeddings", "test acc"],
+                        [["GCN on the relational graph", cell("graph_gcn")], ["MLP (no graph)", cell("graph_mlp")]]),
               "", "Graph builder memory (random embeddings, 8 heads, k = 10; peak RSS growth while building):", "",
-              "| n | edges | extra peak (MB) | a dense n×n float32 would be (MB) |", "|---|---|---|---|"]
-    lines += [f"| {m['n']:,} | {m['edges']:,} | {m['extra_peak_mb']:.0f} | {m['dense_nxn_mb']:.0f} |" for m in memory]
+              *md_table(["n", "edges", "extra peak (MB)", "a dense n×n float32 would be (MB)"],
+                        [[f"{m['n']:,}", f"{m['edges']:,}", f"{m['extra_peak_mb']:.0f}", f"{m['dense_nxn_mb']:.0f}"]
+                         for m in memory])]
     mhgd = summary["mhgd"]["test_mean"]
     lines += ["", f"Targets: MHGD ≥ student alone + 2 points: **{'met' if mhgd - base >= 0.02 else 'not met'}** "
               f"({(mhgd - base) * 100:+.2f}); MHGD above KD: **{'met' if mhgd > kd else 'not met'}** "
               f"({(mhgd - kd) * 100:+.2f}). {env['cpu']}, {env['torch_threads']} thread(s) per seed. "
               "Regenerate: `python benchmarks/mhgd_digits.py`."]
-    atomic_write_text(out / "mhgd_digits.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    return save_markdown(args.out, "mhgd_digits", lines)
 
 
 if __name__ == "__main__":

@@ -1,47 +1,240 @@
-"""Rebuild the README's results sections from benchmarks/results/*.md.
+"""Rebuild the generated parts of docs/results.md and README.md from benchmarks/results/.
 
-    python benchmarks/report.py          # rewrite README.md in place
-    python benchmarks/report.py --check  # exit 1 if README.md is out of date (the test suite runs this)
+    python benchmarks/report.py          # rewrite the pages in place
+    python benchmarks/report.py --check  # exit 1 if a page is out of date (the test suite runs this)
 
-Each region ``<!-- results:NAME -->`` … ``<!-- /results:NAME -->`` in README.md receives results/NAME.md verbatim.
+Two kinds of generated region, in any page of ``PAGES``:
+
+* ``<!-- results:NAME -->`` … ``<!-- /results:NAME -->`` receives benchmarks/results/NAME.md verbatim (its
+  repository-relative links rebased to the page's folder);
+* ``<!-- summary -->`` … ``<!-- /summary -->`` receives the targets table: one row per capability, the target and
+  the measured figure, computed here from benchmarks/results/*.json.
+
+Everything outside the regions is hand-written; tests/test_report.py checks that its figures occur in the generated
+text, so a number in the docs always comes from a results file.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+PAGES = ("docs/results.md", "README.md")
+DETAILS = "docs/results.md"  # where the summary's links point
 REGION = re.compile(r"(<!-- results:(?P<name>[\w-]+) -->\n)(?P<body>.*?)(<!-- /results:(?P=name) -->)", re.S)
+SUMMARY = re.compile(r"(<!-- summary -->\n)(?P<body>.*?)(<!-- /summary -->)", re.S)
+LINK = re.compile(r"\]\((?!https?:|#|/)([^)]+)\)")  # markdown links and images with a relative target
 
 
-def render(readme: str) -> str:
+def _rebase(body: str, page: str) -> str:
+    """Results files link from the repository root; a page in docs/ needs ``../`` in front."""
+    depth = len(Path(page).parent.parts)
+    return LINK.sub(lambda m: f"]({'../' * depth}{m[1]})", body) if depth else body
+
+
+def _load(name: str) -> dict | None:
+    path = RESULTS / f"{name}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def pct(x: float) -> str:
+    return f"{100 * x:.2f}"
+
+
+def pm(mean: float, std: float | None) -> str:
+    return pct(mean) if std is None else f"{pct(mean)} ± {pct(std)}"
+
+
+def gain(x: float) -> str:
+    return f"{100 * x:+.2f}"
+
+
+def verdict(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def _rows_self_distill(d: dict) -> list[tuple]:
+    names = {"gcn": "GCN", "sage": "GraphSAGE", "gat": "GAT"}
+    gains = {r["model"]: r["gain"] for r in d["rows"]
+             if r["variant"].startswith("SD: default") and r.get("dataset") == "Cora"}
+    met = [names[m] for m, g in gains.items() if g >= 0.025]
+    short = [names[m] for m, g in gains.items() if g < 0.025]
+    measured = ", ".join(f"{names[m]} {gain(g)}" for m, g in gains.items())
+    if not short or not met:
+        status = verdict(not short)
+    else:
+        status = f"**met** for {', '.join(met)}; **not met** for {', '.join(short)}"
+    if short:
+        floor = all(g >= 0.015 for m, g in gains.items() if names[m] in short)
+        status += " (above the +1.5 floor)" if floor else " (below the +1.5 floor)"
+    return [("Self-distillation of any GNN (Cora, default terms)", "≥ +2.5 points over plain training on each "
+             "backbone (floor +1.5)", measured, status, "self-distillation")]
+
+
+def _rows_gnn2mlp(d: dict) -> list[tuple]:
+    def row(teacher: str, setting: str, variant: str) -> dict:
+        return next(r for r in d["rows"] if (r["teacher"], r["setting"], r["variant"]) == (teacher, setting, variant))
+
+    gkd = row("gcn", "transductive", "gkd (= GLNN + position + neighbour)")
+    glnn = row("gcn", "transductive", "GLNN")
+    status = verdict(gkd["test_mean"] >= 0.85)
+    if gkd["test_mean"] < 0.85:
+        status += " (above the 84.5 floor)" if gkd["test_mean"] >= 0.845 else " (below the 84.5 floor)"
+    ind = [r for r in d["rows"] if r["setting"] == "inductive" and r["variant"] not in ("plain MLP",)]
+    teachers = {r["teacher"]: r["teacher_test_mean"] for r in ind}
+    best = max((r for r in ind if r["variant"] != "the teacher itself"), key=lambda r: r["test_mean"])
+    beaten = all(r["test_mean"] < teachers[r["teacher"]] for r in ind if r["variant"] != "the teacher itself")
+    return [
+        ("GNN → MLP student (Cora, transductive, GCN teachers)", "≥ 85.00% test accuracy (floor 84.5)",
+         pm(gkd["test_mean"], gkd["test_std"]), status, "gnn-to-mlp-distillation"),
+        ("gkd's structure-aware terms vs GLNN (same teachers)", "gkd above GLNN",
+         f"{pct(gkd['test_mean'])} vs {pct(glnn['test_mean'])} ({gain(gkd['test_mean'] - glnn['test_mean'])})",
+         verdict(gkd["test_mean"] > glnn["test_mean"]), "gnn-to-mlp-distillation"),
+        ("Inductive (production mix, 20% of test nodes unseen)", "student ≥ its teacher",
+         f"best student {pct(best['test_mean'])} vs its teacher {pct(teachers[best['teacher']])} "
+         f"({best['teacher'].upper()} teachers)", verdict(not beaten), "gnn-to-mlp-distillation"),
+    ]
+
+
+def _rows_latency(d: dict) -> list[tuple]:
+    big = [r for r in d["rows"] if r["graph"] != "Cora"]
+    if not big:
+        return []
+    graph = big[0]["graph"]
+
+    def ratio(threads: int, batch: int) -> float | None:
+        return next((r["ratio"] for r in big if (r["threads"], r["batch"]) == (threads, batch)), None)
+
+    parts, fails = [], []
+    for t in sorted({r["threads"] for r in big}):
+        a, b = ratio(t, 10), ratio(t, 1000)
+        if a is None or b is None:
+            continue
+        parts.append(f"{t} thread{'s' * (t > 1)}: {a:.0f}× / {b:.0f}×")
+        if a < 100 or b < 500:
+            fails.append(f"{t} thread{'s' * (t > 1)}")
+    status = verdict(not fails) if not fails or len(fails) == len(parts) else \
+        f"**met** except at {', '.join(fails)}"
+    return [(f"MLP student vs GraphSAGE + 2-hop fetch, unseen nodes ({graph} graph)",
+             "≥ 100× faster at B = 10, ≥ 500× at B = 1,000", "; ".join(parts), status, "inference-latency")]
+
+
+def _rows_scale(d: dict) -> list[tuple]:
+    top = max(d["rows"], key=lambda r: r["nodes"])
+    ok = top["book_seconds"] <= 600 and top["peak_rss_gb"] <= 16 and d["book_growth_exponent"] <= 1.1
+    return [(f"Knowledge book for a {top['nodes'] / 1e6:g}M-node / {top['edges'] / 1e6:.0f}M-edge graph",
+             "≤ 10 min, ≤ 16 GB, time growing ≤ edges^1.1",
+             f"{top['book_seconds']:.1f} s, {top['peak_rss_gb']:.2f} GB, exponent {d['book_growth_exponent']:.2f}",
+             verdict(ok), "scale-and-knowledge-books")]
+
+
+def _rows_book_cost(d: dict) -> list[tuple]:
+    big = max(d["rows"], key=lambda r: r["nodes"])
+    same = big["online"]["test"] == big["book"]["test"]
+    return [(f"Book KD vs online KD ({big['graph']}, per student epoch)", "≥ 5× cheaper",
+             f"{big['epoch_speedup']:.2f}× (test {pct(big['book']['test'])} in both)" if same else
+             f"{big['epoch_speedup']:.2f}×", verdict(big["epoch_speedup"] >= 5), "scale-and-knowledge-books")]
+
+
+def _rows_mhgd(d: dict) -> list[tuple]:
+    s = d["summary"]
+    up = s["mhgd"]["test_mean"] - s["student"]["test_mean"]
+    vs_kd = s["mhgd"]["test_mean"] - s["kd"]["test_mean"]
+    return [
+        ("MHGD, CNN → tiny CNN (digits)", "≥ student alone + 2 points",
+         f"{pct(s['student']['test_mean'])} → {pct(s['mhgd']['test_mean'])} ({gain(up)})", verdict(up >= 0.02),
+         "cnn-distillation-with-mhgd"),
+        ("MHGD vs plain KD (digits)", "MHGD above KD",
+         f"{pct(s['mhgd']['test_mean'])} vs {pct(s['kd']['test_mean'])} ({gain(vs_kd)})", verdict(vs_kd > 0),
+         "cnn-distillation-with-mhgd"),
+    ]
+
+
+def _rows_amkd(d: dict) -> list[tuple]:
+    s, rows = d["summary"], []
+    pairs = [("digits", "amkd", "kd", "AMKD vs KD (digits)"), ("cora", "glnn+amkd", "glnn", "glnn+amkd vs glnn (Cora)")]
+    for ds, new, base, label in pairs:
+        if ds not in s:
+            continue
+        a, b = s[ds][new], s[ds][base]
+        diff, std = a["test_mean"] - b["test_mean"], max(a["test_std"], b["test_std"])
+        rows.append((label, "above by more than one std",
+                     f"{gain(diff)} (one std {pct(std)})", verdict(diff > std), "adversarial-metric-distillation"))
+    overheads = [v["overhead"] for ds in s.values() for v in ds.values() if "overhead" in v]
+    if overheads:
+        rows.append(("AMKD / BSS cost per epoch", "≤ 2× the non-adversarial epoch",
+                     f"{min(overheads):.2f}× to {max(overheads):.2f}×", verdict(max(overheads) <= 2),
+                     "adversarial-metric-distillation"))
+    return rows
+
+
+SECTIONS = (("self_distill", _rows_self_distill), ("gnn2mlp", _rows_gnn2mlp), ("inference_latency", _rows_latency),
+            ("scale", _rows_scale), ("book_cost", _rows_book_cost), ("mhgd_digits", _rows_mhgd),
+            ("amkd", _rows_amkd))
+
+
+def summary(page: str) -> str:
+    """The targets table for ``page`` (a path relative to the repository root), its links rebased to it."""
+    target = "" if page == DETAILS else Path(os.path.relpath(ROOT / DETAILS, (ROOT / page).parent)).as_posix()
+    lines = ["| capability | target | measured | status | details |", "|---|---|---|---|---|"]
+    for name, rows in SECTIONS:
+        d = _load(name)
+        if d is None:
+            lines.append(f"| `{name}` | | not measured yet: run `python benchmarks/{name}.py` | | |")
+            continue
+        for capability, goal, measured, status, anchor in rows(d):
+            lines.append(f"| {capability} | {goal} | {measured} | {status} | [details]({target}#{anchor}) |")
+    return "\n".join(lines) + "\n"
+
+
+def render(text: str, page: str = "README.md") -> str:
     def fill(m: re.Match) -> str:
         path = RESULTS / f"{m['name']}.md"
         body = path.read_text() if path.is_file() else f"_No results yet: run the `{m['name']}` benchmark._\n"
-        return m.group(1) + body + m.group(4)
+        return m.group(1) + _rebase(body, page) + m.group(4)
 
-    return REGION.sub(fill, readme)
+    text = REGION.sub(fill, text)
+    return SUMMARY.sub(lambda m: m.group(1) + summary(page) + m.group(3), text)
+
+
+def generated(text: str) -> str:
+    """The generated regions of a rendered page, concatenated."""
+    return "".join(m["body"] for m in REGION.finditer(text)) + "".join(m["body"] for m in SUMMARY.finditer(text))
+
+
+def _write(path: Path, text: str) -> None:
+    """Atomically: a temporary file beside the page, fsynced, renamed over it."""
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--check", action="store_true")
+    p.add_argument("--check", action="store_true", help="exit 1 if a page is out of date; write nothing")
     args = p.parse_args(argv)
-    readme = ROOT / "README.md"
-    old = readme.read_text()
-    new = render(old)
-    if args.check:
-        if new != old:
-            print("README.md results sections are out of date: run python benchmarks/report.py", file=sys.stderr)
-            return 1
-        return 0
-    if new != old:
-        from gkd.io import atomic_write_text
-
-        atomic_write_text(readme, new)
+    stale = []
+    for page in PAGES:
+        path = ROOT / page
+        old = path.read_text()
+        new = render(old, page)
+        if new == old:
+            continue
+        stale.append(page)
+        if not args.check:
+            _write(path, new)
+    if args.check and stale:
+        print(f"{', '.join(stale)}: generated results are out of date: run python benchmarks/report.py",
+              file=sys.stderr)
+        return 1
     return 0
 
 

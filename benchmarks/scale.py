@@ -3,8 +3,9 @@
     python benchmarks/scale.py [--sizes 10000,100000,1000000,2000000] [--degree 20] [--quick]
 
 For each size, in a fresh process (so peak RSS is that size's): a synthetic-csbm graph (128 features, 5 classes),
-then (1) GraphSAGE teacher training throughput with gkd's neighbour sampler ([10, 10] fan-out, 1,024 seeds per batch,
-``--batches`` batches), (2) writing a book: full-graph inference over the CSR adjacency + arrays + manifest + sha256.
+then (1) GraphSAGE teacher training throughput: ``Trainer(loader=...)`` over gkd's neighbour sampler ([10, 10] fan-out,
+1,024 seeds per batch, ``--batches`` batches), (2) writing a book: full-graph inference over the CSR adjacency + arrays
++ manifest + sha256.
 Peak RSS is reported after generating the graph and after writing the book. The growth exponent is the slope of
 log(book seconds) on log(edges), fitted from 10^5 nodes up (10^4 is all fixed overhead).
 Writes benchmarks/results/scale.{json,md,png}.
@@ -12,31 +13,43 @@ Writes benchmarks/results/scale.{json,md,png}.
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
 import math
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from common import md_table, parser, peak_rss_gb, pyplot, reply, run_child, save_json, save_markdown, save_png
 
 
-def peak_rss_gb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # Linux reports KiB
+class FirstBatches:
+    """The first ``n`` batches of ``loader``, as the one epoch of a ``Trainer(loader=...)``, timed: ``seconds`` from
+    sampling the first batch to the optimiser step of the last, ``seeds`` the seed nodes trained on."""
+
+    def __init__(self, loader, n: int) -> None:
+        self.loader, self.n, self.seeds, self.seconds = loader, n, 0, 0.0
+
+    def __len__(self) -> int:
+        return min(self.n, len(self.loader))
+
+    def __iter__(self):
+        start = time.perf_counter()
+        for batch in itertools.islice(self.loader, self.n):
+            yield batch
+            self.seeds += batch.batch_size
+        self.seconds = time.perf_counter() - start
 
 
 def one(n: int, degree: float, batches: int) -> dict:
     import torch
-    import torch.nn.functional as F
 
     from gkd.book import write_book
     from gkd.datasets import csbm
     from gkd.distill.knowledge import teacher_knowledge
     from gkd.nn import build_model, to_adj_t
     from gkd.scale import neighbor_loader
+    from gkd.train.trainer import Trainer
 
     t = time.perf_counter()
     data = csbm(num_nodes=n, avg_degree=degree, num_features=128, num_classes=5, seed=0,
@@ -45,19 +58,10 @@ def one(n: int, degree: float, batches: int) -> dict:
     gen_s, gen_rss = time.perf_counter() - t, peak_rss_gb()
     torch.manual_seed(0)
     model = build_model("sage", 128, 5, hidden_channels=64)
-    opt = torch.optim.Adam(model.parameters(), lr=0.01)
-    loader = neighbor_loader(data, [10, 10], batch_size=1024, seed=0)
-    model.train()
-    seeds, t = 0, time.perf_counter()
-    for i, batch in enumerate(loader):
-        if i == batches:
-            break
-        opt.zero_grad()
-        out = model(batch.x, batch.edge_index)
-        F.cross_entropy(out[: batch.batch_size], batch.y[: batch.batch_size]).backward()
-        opt.step()
-        seeds += batch.batch_size
-    train_s = time.perf_counter() - t
+    loader = neighbor_loader(data, [10, 10], batch_size=1024, seed=0)  # seeds: every node, as before the Trainer
+    train = FirstBatches(loader, batches)
+    # one "epoch" of `batches` batches, then the Trainer's full-graph validation pass (not timed)
+    Trainer(model, data, lr=0.01, weight_decay=0.0, epochs=1, patience=1, loader=train).fit()
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         know = teacher_knowledge(model, data.x, data.adj_t, noise=0.0)
@@ -66,8 +70,8 @@ def one(n: int, degree: float, batches: int) -> dict:
         book_s = time.perf_counter() - t
         size = sum(p.stat().st_size for p in (Path(tmp) / "book").iterdir())
     return {"nodes": n, "edges": int(data.edge_index.size(1)), "generate_seconds": gen_s,
-            "generate_peak_rss_gb": gen_rss, "train_seeds_per_second": seeds / train_s, "train_batches": batches,
-            "inference_seconds": infer_s, "book_seconds": book_s, "book_mb": size / 1e6,
+            "generate_peak_rss_gb": gen_rss, "train_seeds_per_second": train.seeds / train.seconds,
+            "train_batches": batches, "inference_seconds": infer_s, "book_seconds": book_s, "book_mb": size / 1e6,
             "peak_rss_gb": peak_rss_gb(), "sampler": type(loader).__name__}
 
 
@@ -78,45 +82,32 @@ def slope(xs: list[float], ys: list[float]) -> float:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__, "10^4 and 10^5 nodes, 5 batches")
     p.add_argument("--sizes", default="10000,100000,1000000,2000000")
     p.add_argument("--degree", type=float, default=20.0)
     p.add_argument("--batches", type=int, default=20)
-    p.add_argument("--quick", action="store_true", help="10^4 and 10^5 nodes, 5 batches")
     p.add_argument("--one", type=int, help=argparse.SUPPRESS)
-    p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args(argv)
     if args.one:
-        print(json.dumps(one(args.one, args.degree, args.batches)))
-        return 0
+        return reply(one(args.one, args.degree, args.batches))
     sizes = [10_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     batches = 5 if args.quick else args.batches
     rows = []
     for n in sizes:
-        proc = subprocess.run([sys.executable, __file__, "--one", str(n), "--degree", str(args.degree), "--batches",
-                               str(batches)], capture_output=True, text=True, check=True)
-        rows.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        rows.append(run_child(__file__, "--one", n, "--degree", args.degree, "--batches", batches))
         r = rows[-1]
         print(f"{n:>9,d} nodes  train {r['train_seeds_per_second']:,.0f} seeds/s  book {r['book_seconds']:.1f}s  "
               f"peak {r['peak_rss_gb']:.2f} GB", file=sys.stderr)
     fit = [r for r in rows if r["nodes"] >= 100_000] or rows
     exponent = slope([r["edges"] for r in fit], [r["book_seconds"] for r in fit]) if len(fit) > 1 else None
-    from gkd.io import atomic_write_bytes, atomic_write_text, write_json
     from gkd.train import environment
 
     env = environment()
     out = Path(args.out)
     result = {"benchmark": "scale", "quick": args.quick, "degree": args.degree, "rows": rows,
               "book_growth_exponent": exponent, "environment": env}
-    write_json(out / "scale.json", result)
-    import io
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(1, 2, figsize=(9, 3.4))
+    save_json(out, "scale", result)
+    fig, ax = pyplot().subplots(1, 2, figsize=(9, 3.4))
     e = [r["edges"] for r in rows]
     ax[0].loglog(e, [r["book_seconds"] for r in rows], "o-", label="book (inference + files)")
     ax[0].loglog(e, [r["inference_seconds"] for r in rows], "s--", label="full-graph inference")
@@ -128,23 +119,18 @@ def main(argv=None) -> int:
     ax[1].set_ylabel("GB")
     fig.suptitle(f"Knowledge book of a 2-layer GraphSAGE, synthetic-csbm degree {args.degree:g}")
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    atomic_write_bytes(out / "scale.png", buf.getvalue())
+    save_png(fig, out / "scale.png", dpi=110)
     lines = [f"### Scale: teacher training and book writing ({env['cpu']}, {env['torch_threads']} torch threads)", "",
-             "| nodes | edges | train (seeds/s) | inference (s) | book total (s) | book size (MB) | peak RSS: graph / "
-             "after book (GB) |", "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['nodes']:,} | {r['edges']:,} | {r['train_seeds_per_second']:,.0f} | "
-                     f"{r['inference_seconds']:.1f} | {r['book_seconds']:.1f} | {r['book_mb']:.0f} | "
-                     f"{r['generate_peak_rss_gb']:.2f} / {r['peak_rss_gb']:.2f} |")
+             *md_table(["nodes", "edges", "train (seeds/s)", "inference (s)", "book total (s)", "book size (MB)",
+                        "peak RSS: graph / after book (GB)"],
+                       [[f"{r['nodes']:,}", f"{r['edges']:,}", f"{r['train_seeds_per_second']:,.0f}",
+                         f"{r['inference_seconds']:.1f}", f"{r['book_seconds']:.1f}", f"{r['book_mb']:.0f}",
+                         f"{r['generate_peak_rss_gb']:.2f} / {r['peak_rss_gb']:.2f}"] for r in rows])]
     lines += ["", f"Growth exponent of book time in edges (fit from 10^5 nodes): "
               f"{'—' if exponent is None else f'{exponent:.2f}'}. Sampler: {rows[0]['sampler']} ([10, 10], 1,024 seeds"
               f"/batch, {batches} batches). Regenerate: `python benchmarks/scale.py`.", "",
               "![scale](benchmarks/results/scale.png)"]
-    atomic_write_text(out / "scale.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    return save_markdown(out, "scale", lines)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,11 @@ Writes benchmarks/results/self_distill.{json,md}.
 """
 from __future__ import annotations
 
-import argparse
-import os
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-RESULTS = Path(__file__).resolve().parent / "results"
+from common import load_results, md_table, parser, run_pool, save_json, save_markdown
+
 TERMS = ("depth", "time", "neighbour", "normalised")
 
 
@@ -31,17 +29,12 @@ def variants() -> list[tuple[str, dict]]:
 
 
 def one(task: tuple[str, str, dict, dict]) -> dict:
-    import torch
-
-    torch.set_num_threads(int(os.environ.get("GKD_BENCH_THREADS", "1")))
     from gkd.config import make_config
-    from gkd.distill import build_method
-    from gkd.train import run_experiment
+    from gkd.pipeline.train import run_training
 
     label, model, flags, extra = task
     cfg = make_config(flags={"model": model, **flags, **extra})
-    factory, method_config = build_method(cfg)
-    r = run_experiment(cfg, terms_factory=factory, method=cfg.method, method_config=method_config, progress=False)
+    r = run_training(cfg, progress=False)
     epochs = sum(x["epochs_run"] for x in r["runs"])
     return {"variant": label, "model": model, "dataset": r["dataset"], "dataset_args": cfg.dataset_args,
             "method": r["method"], "method_config": r["method_config"], "test_mean": r["test_mean"],
@@ -58,7 +51,7 @@ def epoch_times(models: list[str], dataset: str, epochs: int = 60) -> dict[str, 
 
     from gkd.config import make_config
     from gkd.datasets import load
-    from gkd.distill import build_method
+    from gkd.pipeline.train import build_method
     from gkd.nn import build_model, to_adj_t
     from gkd.train import Trainer, seed_everything
 
@@ -70,7 +63,7 @@ def epoch_times(models: list[str], dataset: str, epochs: int = 60) -> dict[str, 
         out[m] = {}
         for method in ("plain", "self-distill"):
             cfg = make_config(flags={"model": m, "method": method, "epochs": epochs, "patience": epochs,
-                                     "sd_warmup": 0})
+                                     **({"term_args": {"neighbour": {"warmup": 0}}} if method == "self-distill" else {})})
             factory, _ = build_method(cfg)
             seed_everything(0)
             model = build_model(m, data.num_features, data.meta.num_classes, **cfg.model_kwargs())
@@ -83,18 +76,13 @@ def epoch_times(models: list[str], dataset: str, epochs: int = 60) -> dict[str, 
 
 
 def main(argv=None) -> int:
-    from tqdm.auto import tqdm
-
     from gkd.train import environment
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = parser(__doc__, "2 runs, 60 epochs, GCN only, 2-point sweep (smoke test)", jobs=True)
     p.add_argument("--dataset", default="Cora")
     p.add_argument("--models", default="gcn,gat,sage")
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--sweep-runs", type=int, default=5)
-    p.add_argument("--jobs", type=int, default=2, help="worker processes, one torch thread each")
-    p.add_argument("--quick", action="store_true", help="2 runs, 60 epochs, GCN only, 2-point sweep (smoke test)")
-    p.add_argument("--out", default=str(RESULTS))
     p.add_argument("--only", default=None, metavar="TEXT[,TEXT]",
                    help="re-run only the variants whose label contains one of these (e.g. 'neighbour,all terms'); "
                         "the other rows are kept from the existing JSON (same runs required)")
@@ -104,9 +92,7 @@ def main(argv=None) -> int:
     models = ["gcn"] if args.quick else args.models.split(",")
     out = Path(args.out)
     if args.timing_only:
-        import json
-
-        result = json.loads((out / "self_distill.json").read_text())
+        result = load_results(out, "self_distill")
         result["epoch_time"] = epoch_times(result["models"], result["dataset"])
         return report(result, out)
     runs = 2 if args.quick else args.runs
@@ -121,9 +107,7 @@ def main(argv=None) -> int:
               or label.startswith("SD: default")]
     kept: list[dict] = []
     if args.only is not None:
-        import json
-
-        old = json.loads((out / "self_distill.json").read_text())
+        old = load_results(out, "self_distill")
         if (old["runs"], old["sweep_runs"], old["quick"]) != (runs, sweep["runs"], args.quick):
             p.error("--only needs an existing JSON with the same runs, sweep runs and --quick; re-run everything")
         parts = [x for x in args.only.split(",") if x.strip()]
@@ -134,8 +118,7 @@ def main(argv=None) -> int:
         kept = [r for r in old["rows"]
                 if (r["variant"], r["model"], r["dataset"], str(r["dataset_args"])) not in key]
         tasks = rerun
-    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
-        rows = kept + list(tqdm(pool.map(one, tasks), total=len(tasks), desc="self_distill", file=sys.stderr))
+    rows = kept + run_pool(one, tasks, args.jobs, "self_distill")
 
     def plain_of(r):
         return next(x for x in rows if x["variant"] == "plain" and x["model"] == r["model"]
@@ -155,30 +138,23 @@ def main(argv=None) -> int:
 
 
 def report(result: dict, out: Path) -> int:
-    from gkd.io import atomic_write_text, write_json
     from gkd.train import fmt
 
-    write_json(out / "self_distill.json", result)
+    save_json(out, "self_distill", result)
     rows, models, dataset = result["rows"], result["models"], result["dataset"]
     main_rows = [r for r in rows if r["dataset"] == dataset]
-    lines = [f"### Self-distillation on {dataset} (public split, {result['runs']} seeds)", "",
-             "| variant | " + " | ".join(m.upper() if m != "sage" else "GraphSAGE" for m in models) + " |",
-             "|---|" + "---|" * len(models)]
+    table = []
     for label, _ in variants():
         cells = []
         for m in models:
             r = next(x for x in main_rows if x["variant"] == label and x["model"] == m)
             gain = "" if label == "plain" else f" ({r['gain'] * 100:+.2f})"
             cells.append(f"{fmt(r['test_mean'], r['test_std'])}{gain}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        table.append([label, *cells])
     t = result["epoch_time"]
-    lines += ["| epoch time, default SD / plain | " + " | ".join(
-        f"×{t[m]['self-distill'] / t[m]['plain']:.2f} ({t[m]['plain'] * 1000:.0f} ms plain)" for m in models) + " |",
-        "", "Cells: test accuracy % (gain over plain). Epoch time: 60 epochs of each, back to back in one process, "
-        "one thread, the neighbour term active throughout.", "",
-        f"### Homophily sweep on synthetic-csbm (3,000 nodes, 5 classes, degree 10; {result['sweep_runs']} seeds)", "",
-        "| homophily | " + " | ".join(f"{m} plain | {m} SD default" for m in result["sweep_models"]) + " |",
-        "|---|" + "---|---|" * len(result["sweep_models"])]
+    table.append(["epoch time, default SD / plain", *(f"×{t[m]['self-distill'] / t[m]['plain']:.2f} "
+                                                      f"({t[m]['plain'] * 1000:.0f} ms plain)" for m in models)])
+    sweep = []
     for h in result["homophily"]:
         cells = []
         for m in result["sweep_models"]:
@@ -188,13 +164,18 @@ def report(result: dict, out: Path) -> int:
             sd = next(x for x in sel if x["variant"] != "plain")
             cells += [fmt(pl["test_mean"], pl["test_std"]), f"{fmt(sd['test_mean'], sd['test_std'])} "
                       f"({sd['gain'] * 100:+.2f})"]
-        lines.append(f"| {h} | " + " | ".join(cells) + " |")
+        sweep.append([h, *cells])
+    lines = [f"### Self-distillation on {dataset} (public split, {result['runs']} seeds)", "",
+             *md_table(["variant", *(m.upper() if m != "sage" else "GraphSAGE" for m in models)], table),
+             "", "Cells: test accuracy % (gain over plain). Epoch time: 60 epochs of each, back to back in one "
+             "process, one thread, the neighbour term active throughout.", "",
+             f"### Homophily sweep on synthetic-csbm (3,000 nodes, 5 classes, degree 10; {result['sweep_runs']} seeds)",
+             "", *md_table(["homophily", *(f"{m} {kind}" for m in result["sweep_models"]
+                                           for kind in ("plain", "SD default"))], sweep)]
     env = result["environment"]
     lines += ["", f"Measured on {env['cpu']}, torch {env['torch']}; accuracy runs in 2 processes × 1 thread.",
               "Regenerate: `python benchmarks/self_distill.py` (`--timing-only` re-measures the epoch times)."]
-    atomic_write_text(out / "self_distill.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
-    return 0
+    return save_markdown(out, "self_distill", lines)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """gkd: knowledge distillation on graphs."""
-__version__ = "0.1.0"
+from .version import __version__  # noqa: E402
 
 from .errors import ConfigError, DatasetError, GKDError  # noqa: E402
 

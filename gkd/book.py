@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 
-from . import __version__
+from .version import __version__
 from .datasets.fingerprint import graph_hash, split_hash
 from .distill.knowledge import Knowledge
 from .errors import ConfigError, GKDError, check

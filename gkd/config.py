@@ -5,8 +5,6 @@ Unknown YAML keys and wrongly typed values are errors, never silently ignored or
 from __future__ import annotations
 
 import dataclasses
-import inspect
-import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +12,9 @@ from typing import Any
 
 import yaml
 
+from .datasets.registry import check_dataset_args  # noqa: F401  (part of the config API)
 from .errors import ConfigError, check, check_int
-from .limits import INT_LIMITS, MAX_WIDTH
+from .limits import check_limits, check_weights  # noqa: F401
 
 MAX_YAML_BYTES = 1 << 20  # configs are a few hundred bytes; this bounds what a hostile file can make the parser do
 
@@ -23,60 +22,6 @@ MAX_YAML_BYTES = 1 << 20  # configs are a few hundred bytes; this bounds what a 
 MODEL_DEFAULTS: dict[str, dict[str, Any]] = {
     "gat": {"hidden_channels": 64, "heads": 8, "dropout": 0.6, "lr": 0.005},
 }
-
-
-def check_weights(name: str, weights: dict, known: tuple[str, ...] | None = None) -> None:
-    """Per-term weights: finite numbers >= 0, keyed (when ``known`` is given) by known term names."""
-    for k, v in weights.items():
-        check(known is None or k in known, f"{name} has unknown term {k!r}; expected some of {', '.join(known or ())}",
-              ConfigError)
-        check(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf,
-              f"{name} {k}={v!r}; expected a finite number >= 0", ConfigError)
-
-
-def check_limits(cfg: Any) -> None:
-    """Every float option of the config dataclass ``cfg`` is finite and every integer in :data:`INT_LIMITS` within
-    its bounds. An infinite rate or temperature trains without complaint and reports garbage, so it is refused."""
-    for f in dataclasses.fields(cfg):
-        v = getattr(cfg, f.name)
-        if f.name in INT_LIMITS:
-            lo, hi = INT_LIMITS[f.name]
-            check_int(f.name, v, lo, ConfigError)
-            check(v <= hi, f"{f.name}={v!r}; expected an integer <= {hi}", ConfigError)
-        elif f.name.endswith("_channels") and isinstance(v, list):
-            for w in v:
-                check_int(f.name, w, 1, ConfigError)
-                check(w <= MAX_WIDTH, f"{f.name} width {w!r}; expected an integer <= {MAX_WIDTH}", ConfigError)
-        elif isinstance(v, float):
-            check(math.isfinite(v), f"{f.name}={v!r}; expected a finite number", ConfigError)
-
-
-def check_dataset_args(dataset: str, args: dict) -> None:
-    """Loader arguments are scalars the loader takes, checked before anything is loaded (a key the loader lacks
-    would otherwise surface as a Python ``TypeError`` from inside it)."""
-    check(isinstance(args, dict), f"dataset_args={args!r}; expected a mapping of loader arguments", ConfigError)
-    for k, v in args.items():
-        check(isinstance(k, str), f"dataset_args key {k!r}; expected a name", ConfigError)
-        check(v is None or isinstance(v, (bool, int, float, str)),
-              f"dataset_args {k}={v!r}; expected a number, string or boolean", ConfigError)
-        check(not isinstance(v, float) or math.isfinite(v), f"dataset_args {k}={v!r}; expected a finite number",
-              ConfigError)
-    reserved = sorted(set(map(str, args)) & {"name", "root", "split"})
-    check(not reserved, f"dataset_args may not set {reserved}; use --dataset, --root (the split follows the run)",
-          ConfigError)
-    from .datasets.registry import _LOADERS, available
-
-    available()  # registers the loaders
-    loader = _LOADERS.get(str(dataset).lower())
-    if loader is None:
-        return  # load() names the unknown dataset, with suggestions
-    params = inspect.signature(loader).parameters.values()
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
-        return  # the loader checks its own arguments (synthetic-csbm)
-    takes = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "split"]
-    unknown = sorted(set(map(str, args)) - set(takes))
-    check(not unknown, f"dataset_args {unknown}: the {dataset!r} loader takes "
-          f"{'only ' + ', '.join(takes) if takes else 'no arguments'}", ConfigError)
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -120,67 +65,87 @@ def parse_yaml(text: str, source: str) -> Any:
 
 
 @dataclass
-class TrainConfig:
-    dataset: str = "Cora"
-    root: str | None = None
-    dataset_args: dict = field(default_factory=dict)
-    split: str | None = None  # random:TRAIN/VAL/TEST replaces the dataset's split (gkd.datasets.random_split)
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
-    model: str = "gcn"
-    hidden_channels: int = 64
-    num_layers: int = 2
-    dropout: float = 0.5
-    heads: int = 8
+class RunConfig:
+    """What every command that trains shares: the optimiser, early stopping and the seeds (run r: ``seed + r``)."""
+
     lr: float = 0.01
     weight_decay: float = 5e-4
     epochs: int = 500
     patience: int = 100
     runs: int = 10
     seed: int = 0
-    generations: int = 1  # born-again generations (gkd.distill.born_again)
-    # method and its options (gkd.distill.METHODS)
-    method: str = "plain"
-    sd_terms: str = "neighbour,time"
-    sd_weights: dict = field(default_factory=dict)
-    sd_warmup: int = 20
-    sd_restart: bool = True
-    sd_temperature: float = 4.0
-    ls_epsilon: float = 0.1
-    tfkd_weight: float = 0.1
-    tfkd_temperature: float = 20.0
 
-    def validate(self) -> "TrainConfig":
+    def check_run(self) -> None:
+        from .train.trainer import check_optim_args
+
+        check_optim_args(self.epochs, self.patience, self.lr, self.weight_decay)
+        check_int("runs", self.runs, 1, ConfigError)
+
+
+@dataclass
+class GraphRunConfig(RunConfig):
+    """What ``gkd train`` and ``gkd distill`` share: the graph, the device and the size of the model they train."""
+
+    dataset: str = "Cora"
+    root: str | None = None
+    dataset_args: dict = field(default_factory=dict)
+    split: str | None = None  # random:TRAIN/VAL/TEST replaces the dataset's split (gkd.datasets.random_split)
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    hidden_channels: int = 64
+    num_layers: int = 2
+    dropout: float = 0.5
+
+    def check_graph_run(self, model: str) -> None:
+        """Everything about the run, checked before any data is loaded, with the messages the model, the trainer
+        and the loader would give."""
         from .datasets.graphfile import parse_split
         from .nn.device import resolve_device
         from .nn.models import check_model_args, model_class
-        from .train.trainer import check_optim_args
 
-        # fail before any data is loaded, with the same messages the model and trainer would give
-        model_class(self.model)
+        model_class(model)
         resolve_device(self.device)
         if self.split is not None:
             parse_split(self.split)
         check_model_args(self.num_layers, self.hidden_channels, self.dropout)
-        check_optim_args(self.epochs, self.patience, self.lr, self.weight_decay)
-        check(self.runs >= 1, f"runs={self.runs}; expected an integer >= 1", ConfigError)
+        self.check_run()
+        check_dataset_args(self.dataset, self.dataset_args)
+
+
+@dataclass
+class TrainConfig(GraphRunConfig):
+    """``gkd train``: one backbone (``model``) and its method, over ``runs`` seeds."""
+
+    model: str = "gcn"
+    heads: int = 8
+    generations: int = 1  # born-again generations (gkd.distill.born_again)
+    # plain | self-distill (the self terms in sd_terms) | the name of one registered self term (gkd terms)
+    method: str = "plain"
+    sd_terms: str = "neighbour,time"
+    term_args: dict = field(default_factory=dict)  # {term: {option: value}}, e.g. {"neighbour": {"warmup": 10}}
+
+    def validate(self) -> "TrainConfig":
+        self.check_graph_run(self.model)
         check(self.heads >= 1, f"heads={self.heads}; expected an integer >= 1", ConfigError)
         check_int("generations", self.generations, 1, ConfigError)
-        check(isinstance(self.sd_restart, bool), f"sd_restart={self.sd_restart!r}; expected true or false",
-              ConfigError)
-        check(self.sd_warmup >= 0, f"sd_warmup={self.sd_warmup}; expected an integer >= 0", ConfigError)
-        check(self.sd_temperature > 0, f"sd_temperature={self.sd_temperature}; expected > 0", ConfigError)
-        check(self.tfkd_temperature > 0, f"tfkd_temperature={self.tfkd_temperature}; expected > 0", ConfigError)
-        check_weights("sd_weights", self.sd_weights)
-        from .distill.self_distill import parse_terms
+        from .distill.registry import build_options
 
-        # weights for terms that are off would be ignored without a word
-        terms = parse_terms(self.sd_terms)
-        inactive = sorted(set(self.sd_weights) - set(terms))
-        check(not inactive, f"sd_weights given for term(s) {inactive} that are not in sd_terms ({', '.join(terms)})",
-              ConfigError)
-        check_dataset_args(self.dataset, self.dataset_args)
+        build_options("self", self.terms(), self.term_args)  # every option checked before data loads
         check_limits(self)
         return self
+
+    def terms(self) -> tuple[str, ...]:
+        """The registered ``self`` terms ``method`` switches on."""
+        from .distill.registry import get_term, term_names
+        from .distill.self_distill import parse_terms
+
+        if self.method == "plain":
+            return ()
+        if self.method == "self-distill":
+            return parse_terms(self.sd_terms)
+        methods = ("plain", "self-distill", *term_names("self"))
+        check(isinstance(self.method, str) and self.method.lower() in methods, f"unknown method {self.method!r}; "
+              f"expected one of {', '.join(methods)}", ConfigError)
+        return (get_term("self", self.method).name,)
 
     def model_kwargs(self) -> dict[str, Any]:
         kw = {"hidden_channels": self.hidden_channels, "num_layers": self.num_layers, "dropout": self.dropout}
@@ -251,6 +216,10 @@ def make_config(yaml_path: str | Path | None = None, flags: dict[str, Any] | Non
         model = str(given.get("model", from_yaml.get("model", cls().model))).lower()
         model_defaults = MODEL_DEFAULTS.get(model, {})
     merged = {**model_defaults, **from_yaml, **given}
+    if isinstance(from_yaml.get("term_args"), dict) and isinstance(given.get("term_args"), dict):
+        # a flag sets one option of a term; the file's other options of that term stay
+        merged["term_args"] = {t: {**(from_yaml["term_args"].get(t) or {}), **(given["term_args"].get(t) or {})}
+                               for t in {**from_yaml["term_args"], **given["term_args"]}}
     cfg = cls(**merged).validate()
     check_limits(cfg)  # also for configs whose validate() does not (gkd cnn, gkd graph)
     return cfg

@@ -1,4 +1,12 @@
-"""Upper bounds on the integers that size allocations or loops (seed, widths, heads, epochs, runs)."""
+"""Upper bounds on the integers that size allocations or loops (seed, widths, heads, epochs, runs), and the checks
+that apply them to a config dataclass."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+from .errors import ConfigError, check, check_int
 
 # Upper bounds on the integers that size allocations or loops: far above any real run, low enough that a typo (an
 # extra digit or ten) fails here with one line instead of as an overflow or allocator error after data has loaded.
@@ -11,3 +19,29 @@ INT_LIMITS: dict[str, tuple[int, int]] = {"seed": (0, MAX_SEED), "hidden_channel
                                           "position_dim": (1, MAX_WIDTH), "heads": (1, MAX_HEADS),
                                           "epochs": (1, MAX_EPOCHS), "builder_epochs": (1, MAX_EPOCHS),
                                           "runs": (1, MAX_RUNS)}
+
+
+def check_weights(name: str, weights: dict, known: tuple[str, ...] | None = None) -> None:
+    """Per-term weights: finite numbers >= 0, keyed (when ``known`` is given) by known term names."""
+    for k, v in weights.items():
+        check(known is None or k in known, f"{name} has unknown term {k!r}; expected some of {', '.join(known or ())}",
+              ConfigError)
+        check(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf,
+              f"{name} {k}={v!r}; expected a finite number >= 0", ConfigError)
+
+
+def check_limits(cfg: Any) -> None:
+    """Every float option of the config dataclass ``cfg`` is finite and every integer in :data:`INT_LIMITS` within
+    its bounds. An infinite rate or temperature trains without complaint and reports garbage, so it is refused."""
+    for f in dataclasses.fields(cfg):
+        v = getattr(cfg, f.name)
+        if f.name in INT_LIMITS:
+            lo, hi = INT_LIMITS[f.name]
+            check_int(f.name, v, lo, ConfigError)
+            check(v <= hi, f"{f.name}={v!r}; expected an integer <= {hi}", ConfigError)
+        elif f.name.endswith("_channels") and isinstance(v, list):
+            for w in v:
+                check_int(f.name, w, 1, ConfigError)
+                check(w <= MAX_WIDTH, f"{f.name} width {w!r}; expected an integer <= {MAX_WIDTH}", ConfigError)
+        elif isinstance(v, float):
+            check(math.isfinite(v), f"{f.name}={v!r}; expected a finite number", ConfigError)

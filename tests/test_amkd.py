@@ -8,11 +8,11 @@ import torch
 from torch import nn
 
 from conftest import assert_one_line_error
-from gkd.cli import CNN_METHOD_NAMES, main
+from gkd.cli import main
 from gkd.distill.amkd import (ImageBoundaryDistill, TeacherView, boundary_attack,
                               check_attack_args, triplet)
-from gkd.distill.cnn import CNN_METHODS
-from gkd.distill.gnn2mlp import DistillOptions, distill_mlp
+from gkd.pipeline.images import CNN_METHODS
+from gkd.pipeline.student import DistillOptions, distill_mlp
 from gkd.distill.knowledge import teacher_knowledge
 from gkd.errors import ConfigError
 from gkd.nn import build_model, to_adj_t
@@ -106,8 +106,8 @@ def test_graph_attack_moves_only_attacked_nodes_and_composes_with_distillers(sma
     out.sum().backward()
     assert x_ids.grad is not None and x_ids.grad.abs().sum() > 0
     know = teacher_knowledge(teacher, data.x, adj, noise=0.0)
-    opts = DistillOptions(method="glnn+amkd", refresh=5).validate()
-    assert opts.method == "glnn" and opts.terms == ("amkd",)
+    opts = DistillOptions(method="glnn+amkd", term_args={"amkd": {"refresh": 5}}).validate()
+    assert opts.distiller == "glnn" and opts.active_terms == ("amkd",) and opts.method == "glnn+amkd"
     student, fit = distill_mlp(data, know, opts, hidden_channels=32, epochs=20, patience=20, teacher=view)
     stats = fit.stats["amkd"]
     assert stats["attacks"] == 4 and stats["attacked"] > 0 and stats["crossed"] > 0
@@ -116,7 +116,7 @@ def test_graph_attack_moves_only_attacked_nodes_and_composes_with_distillers(sma
 
 
 def test_cli_modalities_and_bad_inputs(tmp_path, capsys):
-    assert set(CNN_METHOD_NAMES) == set(CNN_METHODS)
+    assert set(CNN_METHODS) == {"student", "kd", "mhgd", "mhgd+kd", "bss", "amkd"}
     runs = []
     for i in range(2):  # twice: the same seed gives the same numbers (attack sampling included)
         assert main(["cnn", "--method", "amkd", "--epochs", "3", "--runs", "1", "--quiet", "--json",
@@ -126,7 +126,7 @@ def test_cli_modalities_and_bad_inputs(tmp_path, capsys):
     assert run["stats"]["amkd"]["attacks"] == 1 and run["stats"]["amkd"]["attacked"] > 0
     strip = lambda r: {k: v for k, v in r.items() if "seconds" not in k}  # noqa: E731
     assert strip(runs[0]) == strip(runs[1])
-    cli_error(capsys, ["cnn", "--method", "amkd", "--eta", "0", "--quiet"], "eta=0.0; expected a step size > 0")
-    cli_error(capsys, ["cnn", "--method", "bss", "--attack-steps", "0", "--quiet"], "attack steps=0; expected")
-    cli_error(capsys, ["distill", "--method", "glnn+amkd", "--margin", "-1", "--quiet"], "triplet margin=-1.0; expected")
-    cli_error(capsys, ["distill", "--method", "gkd+fgsm", "--quiet"], "unknown student term(s) ['fgsm']")
+    cli_error(capsys, ["cnn", "--method", "amkd", "--term-arg", "amkd.eta=0", "--quiet"], "eta=0.0; expected a step size > 0")
+    cli_error(capsys, ["cnn", "--method", "bss", "--term-arg", "bss.steps=0", "--quiet"], "attack steps=0; expected")
+    cli_error(capsys, ["distill", "--method", "glnn+amkd", "--term-arg", "amkd.margin=-1", "--quiet"], "triplet margin=-1.0; expected")
+    cli_error(capsys, ["distill", "--method", "gkd+fgsm", "--quiet"], "'fgsm' is not a registered student term")

@@ -19,7 +19,7 @@ from gkd.book import BookError, check_overwritable, open_book, write_book
 from gkd.datasets.fingerprint import graph_hash
 from gkd.cli import main
 from gkd.distill.bookkd import BookKD, regularise_knowledge
-from gkd.distill.gnn2mlp import ensemble
+from gkd.pipeline.student import ensemble
 from gkd.pipeline.gnn2mlp import DistillConfig, teacher_stage
 from gkd.errors import ConfigError
 

@@ -12,7 +12,7 @@ from gkd.datasets.registry import DatasetMeta
 from gkd.datasets.validate import check_data
 from gkd.distill.amkd import triplet
 from gkd.distill.glnn import GLNN, weighted_kl
-from gkd.distill.gnn2mlp import distill_mlp
+from gkd.pipeline.student import distill_mlp
 from gkd.distill.knowledge import Knowledge
 from gkd.distill.mhgd import relation_kl
 from gkd.errors import GKDError

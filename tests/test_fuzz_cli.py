@@ -23,7 +23,7 @@ def _sentinel(*args, **kwargs):
     raise Validated
 
 
-PATCHED = ("gkd.train.run_experiment", "gkd.pipeline.gnn2mlp.run_distillation", "gkd.datasets.load",
+PATCHED = ("gkd.pipeline.train.run_training", "gkd.pipeline.gnn2mlp.run_distillation", "gkd.datasets.load",
            "gkd.pipeline.gnn2mlp.teacher_stage")
 
 NUMBERS = st.one_of(
@@ -51,20 +51,19 @@ KV_VALUES = st.one_of(HOSTILE_TEXT, YAML_VALUES.map(lambda v: yaml.safe_dump(v, 
                       NUMBERS, WORDS)
 KV_KEYS = st.one_of(st.text(max_size=8), st.sampled_from(["num_nodes", "homophily", "split", "lr", "seed",
                                                           "hidden_channels", "time", "depth", "neighbour", "rsd",
-                                                          "dataset", "generations", "epochs"]))
+                                                          "dataset", "generations", "epochs", "neighbour.steps",
+                                                          "position.dim", "amkd.eta", "depth.temperature",
+                                                          "neighbour.weight", "time.alpha_max", "x.", ".y"]))
 
 INT_FLAGS = ["--hidden-channels", "--num-layers", "--epochs", "--patience", "--runs", "--seed"]
 FLOAT_FLAGS = ["--dropout", "--lr", "--weight-decay"]
 COMMANDS = {
-    "train": (INT_FLAGS + ["--heads", "--sd-warmup", "--generations"],
-              FLOAT_FLAGS + ["--sd-temperature", "--ls-epsilon", "--tfkd-weight", "--tfkd-temperature"],
-              ["--dataset", "--model", "--method", "--sd-terms"], ["--dataset-arg", "--sd-weight"]),
-    "distill": (INT_FLAGS + ["--teachers", "--teacher-generations", "--position-dim", "--neighbour-steps",
-                             "--rsd-batch", "--attack-steps", "--attack-samples", "--refresh"],
-                FLOAT_FLAGS + ["--inductive-fraction", "--kd-lambda", "--temperature", "--neighbour-alpha",
-                               "--reliability-noise", "--label-smoothing", "--eta", "--margin", "--triplet-weight"],
+    "train": (INT_FLAGS + ["--heads", "--generations"], FLOAT_FLAGS,
+              ["--dataset", "--model", "--method", "--sd-terms"], ["--dataset-arg", "--sd-weight", "--term-arg"]),
+    "distill": (INT_FLAGS + ["--teachers", "--teacher-generations"],
+                FLOAT_FLAGS + ["--inductive-fraction", "--kd-lambda", "--temperature", "--label-smoothing"],
                 ["--dataset", "--teacher", "--teacher-method", "--setting", "--student", "--method", "--terms"],
-                ["--dataset-arg", "--teacher-arg", "--term-weight"]),
+                ["--dataset-arg", "--teacher-arg", "--term-weight", "--term-arg"]),
     "book": (["--teachers", "--teacher-generations", "--seed"], ["--inductive-fraction", "--temperature"],
              ["--dataset", "--teacher", "--teacher-method", "--setting"], ["--dataset-arg", "--teacher-arg"]),
 }
@@ -127,9 +126,9 @@ def test_fuzz_book_flags(argv, monkeypatch, capsys, tmp_path):
 
 
 CONFIG_KEYS = st.one_of(st.sampled_from(["lr", "weight_decay", "epochs", "runs", "seed", "hidden_channels", "heads",
-                                         "dropout", "model", "method", "sd_terms", "sd_weights", "dataset",
-                                         "dataset_args", "teacher_args", "temperature", "terms", "term_weights",
-                                         "position_dim", "book", "setting"]), st.text(max_size=8))
+                                         "dropout", "model", "method", "sd_terms", "term_args", "dataset",
+                                         "dataset_args", "teacher_args", "temperature", "terms", "term_args",
+                                         "book", "setting"]), st.text(max_size=8))
 
 
 @st.composite

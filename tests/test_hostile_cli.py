@@ -24,8 +24,8 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise Trained
 
-    for target in ("gkd.train.run_experiment", "gkd.pipeline.gnn2mlp.run_distillation", "gkd.datasets.load",
-                   "gkd.pipeline.gnn2mlp.teacher_stage", "gkd.distill.cnn.run_cnn_distillation"):
+    for target in ("gkd.pipeline.train.run_training", "gkd.pipeline.gnn2mlp.run_distillation", "gkd.datasets.load",
+                   "gkd.pipeline.gnn2mlp.teacher_stage", "gkd.pipeline.images.run_cnn_distillation"):
         monkeypatch.setattr(target, refuse)
 
 
@@ -45,19 +45,21 @@ NON_FINITE = [
     ("train", ["--weight-decay", "inf"], "weight_decay=inf; expected >= 0 and finite"),
     ("train", ["--weight-decay", "nan"], "weight_decay=nan; expected >= 0 and finite"),
     ("train", ["--weight-decay", "-0.1"], "weight_decay=-0.1; expected >= 0 and finite"),
-    ("train", ["--method", "self-distill", "--sd-temperature", "inf"], "sd_temperature=inf; expected a finite"),
-    ("train", ["--self-distill", "--sd-weight", "time=.inf"], "sd_weights time=inf; expected a finite number >= 0"),
+    ("train", ["--self-distill", "--sd-terms", "depth", "--term-arg", "depth.temperature=.inf"],
+     "term_args depth: temperature=inf; expected a finite number"),
+    ("train", ["--self-distill", "--sd-weight", "time=.inf"], "term_args time: weight=inf; expected a finite number"),
     ("distill", ["--temperature", "inf"], "temperature=inf; expected > 0 and finite"),
     ("distill", ["--kd-lambda", "nan"], "kd_lambda=nan"),
     ("distill", ["--inductive-fraction", "nan"], "inductive_fraction=nan"),
-    ("distill", ["--eta", "inf"], "eta=inf; expected a step size > 0"),
-    ("distill", ["--triplet-weight", "inf"], "triplet_weight=inf; expected a finite number"),
-    ("distill", ["--term-weight", "neighbour=.inf"], "term_weights neighbour=inf; expected a finite number"),
+    ("distill", ["--method", "gkd+amkd", "--term-arg", "amkd.eta=.inf"], "eta=inf; expected a finite number"),
+    ("distill", ["--method", "gkd+amkd", "--term-arg", "amkd.triplet_weight=.inf"],
+     "triplet_weight=inf; expected a finite number"),
+    ("distill", ["--term-weight", "neighbour=.inf"], "term_args neighbour: weight=inf; expected a finite number"),
     ("distill", ["--teacher-arg", "lr=.inf"], "lr=inf; expected > 0 and finite"),
     ("book", ["--temperature", "inf", "--out", "BOOK"], "temperature=inf; expected > 0 and finite"),
     ("book", ["--temperature", "nan", "--out", "BOOK"], "temperature=nan"),
     ("cnn", ["--lr", "inf"], "lr=inf; expected > 0 and finite"),
-    ("cnn", ["--grad-cap", "inf"], "grad_cap=inf; expected a finite number"),
+    ("cnn", ["--method", "mhgd", "--term-arg", "mhgd.grad_cap=.inf"], "grad_cap=inf; expected a finite number"),
 ]
 
 
@@ -79,9 +81,9 @@ def test_empty_test_mask_is_refused_before_training(command, monkeypatch, capsys
 
 
 def test_empty_test_mask_is_refused_before_gkd_train_trains(tmp_path, capsys, monkeypatch):
-    import gkd.train.experiment as experiment
+    import gkd.pipeline.train as train
 
-    monkeypatch.setattr(experiment, "train_run", lambda *a, **k: pytest.fail("a model trained"))
+    monkeypatch.setattr(train, "train_run", lambda *a, **k: pytest.fail("a model trained"))
     out = tmp_path / "r.json"
     err = error_of(capsys, "train", *CSBM[:-2], "--dataset-arg", "num_test=0", "--runs", "1", "--epochs", "2",
                    "--model", "mlp", "--json", str(out), "--quiet")
@@ -121,9 +123,9 @@ ONE_LINE = [
     (["--runs", "10001"], "runs=10001; expected an integer <= 10000"),
     (["--runs", "x"], "argument --runs: invalid int value: 'x'"),
     (["--no-such-flag"], "unrecognized arguments: --no-such-flag"),
-    (["--self-distill", "--sd-terms", "time,time"], "self-distillation term 'time' given twice"),
-    (["--self-distill", "--sd-terms", "neighbour,neighbor"], "self-distillation term 'neighbour' given twice"),
-    (["--self-distill", "--sd-weight", "depth=2"], "sd_weights given for term(s) ['depth'] that are not in sd_terms"),
+    (["--self-distill", "--sd-terms", "time,time"], "self term 'time' given twice"),
+    (["--self-distill", "--sd-terms", "neighbour,neighbor"], "self term 'neighbour' given twice"),
+    (["--self-distill", "--sd-weight", "depth=2"], "term_args given for self term(s) ['depth'] that are not switched on"),
 ]
 
 
@@ -287,27 +289,31 @@ def test_missing_peer_times_out_with_one_line(monkeypatch, no_training, capsys, 
 # --- 5. every distill option before any teacher trains ---
 
 DISTILL_BAD = [
-    (["--neighbour-steps", "-1"], "neighbour_steps=-1; expected an integer >= 1"),
-    (["--neighbour-alpha", "1.5"], "neighbour_alpha=1.5; expected a value in [0, 1)"),
-    (["--reliability-noise", "0"], "reliability_noise=0.0; expected > 0"),
-    (["--rsd-batch", "1"], "rsd_batch=1; expected an integer >= 2"),
-    (["--position-dim", "0"], "position_dim=0; expected an integer >= 1"),
-    (["--position-dim", "70000"], "position_dim=70000; expected an integer <= 65536"),
-    (["--term-weight", "neighbour=-1"], "term_weights neighbour=-1; expected a finite number >= 0"),
+    (["--term-arg", "neighbour.steps=-1"], "neighbour steps=-1; expected an integer >= 1"),
+    (["--term-arg", "neighbour.alpha=1.5"], "neighbour alpha=1.5; expected a value in [0, 1)"),
+    (["--terms", "reliability", "--term-arg", "reliability.noise=0"], "reliability noise=0.0; expected > 0"),
+    (["--terms", "rsd", "--term-arg", "rsd.batch=1"], "rsd batch=1; expected an integer >= 2"),
+    (["--term-arg", "position.dim=0"], "position dim=0; expected an integer >= 1"),
+    (["--term-arg", "position.dim=70000"], "position dim=70000; expected an integer <= 65536"),
+    (["--term-arg", "position.dim=x"], "term_args position.dim='x'; expected int"),
+    (["--term-arg", "position.size=3"], "term_args position.size: not an option of the student term 'position', which takes weight, dim"),
+    (["--term-arg", "position"], "expected TERM.OPTION=VALUE"),
+    (["--term-weight", "neighbour=-1"], "term_args neighbour: weight=-1.0; expected a finite number >= 0"),
+    (["--term-weight", "neighbour=1", "--term-arg", "neighbour.weight=2"], "term option neighbour.weight given twice; expected once"),
     (["--label-smoothing", "1"], "label_smoothing=1.0; expected a value in [0, 1)"),
-    (["--attack-steps", "0"], "attack steps=0"),
-    (["--attack-samples", "0"], "max_samples=0"),
-    (["--refresh", "0"], "refresh=0"),
-    (["--margin", "-1"], "triplet margin=-1.0"),
-    (["--triplet-weight", "-1"], "triplet_weight=-1.0; expected >= 0"),
-    (["--terms", "position,position"], "student term(s) ['position'] given twice"),
+    (["--method", "gkd+amkd", "--term-arg", "amkd.steps=0"], "attack steps=0"),
+    (["--method", "gkd+amkd", "--term-arg", "amkd.samples=0"], "max_samples=0"),
+    (["--method", "gkd+amkd", "--term-arg", "amkd.refresh=0"], "refresh=0"),
+    (["--method", "gkd+amkd", "--term-arg", "amkd.margin=-1"], "triplet margin=-1.0"),
+    (["--method", "gkd+amkd", "--term-arg", "amkd.triplet_weight=-1"], "triplet_weight=-1.0; expected >= 0"),
+    (["--terms", "position,position"], "student term 'position' given twice"),
     (["--method", "gkd+position"], "student term(s) ['position'] given twice"),
-    (["--term-weight", "rsd=2"], "term_weights given for term(s) ['rsd'] that are not switched on"),
-    (["--method", "plain", "--term-weight", "neighbour=1"], "term_weights given for term(s) ['neighbour']"),
+    (["--term-weight", "rsd=2"], "term_args given for student term(s) ['rsd'] that are not switched on"),
+    (["--method", "plain", "--term-weight", "neighbour=1"], "term_args given for student term(s) ['neighbour']"),
     (["--teacher-arg", "dropout=x"], "teacher_args: dropout='x' has type str; expected float"),
     (["--teacher-arg", "nope=1"], "teacher_args has unknown key(s) ['nope']"),
     (["--teacher-arg", "hidden_channels=100000"], "hidden_channels=100000; expected an integer <= 65536"),
-    (["--teacher-arg", "sd_terms=time,time"], "self-distillation term 'time' given twice"),
+    (["--teacher-arg", "sd_terms=time,time"], "self term 'time' given twice"),
 ]
 
 
@@ -317,8 +323,9 @@ def test_distill_options_checked_before_teachers_train(args, message, no_trainin
 
 
 def test_book_options_checked_before_teachers_train(no_training, capsys, tmp_path):
-    err = error_of(capsys, "book", "--teacher-arg", "sd_weights={depth: 1}", "--out", str(tmp_path / "b"), "--quiet")
-    assert "sd_weights given for term(s) ['depth'] that are not in sd_terms" in err
+    err = error_of(capsys, "book", "--teacher-arg", "term_args={depth: {weight: 1}}", "--out", str(tmp_path / "b"),
+                   "--quiet")
+    assert "term_args given for self term(s) ['depth'] that are not switched on" in err
     err = error_of(capsys, "book", "--teacher-arg", "epochs=2000000", "--out", str(tmp_path / "b"), "--quiet")
     assert "epochs=2000000; expected an integer <= 1000000" in err
 

@@ -14,14 +14,14 @@ from conftest import assert_one_line_error
 from gkd.cli import main
 from gkd.config import TrainConfig
 from gkd.datasets.digits import digits_split
-from gkd.distill.cnn import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
+from gkd.pipeline.images import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
 from gkd.distill.mhgd import relation_kl
 from gkd.errors import ConfigError, DatasetError
 from gkd.graph import (MultiHeadGraphBuilder, compress, compress_student, load_graph, relational_graph,
                        save_graph, with_split)
 from gkd.graph.relational import edge_homophily
 from gkd.nn.cnn import CNN, FeatureTaps
-from gkd.train.experiment import train_run
+from gkd.pipeline.train import train_run
 
 
 def cli_error(capsys, argv: list[str], fragment: str) -> None:
@@ -154,7 +154,7 @@ def test_mhgd_student_trains_and_cli_bad_inputs(tmp_path, capsys):
     assert main(["cnn", "--method", "mhgd", "--epochs", "2", "--builder-epochs", "1", "--runs", "1", "--heads", "2",
                  "--quiet", "--json", str(tmp_path / "r.json")]) == 0
     r = json.loads((tmp_path / "r.json").read_text())
-    assert r["method"] == "mhgd" and len(r["runs"]) == 1 and "teacher_test_mean" in r["summary"]
+    assert r["method"] == "mhgd" and len(r["runs"]) == 1 and "teacher_test_mean" in r
     cli_error(capsys, (["cnn", "--method", "fitnet", "--quiet"]), "method='fitnet'; expected one of")
     cli_error(capsys, (["cnn", "--student-channels", "4,8", "--quiet"]),
                           "teacher has 3 blocks, student 2; MHGD taps block by block")

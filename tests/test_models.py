@@ -108,3 +108,25 @@ def test_edge_weight_and_edge_attr_where_the_pyg_layer_takes_them():
     assert not torch.allclose(gat(x, ei, edge_attr=a), gat(x, ei, edge_attr=a * 5))
     with pytest.raises(ConfigError, match="a sparse adjacency carries its weights itself"):
         gcn(x, to_adj_t(ei, 6), w)
+
+
+def test_sparse_input_path_never_reuses_a_freed_tensors_pattern():
+    """The nonzero pattern of a sparse input is cached per tensor; a new tensor allocated where a freed one lived
+    (same shape, same data_ptr, same version) must get its own pattern, not the old one's."""
+    import torch
+
+    from gkd.nn import build_model
+
+    torch.manual_seed(0)
+    model = build_model("mlp", 200, 3, hidden_channels=8).eval()
+    sources = [(torch.rand(300, 200) < 0.02).float() * (i + 1) for i in range(6)]
+    refs = [model.layers[1](torch.relu(model.layers[0](s))) for s in sources]  # the dense path, by hand
+    reused = 0
+    x = sources[0].clone()
+    for i in range(6):
+        ptr = x.data_ptr()
+        assert torch.allclose(model(x), refs[i], atol=1e-5), i
+        del x
+        x = sources[(i + 1) % 6].clone()  # the first allocation after the free: usually the same address
+        reused += x.data_ptr() == ptr
+    assert reused > 0  # the case the cache must survive did happen

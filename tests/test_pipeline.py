@@ -57,7 +57,7 @@ def test_pyg_teacher_trained_by_gkd_then_distilled(cora):
 def test_pyg_student_and_hidden_capture(small_graph):
     from torch_geometric.nn import GCN, MLP
 
-    from gkd.distill.gnn2mlp import distill_mlp
+    from gkd.pipeline.student import distill_mlp
     from gkd.distill.knowledge import teacher_knowledge
     from gkd.nn.hidden import forward
 
@@ -204,7 +204,7 @@ def test_save_with_checkpoints_is_refused_before_training(tmp_path, capsys, comm
     assert main(args) == 2
     err = capsys.readouterr().err
     assert_one_line_error(err)
-    assert "--save with --checkpoint-dir is not supported" in err and not (tmp_path / "ck").exists()
+    assert "save= with checkpoint_dir= is not supported" in err and not (tmp_path / "ck").exists()
 
 
 def test_predict_on_another_graph_or_split(tmp_path, capsys):

@@ -153,11 +153,11 @@ def test_exported_model_is_the_plain_backbone(small_graph, name):
 
 
 @pytest.mark.parametrize("kwargs, pattern", [
-    ({"terms": "depth,colour"}, r"unknown self-distillation term 'colour'"),
+    ({"terms": "depth,colour"}, r"'colour' is not a registered self term"),
     ({"terms": ""}, r"no self-distillation term given"),
-    ({"terms": "time", "weights": {"time": -1}}, r"weight time=-1; expected >= 0"),
-    ({"terms": "time", "weights": {"depth": 1}}, r"weights given for term\(s\) \['depth'\]"),
-    ({"terms": "depth", "depth": {"temperature": 0}}, r"depth temperature=0; expected > 0"),
+    ({"terms": "time", "weights": {"time": -1}}, r"term_args time: weight=-1.0; expected a finite number >= 0"),
+    ({"terms": "time", "weights": {"depth": 1}}, r"term_args given for self term\(s\) \['depth'\]"),
+    ({"terms": "depth", "depth": {"temperature": 0}}, r"depth temperature=0.0; expected > 0"),
     ({"terms": "depth", "hidden_dims": []},
      r"depth term needs num_layers >= 2 \(a hidden layer to attach a head to\); got num_layers=1"),
     ({"terms": "neighbour", "neighbour": {"sharpen": 0}}, r"sharpen temperature=0"),
@@ -181,22 +181,24 @@ def test_cli_self_distill_json(tmp_path):
     out = tmp_path / "r.json"
     code = main(["train", "--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=1700", "--model", "gcn",
                  "--runs", "1", "--epochs", "30", "--self-distill", "--sd-terms", "neighbour,time,depth",
-                 "--sd-weight", "time=0.5", "--sd-warmup", "5", "--no-sd-restart", "--json", str(out), "--quiet"])
+                 "--sd-weight", "time=0.5", "--term-arg", "neighbour.warmup=5", "--term-arg", "neighbour.restart=false",
+                 "--json", str(out), "--quiet"])
     assert code == 0
     r = json.loads(out.read_text())
     assert r["method"] == "self-distill"
     assert r["method_config"]["terms"] == ["neighbour", "time", "depth"]
-    assert r["method_config"]["weights"] == {"neighbour": 1.0, "time": 0.5, "depth": 1.0}
-    assert r["method_config"]["restart"] is False
+    args = r["method_config"]["term_args"]
+    assert {k: v["weight"] for k, v in args.items()} == {"neighbour": 1.0, "time": 0.5, "depth": 1.0}
+    assert args["neighbour"]["restart"] is False and args["neighbour"]["warmup"] == 5
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--self-distill", "--sd-terms", "colour"], "unknown self-distillation term 'colour'"),
-    (["--self-distill", "--sd-weight", "time=-2"], "sd_weights time=-2"),
-    (["--self-distill", "--sd-temperature", "0"], "sd_temperature=0"),
+    (["--self-distill", "--sd-terms", "colour"], "'colour' is not a registered self term"),
+    (["--self-distill", "--sd-weight", "time=-2"], "term_args time: weight=-2.0"),
+    (["--self-distill", "--sd-terms", "depth", "--term-arg", "depth.temperature=0"], "depth temperature=0.0"),
     (["--self-distill", "--sd-terms", "depth", "--num-layers", "1"], "depth term needs num_layers >= 2"),
     (["--method", "magic"], "unknown method 'magic'"),
-    (["--method", "label-smoothing", "--ls-epsilon", "1.5"], "epsilon=1.5"),
+    (["--method", "label-smoothing", "--term-arg", "label-smoothing.epsilon=1.5"], "epsilon=1.5"),
 ])
 def test_cli_bad_self_distill(args, message, capsys):
     assert main(["train", "--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=1700", "--runs", "1",
@@ -250,7 +252,7 @@ def test_generations_learn_the_previous_ones_predictions(small_graph, monkeypatc
     weights; the run returns the last generation and lists every generation's validation score."""
     from gkd.config import TrainConfig
     from gkd.distill import born_again
-    from gkd.train.experiment import train_run
+    from gkd.pipeline.train import train_run
 
     built, handed = [], []
     monkeypatch.setattr(born_again.BornAgain, "__init__",

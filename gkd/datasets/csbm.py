@@ -19,7 +19,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
 from ..errors import DatasetError, check
-from .registry import DatasetMeta, register
+from .base import DatasetMeta, register
 
 # Bounds a 24 GB machine can hold (ogbn-products: 2.4M nodes, 61.9M directed edges, 100 features).
 MAX_NODES = 50_000_000

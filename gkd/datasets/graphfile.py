@@ -32,7 +32,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ..errors import DatasetError, check
-from .registry import DatasetMeta
+from .base import DatasetMeta
 from .validate import MASKS, check_data
 
 ALIASES = {"x": ("x", "node_features"), "edge_index": ("edge_index", "edges"), "y": ("y", "node_labels")}

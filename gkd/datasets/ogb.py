@@ -19,7 +19,7 @@ from torch_geometric.utils import to_undirected
 
 from ..errors import DatasetError
 from ..io import atomic_write_bytes
-from .registry import DatasetMeta, ensure_writable, register, require_files
+from .base import DatasetMeta, ensure_writable, register, require_files
 
 _CACHE = "gkd_graph.npz"
 

@@ -20,7 +20,7 @@ from torch import Tensor
 from torch_geometric.data import Data
 
 from ..errors import DatasetError
-from .registry import DatasetMeta, register, require_files
+from .base import DatasetMeta, register, require_files
 
 _NAMES = {"cora": "Cora", "citeseer": "CiteSeer", "pubmed": "PubMed"}
 _SUFFIXES = ["x", "tx", "allx", "y", "ty", "ally", "graph", "test.index"]

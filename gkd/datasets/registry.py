@@ -3,56 +3,18 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import inspect
+import math
 import os
-import tempfile
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Callable
 
 from torch_geometric.data import Data
 
-from ..errors import DatasetError, check
+from ..errors import ConfigError, DatasetError, check
+from . import csbm, graphfile, ogb, planetoid, webkb  # noqa: F401  (each registers its loaders)
+from .base import _FILES, _LOADERS, DatasetMeta, default_root, register, require_files, resolve_root  # noqa: F401
 from .validate import check_data
 
-_REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
-
-
-@dataclass(frozen=True)
-class DatasetMeta:
-    """What a loaded graph is: attached to the returned ``Data`` as ``data.meta``."""
-
-    name: str
-    num_classes: int
-    split: str          # human-readable split protocol, e.g. "public (20 per class / 500 / 1000)"
-    split_index: int = 0
-    num_splits: int = 1  # > 1 for datasets with several fixed splits (run r uses split r mod num_splits)
-    metric: str = "acc"
-    source: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-Loader = Callable[..., Data]
-Files = Callable[[str, Path], list[Path]]
-_LOADERS: dict[str, Loader] = {}
-_FILES: dict[str, Files] = {}
-
-
-def register(*names: str, files: Files | None = None) -> Callable[[Loader], Loader]:
-    """Register a loader under ``names``; ``files(key, root)`` lists the files it reads (for ``gkd datasets``;
-    none for generated sets)."""
-    def deco(fn: Loader) -> Loader:
-        for n in names:
-            _LOADERS[n.lower()] = fn
-            if files is not None:
-                _FILES[n.lower()] = files
-        return fn
-    return deco
-
-
 def available() -> list[str]:
-    from . import csbm, ogb, planetoid, webkb  # noqa: F401  (registration side effects)
     return sorted(_LOADERS)
 
 
@@ -71,36 +33,6 @@ def describe(root: str | os.PathLike | None = None) -> list[tuple[str, str, str]
     return rows
 
 
-def default_root() -> Path:
-    """``$GKD_DATA`` if set, else the repository's ``datasets/`` folder."""
-    env = os.environ.get("GKD_DATA")
-    return Path(env) if env else _REPO_DATASETS
-
-
-def resolve_root(root: str | os.PathLike | None) -> Path:
-    """Data root precedence: ``root`` argument > ``$GKD_DATA`` > ``datasets/``."""
-    return Path(root) if root is not None else default_root()
-
-
-def ensure_writable(path: Path) -> None:
-    """Fail clearly when a cache must be written into ``path`` (OGB's processed arrays) but it cannot be."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=path):
-            pass
-    except OSError as e:
-        raise DatasetError(f"data root {str(path)!r} is not writable ({e.strerror}); processed files go there. "
-                           "Pass a writable --root or set GKD_DATA") from None
-
-
-def require_files(folder: Path, files: list[str], how: str) -> None:
-    """Raise one clear error naming the folder and the first missing file; never try to download."""
-    missing = [f for f in files if not (folder / f).is_file()]
-    if missing:
-        raise DatasetError(f"dataset files not found: {str(folder / missing[0])!r} "
-                           f"({len(missing)} of {len(files)} missing). No download is attempted; {how}")
-
-
 def load(name: str, root: str | os.PathLike | None = None, *, split: int = 0, random_split: str | None = None,
          **kwargs) -> Data:
     """Load dataset ``name`` (a registered name, or the path of a graph file: see :mod:`gkd.datasets.graphfile`) as
@@ -110,8 +42,6 @@ def load(name: str, root: str | os.PathLike | None = None, *, split: int = 0, ra
     (``"random:TRAIN/VAL/TEST"``) replaces the masks by a random split seeded by ``split``; extra keyword arguments go
     to the dataset's loader (e.g. ``homophily=`` for ``synthetic-csbm``).
     """
-    from . import graphfile
-
     if graphfile.is_graph_file(name):
         check(not kwargs, f"a graph file takes no loader arguments; got {sorted(kwargs)}", DatasetError)
         return graphfile.load_graph_file(name, split=split, random_split_spec=random_split)
@@ -127,3 +57,28 @@ def load(name: str, root: str | os.PathLike | None = None, *, split: int = 0, ra
         data.meta = dataclasses.replace(data.meta, split=f"{random_split} (seed {split})", split_index=split,
                                         num_splits=1)
     return check_data(data, data.meta.num_classes)
+
+
+def check_dataset_args(dataset: str, args: dict) -> None:
+    """Loader arguments are scalars the loader takes, checked before anything is loaded (a key the loader lacks
+    would otherwise surface as a Python ``TypeError`` from inside it)."""
+    check(isinstance(args, dict), f"dataset_args={args!r}; expected a mapping of loader arguments", ConfigError)
+    for k, v in args.items():
+        check(isinstance(k, str), f"dataset_args key {k!r}; expected a name", ConfigError)
+        check(v is None or isinstance(v, (bool, int, float, str)),
+              f"dataset_args {k}={v!r}; expected a number, string or boolean", ConfigError)
+        check(not isinstance(v, float) or math.isfinite(v), f"dataset_args {k}={v!r}; expected a finite number",
+              ConfigError)
+    reserved = sorted(set(map(str, args)) & {"name", "root", "split"})
+    check(not reserved, f"dataset_args may not set {reserved}; use --dataset, --root (the split follows the run)",
+          ConfigError)
+    loader = _LOADERS.get(str(dataset).lower())
+    if loader is None:
+        return  # load() names the unknown dataset, with suggestions
+    params = inspect.signature(loader).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return  # the loader checks its own arguments (synthetic-csbm)
+    takes = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name != "split"]
+    unknown = sorted(set(map(str, args)) - set(takes))
+    check(not unknown, f"dataset_args {unknown}: the {dataset!r} loader takes "
+          f"{'only ' + ', '.join(takes) if takes else 'no arguments'}", ConfigError)

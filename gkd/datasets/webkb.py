@@ -15,7 +15,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import coalesce
 
 from ..errors import DatasetError
-from .registry import DatasetMeta, register, require_files
+from .base import DatasetMeta, register, require_files
 
 _WEBKB = {"texas": "Texas", "wisconsin": "Wisconsin", "cornell": "Cornell"}
 _SPLIT = "{}_split_0.6_0.2_{}.npz"

@@ -1,74 +1,43 @@
-"""Distillation methods, picked by name. A method is a factory of :class:`~gkd.train.LossTerm` modules for the one
-trainer; adding a paper means adding a file and a line here, not a training loop.
+"""Distillation loss terms, registered by name (:mod:`gkd.distill.registry`); ``gkd terms`` lists them.
 
-| name | paper | module |
-|---|---|---|
-| ``plain`` | supervised cross-entropy only | — |
-| ``self-distill`` | BYOT, GNN-SD, PS-KD, USKD + gkd's label-aware neighbourhood term | ``self_distill`` |
-| ``label-smoothing`` | Szegedy et al., CVPR 2016 | ``baselines`` |
-| ``tf-kd-reg`` | Yuan et al., CVPR 2020 | ``baselines`` |
+A method is a set of registered terms plugged into the one trainer: adding a paper means adding a file that calls
+:func:`register_term`, not a training loop. The files are named after the papers; each term's name, paper and options
+are in the registry (``gkd terms``):
+
+| file | terms (kind) |
+|---|---|
+| ``self_distill`` | ``depth``, ``time``, ``neighbour``, ``normalised`` (self); ``self`` (student) |
+| ``baselines`` | ``label-smoothing``, ``tf-kd-reg`` (self) |
+| ``glnn``, ``bookkd`` | the knowledge-distillation losses of ``gkd distill --method glnn | gkd | bookkd`` |
+| ``ffg2m`` | ``neighbour`` (student) |
+| ``krd`` | ``reliability`` (student) |
+| ``nosmog`` | ``position``, ``rsd`` (student) |
+| ``amkd`` | ``amkd`` (student, image), ``bss`` (image) |
+| ``mhgd``, ``kd`` | ``mhgd``, ``kd`` (image) |
+| ``born_again`` | born-again generations (``--generations``) |
 """
-from __future__ import annotations
-
-from typing import Callable
-
-from torch import nn
-from torch_geometric.data import Data
-
-from ..errors import ConfigError
-from ..train.trainer import LossTerm
+# Import order is registration order: student terms are added to the loss in this order.
+from .ffg2m import NeighbourKD  # noqa: I001
+from .self_distill import (SELF_DISTILL_TERMS, DepthTerm, NeighbourTerm, NormalizedTerm, SelfDistill, TimeTerm,
+                           parse_terms)
 from .baselines import LabelSmoothing, TfKDReg
-from .self_distill import TERMS, DepthTerm, NeighbourTerm, NormalizedTerm, SelfDistill, TimeTerm, parse_terms
+from .krd import reliability_weights
+from .nosmog import RepresentationSimilarity, position_features
+from .amkd import GraphBoundaryDistill, ImageBoundaryDistill, TeacherView
+from .mhgd import MHGD
+from .kd import ImageKD
+from .glnn import GLNN, OnlineKD
+from .bookkd import BookKD
+from .born_again import BornAgain
+from .knowledge import Knowledge, teacher_knowledge
+from .losses import check_temperature, soft_kl, weighted_kl
+from .registry import (ImageContext, SelfContext, StudentContext, TermOptions, TermSpec, get_term, register_term,
+                       term_names)
+from ..train.trainer import LossTerm, Step
 
-TermsFactory = Callable[[Data, nn.Module], list[LossTerm]]
-
-
-def _self_distill(cfg) -> tuple[TermsFactory, dict]:
-    terms = parse_terms(cfg.sd_terms)
-    options = {"neighbour": {"warmup": cfg.sd_warmup, "restart": cfg.sd_restart},
-               "depth": {"temperature": cfg.sd_temperature}}
-    options = {k: v for k, v in options.items() if k in terms}
-
-    def build(num_classes: int, hidden_channels: int, num_layers: int) -> SelfDistill:
-        return SelfDistill(num_classes, [hidden_channels] * (num_layers - 1), terms, weights=cfg.sd_weights,
-                           total_epochs=cfg.epochs, **options)
-
-    # built once now so that bad settings fail before any data is loaded
-    checked = build(2, cfg.hidden_channels, cfg.num_layers)
-
-    def factory(data: Data, model: nn.Module) -> list[LossTerm]:
-        return list(build(data.meta.num_classes, model.hidden_channels, model.num_layers).terms)
-
-    return factory, {**checked.config(), "warmup": cfg.sd_warmup, "restart": cfg.sd_restart,
-                     "depth_temperature": cfg.sd_temperature}
-
-
-def _label_smoothing(cfg):
-    LabelSmoothing(cfg.ls_epsilon)  # validate now, not inside the first run
-    return (lambda data, model: [LabelSmoothing(cfg.ls_epsilon)]), {"epsilon": cfg.ls_epsilon}
-
-
-def _tf_kd_reg(cfg):
-    TfKDReg(cfg.tfkd_weight, cfg.tfkd_temperature)
-    return ((lambda data, model: [TfKDReg(cfg.tfkd_weight, cfg.tfkd_temperature)]),
-            {"weight": cfg.tfkd_weight, "temperature": cfg.tfkd_temperature, "a": 0.99})
-
-
-METHODS: dict[str, Callable] = {
-    "plain": lambda cfg: (None, {}),
-    "self-distill": _self_distill,
-    "label-smoothing": _label_smoothing,
-    "tf-kd-reg": _tf_kd_reg,
-}
-
-
-def build_method(cfg) -> tuple[TermsFactory | None, dict]:
-    """``(terms_factory, method_config)`` for ``cfg.method``."""
-    make = METHODS.get(cfg.method)
-    if make is None:
-        raise ConfigError(f"unknown method {cfg.method!r}; expected one of {', '.join(METHODS)}")
-    return make(cfg)
-
-
-__all__ = ["METHODS", "build_method", "SelfDistill", "NeighbourTerm", "DepthTerm", "TimeTerm", "NormalizedTerm",
-           "LabelSmoothing", "TfKDReg", "TERMS", "parse_terms"]
+__all__ = ["register_term", "LossTerm", "Step", "TermOptions", "TermSpec", "get_term", "term_names", "SelfContext", "StudentContext",
+           "ImageContext", "SelfDistill", "NeighbourTerm", "DepthTerm", "TimeTerm", "NormalizedTerm",
+           "SELF_DISTILL_TERMS", "parse_terms", "LabelSmoothing", "TfKDReg", "NeighbourKD", "reliability_weights",
+           "RepresentationSimilarity", "position_features", "GraphBoundaryDistill", "ImageBoundaryDistill",
+           "TeacherView", "MHGD", "ImageKD", "GLNN", "OnlineKD", "BookKD", "BornAgain", "Knowledge",
+           "teacher_knowledge", "check_temperature", "soft_kl", "weighted_kl"]

@@ -1,11 +1,43 @@
 r"""Regularisers that self-distillation must beat, to show its gain is not mere smoothing."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError, check
 from ..train.trainer import LossTerm, Step
+from .losses import soft_kl
+from .registry import SelfContext, TermOptions, register_term
+
+
+@dataclass
+class LabelSmoothingOptions(TermOptions):
+    """``label-smoothing``: ``epsilon``, the probability mass spread uniformly."""
+
+    epsilon: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0.0 <= self.epsilon < 1.0, f"label smoothing epsilon={self.epsilon}; expected a value in [0, 1)",
+              ConfigError)
+
+
+@dataclass
+class TfKDRegOptions(TermOptions):
+    """``tf-kd-reg``: the virtual teacher's ``temperature`` and correct-class probability ``a``; ``weight`` is the
+    authors' alpha."""
+
+    weight: float = 0.1
+    temperature: float = 20.0
+    a: float = 0.99
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.temperature > 0, f"Tf-KD temperature={self.temperature}; expected > 0", ConfigError)
+        check(0.0 < self.a < 1.0, f"Tf-KD correct-class probability a={self.a}; expected a value in (0, 1)",
+              ConfigError)
 
 
 class LabelSmoothing(LossTerm):
@@ -15,9 +47,9 @@ class LabelSmoothing(LossTerm):
 
     name = "label_smoothing"
 
-    def __init__(self, epsilon: float = 0.1) -> None:
-        super().__init__(1.0)
-        check(0.0 <= epsilon < 1.0, f"label smoothing epsilon={epsilon}; expected a value in [0, 1)", ConfigError)
+    def __init__(self, epsilon: float = 0.1, weight: float = 1.0) -> None:
+        super().__init__(weight)
+        LabelSmoothingOptions(weight, epsilon)
         self.epsilon = epsilon
 
     def forward(self, step: Step) -> Tensor:
@@ -38,8 +70,7 @@ class TfKDReg(LossTerm):
 
     def __init__(self, weight: float = 0.1, temperature: float = 20.0, a: float = 0.99) -> None:
         super().__init__(weight)
-        check(temperature > 0, f"Tf-KD temperature={temperature}; expected > 0", ConfigError)
-        check(0.0 < a < 1.0, f"Tf-KD correct-class probability a={a}; expected a value in (0, 1)", ConfigError)
+        TfKDRegOptions(weight, temperature, a)
         self.temperature, self.a = temperature, a
 
     def forward(self, step: Step) -> Tensor:
@@ -47,6 +78,16 @@ class TfKDReg(LossTerm):
         z, y = step.logits[d.train_mask], d.y[d.train_mask]
         c = z.size(-1)
         hand = F.one_hot(y, c).float() * (self.a - (1 - self.a) / (c - 1)) + (1 - self.a) / (c - 1)
-        t = self.temperature
-        target = F.softmax(hand / t, dim=-1)
-        return F.kl_div(F.log_softmax(z / t, dim=-1), target, reduction="batchmean") * t * t
+        return soft_kl(F.softmax(hand / self.temperature, dim=-1), z, self.temperature)
+
+
+@register_term("label-smoothing", kind="self", options=LabelSmoothingOptions, paper="Szegedy et al. (CVPR 2016)",
+               summary="a regulariser self-distillation must beat: labels mixed with the uniform distribution")
+def build_label_smoothing(ctx: SelfContext, o: LabelSmoothingOptions) -> LossTerm:
+    return LabelSmoothing(o.epsilon, o.weight)
+
+
+@register_term("tf-kd-reg", kind="self", options=TfKDRegOptions, paper="Tf-KD (Yuan et al., CVPR 2020)",
+               summary="teacher-free KD: KL to a hand-made virtual teacher")
+def build_tf_kd_reg(ctx: SelfContext, o: TfKDRegOptions) -> LossTerm:
+    return TfKDReg(o.weight, o.temperature, o.a)

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, DatasetError, check
 from ..train.trainer import LossTerm, Step
-from .glnn import check_temperature, weighted_kl
+from .losses import check_temperature, weighted_kl
 
 
 @torch.no_grad()

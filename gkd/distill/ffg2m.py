@@ -9,6 +9,8 @@ alpha=0, clamp=False`` is FF-G2M's average (over :math:`\hat A`, which includes 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -16,7 +18,22 @@ from torch import Tensor
 from ..errors import ConfigError, DatasetError, check
 from ..nn.propagation import appnp_propagate, normalized_adjacency
 from ..train.trainer import LossTerm, Step
-from .glnn import check_temperature, weighted_kl
+from .losses import check_temperature, weighted_kl
+from .registry import StudentContext, TermOptions, register_term
+
+
+@dataclass
+class NeighbourKDOptions(TermOptions):
+    """``neighbour`` (student): smoothing ``steps`` and restart weight ``alpha`` of the teacher's predictions."""
+
+    steps: int = 10
+    alpha: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(isinstance(self.steps, int) and self.steps >= 1, f"neighbour steps={self.steps!r}; expected an "
+              "integer >= 1", ConfigError)
+        check(0.0 <= self.alpha < 1.0, f"neighbour alpha={self.alpha!r}; expected a value in [0, 1)", ConfigError)
 
 
 @torch.no_grad()
@@ -41,9 +58,7 @@ class NeighbourKD(LossTerm):
                  weight: float = 1.0, node_weight: Tensor | None = None) -> None:
         super().__init__(weight)
         check_temperature(temperature)
-        check(isinstance(steps, int) and steps >= 1, f"neighbour steps={steps!r}; expected an integer >= 1",
-              ConfigError)
-        check(0.0 <= alpha < 1.0, f"neighbour alpha={alpha!r}; expected a value in [0, 1)", ConfigError)
+        NeighbourKDOptions(weight, steps, alpha)
         check(bool(mask.any()), "the distillation mask selects no node; expected at least one", DatasetError)
         self.temperature = float(temperature)
         t = neighbour_targets(teacher_logits, edge_index, y, train_mask & mask, temperature=temperature,
@@ -54,3 +69,12 @@ class NeighbourKD(LossTerm):
 
     def forward(self, step: Step) -> Tensor:
         return weighted_kl(self.target, step.logits[self.idx], self.temperature, self.node_weight)
+
+
+@register_term("neighbour", kind="student", options=NeighbourKDOptions, paper="FF-G2M (AAAI 2023), C&S (ICLR 2021)",
+               summary="KL to the teacher's predictions smoothed over the graph, labels clamped")
+def build_neighbour_kd(ctx: StudentContext, o: NeighbourKDOptions) -> LossTerm:
+    k = ctx.knowledge
+    return NeighbourKD(k.logits, ctx.edge_index, ctx.data.y, ctx.data.train_mask, k.mask,
+                       temperature=ctx.temperature, steps=o.steps, alpha=o.alpha, weight=o.weight,
+                       node_weight=ctx.node_weight)

@@ -7,29 +7,13 @@ allows (all nodes transductively; observed nodes inductively). The trainer carri
 """
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import ConfigError, DatasetError, check
 from ..train.trainer import LossTerm, Step
-
-
-def weighted_kl(target: Tensor, logits: Tensor, temperature: float, node_weight: Tensor | None = None) -> Tensor:
-    r""":math:`T^2 \sum_i w_i\,\mathrm{KL}(t_i \Vert \mathrm{softmax}(z_i/T)) / \sum_i w_i`; zero-probability targets
-    contribute zero (no ``log 0``)."""
-    logp = F.log_softmax(logits / temperature, dim=-1)
-    kl = (torch.xlogy(target, target) - target * logp).sum(-1)
-    if node_weight is None:
-        return kl.mean() * temperature ** 2
-    return (kl * node_weight).sum() / node_weight.sum().clamp_min(1e-12) * temperature ** 2
-
-
-def check_temperature(temperature: float) -> None:
-    check(isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and 0 < temperature < math.inf,
-          f"distillation temperature={temperature!r}; expected > 0 and finite", ConfigError)
+from .losses import check_temperature, weighted_kl
 
 
 class GLNN(LossTerm):

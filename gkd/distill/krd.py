@@ -9,10 +9,13 @@ expectation) with :math:`\rho_M` the 95th percentile of :math:`\rho` (nodes abov
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import Tensor
 
 from ..errors import ConfigError, check
+from .registry import StudentContext, TermOptions, register_term
 
 
 def reliability_weights(rho: Tensor, train_mask: Tensor | None = None, quantile: float = 0.95,
@@ -24,3 +27,30 @@ def reliability_weights(rho: Tensor, train_mask: Tensor | None = None, quantile:
     if train_mask is not None:
         w = torch.where(train_mask, torch.ones_like(w), w)
     return w
+
+
+@dataclass
+class ReliabilityOptions(TermOptions):
+    """``reliability``: ``noise``, the feature-noise scale of the teacher's entropy probe; ``weight`` in [0, 1]
+    blends uniform node weights (0) with KRD's (1)."""
+
+    noise: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.noise > 0, f"reliability noise={self.noise}; expected > 0", ConfigError)
+
+
+def prepare_reliability(ctx: StudentContext, o: ReliabilityOptions) -> None:
+    check(ctx.knowledge.reliability is not None, "the 'reliability' term needs the teacher's reliability scores; "
+          "compute the knowledge with noise > 0", ConfigError)
+    strength = min(o.weight, 1.0)
+    ctx.node_weight = (1.0 - strength) + strength * reliability_weights(ctx.knowledge.reliability,
+                                                                        ctx.data.train_mask)
+
+
+@register_term("reliability", kind="student", options=ReliabilityOptions, paper="KRD (ICML 2023)",
+               summary="per-node weights of the knowledge terms from the teacher's entropy change under noise",
+               prepare=prepare_reliability)
+def build_reliability(ctx: StudentContext, o: ReliabilityOptions) -> None:
+    return None  # it weights the other terms (prepare), it adds no loss of its own

@@ -14,6 +14,8 @@ gradient norm at every step.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -22,6 +24,7 @@ from ..errors import ConfigError, DatasetError, check
 from ..graph import MultiHeadGraphBuilder, compress_student
 from ..train.images import ImageStep
 from ..train.trainer import LossTerm
+from .registry import ImageContext, TermOptions, register_term
 
 
 def relation_kl(s_student: Tensor, s_teacher: Tensor) -> Tensor:
@@ -66,3 +69,22 @@ class MHGD(LossTerm):
         student = [compress_student(f, t, self.k, p) for f, t, p in zip(step.features, teacher, self.project)]
         builder = self.builder[0]
         return torch.stack([relation_kl(s, t) for s, t in zip(builder(student), builder(teacher))]).mean()
+
+
+@dataclass
+class MHGDOptions(TermOptions):
+    """``mhgd``: the term's gradient norm is capped at ``grad_cap`` times the cross-entropy's."""
+
+    grad_cap: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.grad_cap > 0, f"grad_cap={self.grad_cap!r}; expected > 0", ConfigError)
+
+
+@register_term("mhgd", kind="image", options=MHGDOptions, paper="MHGD (Lee & Song, BMVC 2019)",
+               summary="the student's relational graphs (multi-head attention over a batch) match the teacher's")
+def build_mhgd(ctx: ImageContext, o: MHGDOptions) -> LossTerm:
+    t = ctx.teacher
+    check(t.builder is not None, "MHGD needs the teacher stage's builder (builder=True)", ConfigError)
+    return MHGD(t.builder, t.feats, list(ctx.student_channels), weight=o.weight, grad_cap=o.grad_cap)

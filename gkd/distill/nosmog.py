@@ -3,17 +3,22 @@ Effectiveness, Robustness, and Efficiency", ICLR 2023).
 
 On a random batch :math:`B` of the nodes the setting allows, the student's last hidden layer should relate nodes the
 way the teacher's does: :math:`\lVert \bar H_S \bar H_S^\top - \bar H_T \bar H_T^\top \rVert^2_F / |B|^2` with rows
-L2-normalised, so the widths of teacher and student need not match. (NOSMOG's position features are in
-:mod:`gkd.nn.position`.)
+L2-normalised, so the widths of teacher and student need not match. NOSMOG's position features (FastRP,
+:mod:`gkd.nn.position`) are the ``position`` term: columns appended to the student's input.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..errors import ConfigError, DatasetError, check
+from ..errors import ConfigError, DatasetError, check, check_int
+from ..limits import MAX_WIDTH
+from ..nn.position import fastrp
 from ..train.trainer import LossTerm, Step
+from .registry import StudentContext, TermOptions, register_term
 
 
 class RepresentationSimilarity(LossTerm):
@@ -37,3 +42,51 @@ class RepresentationSimilarity(LossTerm):
         hs = F.normalize(step.hidden[-1][self.idx[pick]], dim=-1)
         ht = self.hidden[pick]
         return (hs @ hs.T - ht @ ht.T).pow(2).mean()
+
+
+@dataclass
+class RSDOptions(TermOptions):
+    """``rsd``: nodes per similarity ``batch``."""
+
+    batch: int = 512
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int("rsd batch", self.batch, 2, ConfigError)
+
+
+@register_term("rsd", kind="student", options=RSDOptions, paper="NOSMOG (ICLR 2023)",
+               summary="student/teacher hidden-similarity (Gram) matching on node batches")
+def build_rsd(ctx: StudentContext, o: RSDOptions) -> LossTerm:
+    k = ctx.knowledge
+    return RepresentationSimilarity(k.hidden, k.mask, o.batch, weight=o.weight)
+
+
+@dataclass
+class PositionOptions(TermOptions):
+    """``position``: ``dim`` FastRP columns appended to the student's input (``weight`` is not read)."""
+
+    dim: int = 64
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_int("position dim", self.dim, 1, ConfigError)
+        check(self.dim <= MAX_WIDTH, f"position dim={self.dim!r}; expected an integer <= {MAX_WIDTH}", ConfigError)
+
+
+def position_features(edge_index: Tensor, num_nodes: int, observed: Tensor, dim: int, seed: int) -> Tensor:
+    """FastRP on the observed graph; nodes outside it get zeros (graph-free)."""
+    keep = observed[edge_index[0]] & observed[edge_index[1]]
+    return fastrp(edge_index[:, keep], num_nodes, dim, seed=seed) * observed.unsqueeze(-1)
+
+
+def prepare_position(ctx: StudentContext, o: PositionOptions) -> None:
+    d = ctx.data
+    ctx.positions = position_features(d.edge_index, d.num_nodes, ctx.knowledge.mask.cpu(), o.dim, ctx.seed)
+
+
+@register_term("position", kind="student", options=PositionOptions, paper="NOSMOG (ICLR 2023), FastRP",
+               summary="structural position features on the student's input (new nodes: zeros)",
+               prepare=prepare_position)
+def build_position(ctx: StudentContext, o: PositionOptions) -> None:
+    return None  # it changes the student's input (prepare), it adds no loss of its own

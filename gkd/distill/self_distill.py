@@ -13,6 +13,8 @@ Use inside the gkd trainer (``terms=SelfDistill(...).terms``) or in your own loo
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import torch
@@ -23,12 +25,66 @@ from torch_geometric.data import Data
 from ..errors import ConfigError, check
 from ..nn.propagation import appnp_propagate, normalized_adjacency
 from ..train.trainer import LossTerm, Step
+from .losses import soft_kl
+from .registry import SelfContext, StudentContext, TermOptions, parse_names, register_term, term_names
 
 
-def _kl(target: Tensor, logits: Tensor, temperature: float = 1.0) -> Tensor:
-    """KL(target || softmax(logits / T)) · T², averaged over rows (Hinton et al., 2015)."""
-    logp = F.log_softmax(logits / temperature, dim=-1)
-    return F.kl_div(logp, target, reduction="batchmean") * temperature ** 2
+@dataclass
+class NeighbourOptions(TermOptions):
+    """``neighbour``: propagation ``steps`` and restart weight ``alpha``, ``sharpen`` temperature, ``warmup`` epochs
+    of validation plateau before it starts, the validation trust gate (``adaptive``) and ``restart`` from the best
+    weights when it starts."""
+
+    steps: int = 10
+    alpha: float = 0.1
+    sharpen: float = 0.5
+    warmup: int = 20
+    adaptive: bool = True
+    restart: bool = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.steps >= 1, f"neighbour steps={self.steps}; expected >= 1", ConfigError)
+        check(0.0 < self.alpha <= 1.0, f"neighbour alpha={self.alpha}; expected a value in (0, 1]", ConfigError)
+        check(self.sharpen > 0, f"neighbour sharpen temperature={self.sharpen}; expected > 0", ConfigError)
+        check(self.warmup >= 0, f"neighbour warmup={self.warmup}; expected >= 0", ConfigError)
+
+
+@dataclass
+class DepthOptions(TermOptions):
+    """``depth``: KD ``temperature`` of the layer heads, weight of GNN-SD's neighbourhood-discrepancy part."""
+
+    temperature: float = 4.0
+    ndr_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.temperature > 0, f"depth temperature={self.temperature}; expected > 0", ConfigError)
+        check(self.ndr_weight >= 0, f"depth ndr_weight={self.ndr_weight}; expected >= 0", ConfigError)
+
+
+@dataclass
+class TimeOptions(TermOptions):
+    """``time``: the largest weight ``alpha_max`` of the previous epoch's predictions (reached at the last epoch)."""
+
+    alpha_max: float = 0.8
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(0.0 <= self.alpha_max <= 1.0, f"time alpha_max={self.alpha_max}; expected a value in [0, 1]",
+              ConfigError)
+
+
+@dataclass
+class NormalisedOptions(TermOptions):
+    """``normalised``: weight of the non-target (Zipf) part."""
+
+    non_target_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.non_target_weight >= 0, f"normalised non_target_weight={self.non_target_weight}; expected >= 0",
+              ConfigError)
 
 
 class _GraphCache:
@@ -74,10 +130,7 @@ class NeighbourTerm(LossTerm):
     def __init__(self, weight: float = 1.0, steps: int = 10, alpha: float = 0.1, sharpen: float = 0.5,
                  warmup: int = 20, adaptive: bool = True, restart: bool = True) -> None:
         super().__init__(weight)
-        check(steps >= 1, f"neighbour steps={steps}; expected >= 1", ConfigError)
-        check(0.0 < alpha <= 1.0, f"neighbour alpha={alpha}; expected a value in (0, 1]", ConfigError)
-        check(sharpen > 0, f"neighbour sharpen temperature={sharpen}; expected > 0", ConfigError)
-        check(warmup >= 0, f"neighbour warmup={warmup}; expected >= 0", ConfigError)
+        NeighbourOptions(weight, steps, alpha, sharpen, warmup, adaptive, restart)  # the one place values are checked
         self.steps, self.alpha, self.sharpen, self.warmup, self.adaptive = steps, alpha, sharpen, warmup, adaptive
         self.restart = restart
         self.started: int | None = None
@@ -103,7 +156,7 @@ class NeighbourTerm(LossTerm):
             own = (teacher[val_mask].argmax(-1) == yv).float().mean()
             graph_acc = (t[val_mask].argmax(-1) == yv).float().mean()
             self.trust = float(graph_acc >= own)
-        return self.trust * _kl(t, logits)
+        return self.trust * soft_kl(t, logits)
 
     def _plateaued(self, epoch: int, best_epoch: int) -> bool:
         if self.started is None and epoch - best_epoch >= self.warmup:
@@ -146,7 +199,7 @@ class DepthTerm(LossTerm):
         super().__init__(weight)
         check(len(hidden_dims) >= 1, "the depth term needs num_layers >= 2 (a hidden layer to attach a head to); "
               f"got num_layers={len(hidden_dims) + 1}", ConfigError)
-        check(temperature > 0, f"depth temperature={temperature}; expected > 0", ConfigError)
+        DepthOptions(weight, temperature, ndr_weight)
         self.heads = nn.ModuleList(nn.Linear(d, num_classes) for d in hidden_dims)
         self.temperature, self.ndr_weight = temperature, ndr_weight
         self.cache = _GraphCache()
@@ -161,7 +214,7 @@ class DepthTerm(LossTerm):
         out = logits.new_zeros(())
         for head, h in zip(self.heads, hidden):
             z = head(h)
-            out = out + F.cross_entropy(z[train_mask], y[train_mask]) + _kl(target, z, self.temperature)
+            out = out + F.cross_entropy(z[train_mask], y[train_mask]) + soft_kl(target, z, self.temperature)
         if self.ndr_weight and graph is not None:
             adj = self.cache.get(graph, logits.size(0))
             layers = hidden + [logits]
@@ -188,7 +241,7 @@ class TimeTerm(LossTerm):
 
     def __init__(self, weight: float = 1.0, alpha_max: float = 0.8, total_epochs: int = 500) -> None:
         super().__init__(weight)
-        check(0.0 <= alpha_max <= 1.0, f"time alpha_max={alpha_max}; expected a value in [0, 1]", ConfigError)
+        TimeOptions(weight, alpha_max)
         check(total_epochs >= 1, f"time total_epochs={total_epochs}; expected >= 1", ConfigError)
         self.alpha_max, self.total_epochs = alpha_max, total_epochs
         self.register_buffer("prev", torch.empty(0), persistent=False)
@@ -227,8 +280,7 @@ class NormalizedTerm(LossTerm):
 
     def __init__(self, weight: float = 1.0, non_target_weight: float = 1.0) -> None:
         super().__init__(weight)
-        check(non_target_weight >= 0, f"normalised non_target_weight={non_target_weight}; expected >= 0",
-              ConfigError)
+        NormalisedOptions(weight, non_target_weight)
         self.non_target_weight = non_target_weight
 
     def loss(self, logits: Tensor, y: Tensor, train_mask: Tensor) -> Tensor:
@@ -252,22 +304,39 @@ class NormalizedTerm(LossTerm):
         return self.loss(step.logits, step.data.y, step.data.train_mask)
 
 
-TERMS = ("depth", "time", "neighbour", "normalised")
-ALIASES = {"neighbor": "neighbour", "normalized": "normalised", "nbr": "neighbour"}
+@register_term("depth", kind="self", options=DepthOptions, paper="BYOT (ICCV 2019) + GNN-SD (IJCAI 2021)",
+               summary="heads on hidden layers learn the last layer; layer discrepancies learn the next layer's")
+def build_depth(ctx: SelfContext, o: DepthOptions) -> LossTerm:
+    return DepthTerm(list(ctx.hidden_dims), ctx.num_classes, o.weight, o.temperature, o.ndr_weight)
+
+
+@register_term("time", kind="self", options=TimeOptions, paper="PS-KD (ICCV 2021)",
+               summary="the previous epoch's predictions join the labels, with a weight ramped up over the run")
+def build_time(ctx: SelfContext, o: TimeOptions) -> LossTerm:
+    return TimeTerm(o.weight, alpha_max=o.alpha_max, total_epochs=ctx.epochs)
+
+
+@register_term("neighbour", kind="self", options=NeighbourOptions, paper="gkd; label propagation (Zhu 2002)",
+               summary="the model's own predictions propagated over the graph, labels clamped, trusted on validation")
+def build_neighbour(ctx: SelfContext, o: NeighbourOptions) -> LossTerm:
+    return NeighbourTerm(o.weight, o.steps, o.alpha, o.sharpen, o.warmup, o.adaptive, o.restart)
+
+
+@register_term("normalised", kind="self", options=NormalisedOptions, paper="USKD (ICCV 2023)",
+               summary="normalised target loss and Zipf soft labels on the non-target classes")
+def build_normalised(ctx: SelfContext, o: NormalisedOptions) -> LossTerm:
+    return NormalizedTerm(o.weight, o.non_target_weight)
+
+
+SELF_DISTILL_TERMS = ("neighbour", "time")  # the default of --sd-terms (benchmarks/self_distill.py)
 
 
 def parse_terms(terms: str | Iterable[str]) -> tuple[str, ...]:
-    items = [t.strip() for t in (terms.split(",") if isinstance(terms, str) else terms) if t.strip()]
-    out = []
-    for t in items:
-        key = ALIASES.get(t.lower(), t.lower())
-        check(key in TERMS, f"unknown self-distillation term {t!r}; expected some of {', '.join(TERMS)}",
-              ConfigError)
-        check(key not in out, f"self-distillation term {key!r} given twice in {terms!r}; expected each at most once",
-              ConfigError)
-        out.append(key)
-    check(bool(out), f"no self-distillation term given; expected some of {', '.join(TERMS)}", ConfigError)
-    return tuple(out)
+    """Self-distillation term names (registered ``self`` terms; ``neighbor`` and ``normalized`` accepted)."""
+    out = parse_names("self", terms, "sd_terms")
+    check(bool(out), "no self-distillation term given; expected some of "
+          f"{', '.join(term_names('self'))}", ConfigError)
+    return out
 
 
 class SelfDistill(nn.Module):
@@ -276,34 +345,25 @@ class SelfDistill(nn.Module):
     Args:
         num_classes: output width of the backbone.
         hidden_dims: widths of the backbone's hidden taps (``[hidden_channels] * (num_layers - 1)``).
-        terms: names from ``depth, time, neighbour, normalised`` (comma string or list).
+        terms: registered ``self`` term names (``gkd terms``), a comma string or a list.
         weights: per-term weight (default 1.0 each); negative weights are refused.
         total_epochs: the time term's ramp length.
+        options: per-term options by term name, ``neighbour={"steps": 5}`` (each term's options dataclass).
     """
 
     def __init__(self, num_classes: int, hidden_dims: Sequence[int],
-                 terms: str | Iterable[str] = ("neighbour", "time"), weights: dict[str, float] | None = None,
-                 total_epochs: int = 500, **options) -> None:
+                 terms: str | Iterable[str] = SELF_DISTILL_TERMS, weights: dict[str, float] | None = None,
+                 total_epochs: int = 500, **options: dict) -> None:
         super().__init__()
+        from .registry import build_options, get_term
+
         names = parse_terms(terms)
-        weights = dict(weights or {})
-        unknown = sorted(set(weights) - set(names))
-        check(not unknown, f"weights given for term(s) {unknown} that are not switched on ({', '.join(names)})",
-              ConfigError)
-        for k, v in weights.items():
-            check(float(v) >= 0, f"self-distillation weight {k}={v}; expected >= 0", ConfigError)
-        built: list[LossTerm] = []
-        for name in names:
-            w = float(weights.get(name, 1.0))
-            opts = options.get(name, {})
-            if name == "neighbour":
-                built.append(NeighbourTerm(w, **opts))
-            elif name == "depth":
-                built.append(DepthTerm(list(hidden_dims), num_classes, w, **opts))
-            elif name == "time":
-                built.append(TimeTerm(w, total_epochs=total_epochs, **opts))
-            else:
-                built.append(NormalizedTerm(w, **opts))
+        args = {k: dict(v) for k, v in options.items()}
+        for k, w in (weights or {}).items():
+            args.setdefault(k, {})["weight"] = float(w)
+        opts = build_options("self", names, args)
+        ctx = SelfContext(num_classes, list(hidden_dims), total_epochs)
+        built = [get_term("self", n).build(ctx, opts[n]) for n in names]
         self.terms = nn.ModuleList(built)
 
     def forward(self, logits: Tensor, hidden: list[Tensor], graph: Tensor | None, y: Tensor, train_mask: Tensor,
@@ -326,3 +386,23 @@ class SelfDistill(nn.Module):
 
     def config(self) -> dict:
         return {"terms": [t.name for t in self.terms], "weights": {t.name: t.weight for t in self.terms}}
+
+
+class FixedGraph(LossTerm):
+    """Runs a graph-reading term on a fixed graph (a graph-free student is called without one)."""
+
+    def __init__(self, term: LossTerm, edge_index: Tensor, name: str) -> None:
+        super().__init__(term.weight)
+        self.term, self.name, self.edge_index = term, name, edge_index
+
+    def forward(self, step: Step) -> Tensor:
+        return self.term(dataclasses.replace(step, graph=self.edge_index))
+
+    def restart_from_best(self, epoch: int, best_epoch: int) -> bool:
+        return self.term.restart_from_best(epoch, best_epoch)
+
+
+@register_term("self", kind="student", options=NeighbourOptions, paper="gkd self-distillation",
+               summary="the student's own predictions smoothed over the teacher's graph (the self 'neighbour' term)")
+def build_student_self(ctx: StudentContext, o: NeighbourOptions) -> LossTerm:
+    return FixedGraph(build_neighbour(ctx, o), ctx.edge_index, "self")

@@ -12,6 +12,7 @@ taps that feature distillers use, from the same forward pass.
 from __future__ import annotations
 
 import warnings
+import weakref
 from typing import Any
 
 import torch
@@ -138,10 +139,13 @@ class BasicModel(nn.Module):
         needs gradients) for the nonzero path to pay."""
         if x.requires_grad or x.dim() != 2:
             return None
-        key = (x.data_ptr(), x._version, tuple(x.shape))
-        if getattr(self, "_nz_key", None) != key:
+        # Keyed by the tensor itself (a weak reference) and its version: a key of data_ptr() handed a new tensor,
+        # allocated where a freed one lived, the freed one's pattern (measured: position features silently dropped).
+        ref = getattr(self, "_nz_ref", None)
+        if ref is None or ref() is not x or self._nz_version != x._version:
             nz = x.reshape(-1).nonzero().view(-1)
-            self._nz_key, self._nz = key, (nz if nz.numel() < 0.25 * x.numel() else None)
+            self._nz_ref, self._nz_version = weakref.ref(x), x._version
+            self._nz = nz if nz.numel() < 0.25 * x.numel() else None
         if self._nz is None:
             return None
         values = x.reshape(-1)[self._nz]

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .. import __version__
+from ..version import __version__
 from ..datasets.fingerprint import graph_hash, split_hash
 from ..errors import GKDError, check
 from ..io import check_new_path, sha256_file

@@ -16,7 +16,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,14 +24,14 @@ from typing import Any, Sequence
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
-from tqdm.auto import tqdm
 
-from ..config import TrainConfig, check_dataset_args, check_limits, make_config
-from ..datasets import load
+from ..book import Book, open_book
+from ..config import GraphRunConfig, TrainConfig, check_limits, make_config
+from ..datasets import DatasetMeta, check_data
 from ..datasets.inductive import inductive_split
 from ..distill.amkd import TeacherView
-from ..distill.gnn2mlp import SETTINGS, DistillOptions, distill_mlp, ensemble
 from ..distill.knowledge import Knowledge, teacher_knowledge
+from ..distill.registry import get_term
 from ..errors import ConfigError, check, check_int
 from ..nn import build_model, to_adj_t
 from ..nn.device import resolve_device
@@ -40,45 +39,38 @@ from ..nn.hidden import forward as model_forward
 from ..nn.hidden import takes_graph
 from ..nn.position import extend_to_new_nodes
 from ..nn.serving import Student
-from ..train.experiment import environment, train_run
-from ..train.logger import fmt, mean_std
-from ..train.trainer import check_optim_args, check_test_nodes, get_metric
+from ..train.checkpoint import RunCheckpoint
+from ..train.trainer import check_test_nodes, get_metric
 from . import artifact
+from .seeds import run_seeds
+from .student import SETTINGS, DistillOptions, distill_mlp, ensemble
+from .train import build_method, data_loader, train_run
 
 
 @dataclass
-class DistillConfig(DistillOptions):
+class DistillConfig(DistillOptions, GraphRunConfig):
     """``gkd distill`` configuration: the teacher (any ``gkd train`` key through ``teacher_args``), the student, the
     setting, and the distiller's :class:`DistillOptions` (inherited). Defaults < YAML < flags, as for ``gkd train``."""
 
-    dataset: str = "Cora"
-    root: str | None = None
-    dataset_args: dict = field(default_factory=dict)
-    split: str | None = None  # random:TRAIN/VAL/TEST replaces the dataset's split (gkd.datasets.random_split)
     teacher: str = "gcn"
     teacher_method: str = "self-distill"
     teacher_args: dict = field(default_factory=dict)
     teachers: int = 3  # benchmarks/gnn2mlp.py: gkd student val +0.38 (GCN), -0.16 (SAGE); csbm h=0.3: +2.7
     teacher_generations: int = 2  # born-again; benchmarks/gnn2mlp.py: teacher val +0.9 (GCN), +1.2 (SAGE) on Cora
-    student: str = "mlp"
-    hidden_channels: int = 64  # the teacher's width; benchmarks/gnn2mlp.py: 256 ties on validation, costs 4x
-    num_layers: int = 2
-    dropout: float = 0.5
-    lr: float = 0.01
-    weight_decay: float = 5e-4
-    epochs: int = 500
-    patience: int = 100
-    runs: int = 10
-    seed: int = 0
+    student: str = "mlp"  # hidden_channels 64: benchmarks/gnn2mlp.py: 256 ties on validation, costs 4x
     setting: str = "transductive"
     inductive_fraction: float = 0.2
     terms: str | None = None  # a comma list here (a YAML/flag value); DistillOptions parses it
     book: str | None = None
-    device: str = "auto"  # auto | cpu | cuda | cuda:N
 
     def options(self) -> DistillOptions:
         names = {f.name for f in dataclasses.fields(DistillOptions)}
         return DistillOptions(**{k: v for k, v in dataclasses.asdict(self).items() if k in names}).validate()
+
+    def reliability_noise(self) -> float:
+        """The feature-noise scale of the teachers' reliability probe (the ``reliability`` term's ``noise``)."""
+        args = {k.lower(): v for k, v in self.term_args.items()}.get("reliability")
+        return get_term("student", "reliability").make_options(args).noise
 
     def teacher_config(self) -> TrainConfig:
         bad = sorted(set(self.teacher_args) & {"dataset", "root", "dataset_args", "runs", "seed", "model", "method",
@@ -94,22 +86,15 @@ class DistillConfig(DistillOptions):
             raise ConfigError(f"teacher_args: {e}") from None
 
     def validate(self) -> "DistillConfig":
-        from ..nn.models import check_model_args, model_class
-
         check(self.setting in SETTINGS, f"setting={self.setting!r}; expected one of {', '.join(SETTINGS)}",
               ConfigError)
         check(0.0 < self.inductive_fraction < 1.0,
               f"inductive_fraction={self.inductive_fraction!r}; expected a value in (0, 1)", ConfigError)
-        model_class(self.student)
-        check_model_args(self.num_layers, self.hidden_channels, self.dropout)
-        check_optim_args(self.epochs, self.patience, self.lr, self.weight_decay)  # before any teacher trains
-        check(self.runs >= 1, f"runs={self.runs}; expected an integer >= 1", ConfigError)
-        resolve_device(self.device)
+        self.check_graph_run(self.student)  # before any teacher trains
         check_int("teachers", self.teachers, 1, ConfigError)
         check_int("teacher_generations", self.teacher_generations, 1, ConfigError)
         self.teacher_config()
         self.options()
-        check_dataset_args(self.dataset, self.dataset_args)
         check_limits(self)
         return self
 
@@ -164,8 +149,6 @@ def teacher_stage(cfg: DistillConfig, data: Data, r: int, *, reliability: bool |
 
     ``checkpoint`` (a :class:`~gkd.train.checkpoint.RunCheckpoint`): each finished teacher is saved there, and a
     saved one is loaded instead of trained again."""
-    from ..distill import build_method
-
     seed = cfg.seed + r
     tcfg = cfg.teacher_config()
     n = data.num_nodes
@@ -175,7 +158,7 @@ def teacher_stage(cfg: DistillConfig, data: Data, r: int, *, reliability: bool |
     else:
         observed, masks = torch.ones(n, dtype=torch.bool), {}
     if reliability is None:
-        reliability = "reliability" in cfg.options().terms
+        reliability = "reliability" in cfg.options().active_terms
     tdata = _teacher_data(data, observed)
     factory, _ = build_method(tcfg)
     t0 = time.perf_counter()
@@ -195,7 +178,7 @@ def teacher_stage(cfg: DistillConfig, data: Data, r: int, *, reliability: bool |
             teacher, tres = train_run(tcfg, tdata, seed + 1000 * j, terms_factory=factory, progress=progress,
                                       desc=f"teacher {r}.{j}")
             parts.append(teacher_knowledge(teacher, tdata.x, tdata.adj_t, seed=seed,
-                                           noise=cfg.reliability_noise if reliability else 0.0))
+                                           noise=cfg.reliability_noise() if reliability else 0.0))
             record = {"model": tcfg.model, "method": tcfg.method, "seed": seed + 1000 * j, "val": tres.val,
                       "best_epoch": tres.best_epoch, **tres.stats, "config": tcfg.to_dict()}
             if checkpoint is not None:
@@ -263,7 +246,7 @@ def stage_from_teachers(teachers: Sequence[nn.Module], cfg: DistillConfig, data:
               f"features; the graph has {data.num_features}", ConfigError)
         try:
             know = teacher_knowledge(t, data.x, graph, seed=cfg.seed + r, hidden=hidden,
-                                     noise=cfg.reliability_noise if "reliability" in opts.terms else 0.0)
+                                     noise=cfg.reliability_noise() if "reliability" in opts.active_terms else 0.0)
         except RuntimeError as e:  # shape or dtype clash inside the user's model
             raise ConfigError(f"teacher {type(t).__name__} failed on this graph ({str(e).splitlines()[0][:200]})") \
                 from None
@@ -312,79 +295,76 @@ def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
     return student, run
 
 
-def summarize_runs(runs: list[dict]) -> dict:
-    keys = [k for k, v in runs[0].items() if k not in ("run", "seed", "split", "best_epoch", "epochs_run")
-            and isinstance(v, (int, float)) and not isinstance(v, bool)]
-    out = {}
-    for k in keys:
-        out[f"{k}_mean"], out[f"{k}_std"] = mean_std([x[k] for x in runs])
-    return out
-
-
 def run_distillation(cfg: DistillConfig, progress: bool | None = None, checkpoint_dir: str | os.PathLike | None = None,
                      resume: bool = False, save: str | os.PathLike | None = None) -> dict:
     """``cfg.runs`` seeds, each one :meth:`GNNToMLP.fit`, summarised (test at the student's best-validation epoch).
 
     ``save``: write the student of the best-validation seed there as a model artefact (:func:`gkd.save`);
     ``checkpoint_dir``/``resume``: each finished seed is kept there, and a killed run resumes."""
-    from ..train.checkpoint import RunCheckpoint
-
     cfg.validate()
     if save is not None:
         artifact.check_saveable(save)
-        check(checkpoint_dir is None, "--save with --checkpoint-dir is not supported: resumed seeds keep no "
+        check(checkpoint_dir is None, "save= with checkpoint_dir= is not supported: resumed seeds keep no "
               "student weights; run without checkpoints to save a student", ConfigError)
     checkpoint = RunCheckpoint(checkpoint_dir, {"command": "distill", **cfg.to_dict()}, resume)
-    device = resolve_device(cfg.device)
-    start = time.perf_counter()
-    runs: list[dict] = []
-    data = book = best = None
-    def load_run(r: int) -> Data:
-        d = load(cfg.dataset, cfg.root, split=r, random_split=cfg.split, **cfg.dataset_args)
-        check_test_nodes(d)
-        return d.to(device)
+    opened: dict = {}
 
-    data = load_run(0)  # before the progress bar: a bad dataset is one error line, not a bar and then the error
-    bar = tqdm(range(cfg.runs), desc=f"{cfg.teacher}->{cfg.student}/{cfg.dataset}", disable=progress is False,
-               dynamic_ncols=True, file=sys.stderr)
-    for r in bar:
-        if r > 0 and (data.meta.num_splits > 1 or cfg.split is not None):
-            data = load_run(r)
-        saved = checkpoint.done(r) if checkpoint else None
-        if saved is not None:
-            runs.append(saved)
-            continue
-        if cfg.book is not None and book is None:
-            from ..book import open_book
+    def one_seed(r: int, data: Data) -> dict:
+        if cfg.book is not None and "book" not in opened:
+            opened["book"] = open_book(cfg.book, data)
+        est = GNNToMLP(config=cfg).fit(data, teacher=opened.get("book"), run=r, progress=progress)
+        if save is not None and ("best" not in opened or est.result_["val"] > opened["best"].result_["val"]):
+            opened["best"] = est
+        return est.result_
 
-            book = open_book(cfg.book, data)
-        est = GNNToMLP(config=cfg).fit(data, teacher=book, run=r, progress=progress)
-        runs.append(est.result_)
-        if save is not None and (best is None or est.result_["val"] > best.result_["val"]):
-            best = est
-        if checkpoint:
-            checkpoint.save(r, runs[-1])
-        m, s = mean_std([x["test"] for x in runs])
-        bar.set_postfix(test=fmt(m, s))
-    summary = summarize_runs(runs)
-    opts = cfg.options()
-    teacher = {"teacher": cfg.teacher, "teacher_method": cfg.teacher_method, "teachers": cfg.teachers,
-               "teacher_generations": cfg.teacher_generations}
-    config = cfg.to_dict()
-    source = {}
-    if book is not None:  # what taught the student is what the book says, not what the flags say
-        teacher = book_teacher(book)
-        config.update(teacher)
-        source = {"book": str(cfg.book), "book_manifest": {k: book.manifest[k] for k in (
-            "dataset", "setting", "teachers", "temperature", "created", "gkd")}}
-    result = {"dataset": data.meta.name, **teacher, **source, "student": cfg.student, "method": opts.method,
-              "terms": list(opts.terms), "setting": cfg.setting, **summary, "runs": runs,
-              "seconds": round(time.perf_counter() - start, 3), "split": data.meta.split,
-              "method_config": opts.to_dict(), "config": config, "versions": environment()}
+    def head(data: Data) -> dict:
+        opts = cfg.options()
+        teacher = {"teacher": cfg.teacher, "teacher_method": cfg.teacher_method, "teachers": cfg.teachers,
+                   "teacher_generations": cfg.teacher_generations}
+        config, source = cfg.to_dict(), {}
+        book = opened.get("book")
+        if book is not None:  # what taught the student is what the book says, not what the flags say
+            teacher = book_teacher(book)
+            config.update(teacher)
+            source = {"book": str(cfg.book), "book_manifest": {k: book.manifest[k] for k in (
+                "dataset", "setting", "teachers", "temperature", "created", "gkd")}}
+        return {"dataset": data.meta.name, **teacher, **source, "student": cfg.student, "method": opts.distiller,
+                "terms": list(opts.active_terms), "setting": cfg.setting, "split": data.meta.split,
+                "method_config": opts.to_dict(), "config": config}
+
+    result = run_seeds(cfg.runs, one_seed, data_loader(cfg, resolve_device(cfg.device)), head=head,
+                       checkpoint=checkpoint, progress=progress, desc=f"{cfg.teacher}->{cfg.student}/{cfg.dataset}")
+    best = opened.get("best")
     if best is not None:
         best.save(save, metrics={k: v for k, v in best.result_.items() if isinstance(v, (int, float))})
         result["saved"] = {"path": str(save), "run": best.result_["run"], "seed": best.result_["seed"]}
     return result
+
+
+def make_book(cfg: DistillConfig, out: str | os.PathLike, *, float16: bool = False, overwrite: bool = False,
+              progress: bool | None = None, checkpoint_dir: str | os.PathLike | None = None,
+              resume: bool = False) -> tuple[Data, TeacherStage]:
+    """``gkd book``: train ``cfg``'s teachers once (seed ``cfg.seed``) and write their knowledge book to ``out``.
+
+    Only a gkd book may be replaced (``overwrite``), and that is checked before any teacher trains."""
+    from ..book import check_overwritable, write_book
+    from ..datasets import load
+    from ..io import check_new_path
+
+    cfg.validate()
+    check_new_path(out, "--out")
+    check_overwritable(out, overwrite)
+    ckpt = RunCheckpoint(checkpoint_dir, {"command": "book", **cfg.to_dict()}, resume)
+    data = load(cfg.dataset, cfg.root, random_split=cfg.split, **cfg.dataset_args)
+    check_test_nodes(data)
+    data = data.to(resolve_device(cfg.device))
+    stage = teacher_stage(cfg, data, 0, reliability=True, progress=progress, checkpoint=ckpt)
+    k = stage.knowledge
+    write_book(out, data, stage.teacher_logits, stage.observed, temperature=cfg.temperature, hidden=k.hidden,
+               reliability=k.reliability, teachers=stage.teachers, teacher_scores=stage.scores,
+               setting={"name": cfg.setting, "inductive_fraction": cfg.inductive_fraction, "seed": cfg.seed},
+               float16=float16, overwrite=overwrite)
+    return data, stage
 
 
 def book_teacher(book) -> dict[str, Any]:
@@ -400,7 +380,7 @@ class GNNToMLP:
     """Distil a GNN teacher into a graph-free MLP student; ``fit`` is one seed of ``gkd distill``.
 
     Keyword arguments are :class:`DistillConfig` fields (``method``, ``teacher``, ``teachers``, ``hidden_channels``,
-    ``terms``, ``position_dim``, ``setting``, ``seed``, ``device``, ...), validated here, before anything trains;
+    ``terms``, ``term_args``, ``setting``, ``seed``, ``device``, ...), validated here, before anything trains;
     ``config=`` passes a whole :class:`DistillConfig` instead.
 
     After :meth:`fit`: ``student_`` (an ``nn.Module``; graph-free students answer ``student_(x, index=None)``),
@@ -429,9 +409,6 @@ class GNNToMLP:
         exactly as ``gkd distill``); an ``nn.Module`` or a list of them is used as is; a ``Knowledge`` or a book
         (a path or an opened :class:`~gkd.book.Book`) is learned from directly.
         """
-        from ..book import Book, open_book
-        from ..datasets import DatasetMeta, check_data
-
         cfg = self.config
         check(isinstance(data, Data) and isinstance(getattr(data, "y", None), Tensor),
               f"fit(data): expected a PyG Data with labels y and train/val/test masks, got {type(data).__name__}",
@@ -479,7 +456,7 @@ class GNNToMLP:
         """Write the student as a model artefact (:func:`gkd.save`): weights, position features, manifest."""
         student = self._fitted()
         cfg = self.config
-        position = ({"method": "fastrp", "dim": cfg.position_dim, "seed": cfg.seed + self.result_["run"],
+        position = ({"method": "fastrp", "dim": student.positions.size(1), "seed": cfg.seed + self.result_["run"],
                      "new_nodes": "zeros"} if isinstance(student, Student) and student.positions is not None
                     else None)
         if metrics is None:

@@ -118,3 +118,30 @@ def write_predictions(path: str | os.PathLike, nodes: Tensor, logits: Tensor) ->
     lines = [HEADER] + [f"{i},{c},{p:.6f}" for i, c, p in
                                               zip(nodes.tolist(), pred.tolist(), conf.tolist())]
     return atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
+
+
+def predict_to_file(model_path: str | os.PathLike, out: str | os.PathLike, *, dataset: str = "Cora",
+                    root: str | os.PathLike | None = None, dataset_args: dict | None = None,
+                    mask: str | None = None, nodes: str | os.PathLike | None = None, new_nodes: bool = False,
+                    device: str = "auto") -> tuple[Data, Tensor]:
+    """``gkd predict``: answer the ``mask`` nodes (default ``test``; ``all``) or the node ids in the file ``nodes``
+    of ``dataset`` with the artefact at ``model_path`` and write them to ``out`` (``.npy`` or ``.csv``). Returns the
+    graph and the node ids answered."""
+    from ..datasets import load
+    from ..nn.device import resolve_device
+    from .artifact import load as load_model
+
+    check_predictions_out(out)
+    check(mask is None or nodes is None, "--nodes and --mask both given; expected one of them", ConfigError)
+    dev = resolve_device(device)
+    model = load_model(model_path, device=dev)
+    data = load(dataset, root, **dict(dataset_args or {})).to(dev)
+    if nodes is not None:
+        ids = read_nodes(nodes)
+    else:
+        mask = mask or "test"
+        if mask != "all":
+            check_split(model, data)
+        ids = torch.arange(data.num_nodes) if mask == "all" else data[f"{mask}_mask"].nonzero().view(-1)
+    write_predictions(out, ids, predict(model, data, ids, new_nodes=new_nodes))
+    return data, ids

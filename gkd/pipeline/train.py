@@ -1,40 +1,140 @@
-"""``gkd train`` as a function: seeds of one backbone and method, optionally saving the best-validation model."""
+"""``gkd train`` as a function: one backbone and method over seeds (:func:`run_training`), one seed
+(:func:`train_run`), and a method's terms (:func:`build_method`).
+
+A method is ``plain``, ``self-distill`` (the ``self`` terms named by ``sd_terms``) or the name of any one registered
+``self`` term (``label-smoothing``, ``tf-kd-reg``, ``depth``, ...); ``term_args`` sets their options."""
 from __future__ import annotations
 
 import copy
 import os
+import time
+from typing import Callable, Iterable
+
+import torch
+from torch import nn
+from torch_geometric.data import Data
 
 from ..config import TrainConfig
+from ..datasets import DatasetMeta, load
+from ..distill.born_again import BornAgain
+from ..distill.registry import SelfContext, build_options, get_term
 from ..errors import ConfigError, check
+from ..nn import build_model, to_adj_t
+from ..nn.device import resolve_device
+from ..train.checkpoint import RunCheckpoint
+from ..train.trainer import FitResult, LossTerm, Trainer, check_test_nodes, get_metric, seed_everything
 from . import artifact
+from .seeds import run_seeds
+
+GENERATION_SEED_STRIDE = 100_003  # born-again generations; apart from ensembles' seed + 1000 j
+
+TermsFactory = Callable[[Data, nn.Module], Iterable[LossTerm]]
 
 
-def run_training(cfg: TrainConfig, *, save: str | os.PathLike | None = None, progress: bool | None = None,
+def build_method(cfg: TrainConfig) -> tuple[TermsFactory | None, dict]:
+    """``(terms_factory, method_config)`` for ``cfg.method``; every term option is checked here, before data loads."""
+    names = cfg.terms()
+    options = build_options("self", names, cfg.term_args)
+    if not names:
+        return None, {}
+
+    def factory(data: Data, model: nn.Module) -> list[LossTerm]:
+        ctx = SelfContext(data.meta.num_classes, [model.hidden_channels] * (model.num_layers - 1), cfg.epochs)
+        return [get_term("self", n).build(ctx, options[n]) for n in names]
+
+    return factory, {"terms": list(names), "term_args": {n: vars(o) for n, o in options.items()}}
+
+
+def train_run(cfg: TrainConfig, data: Data, seed: int, *, terms_factory: TermsFactory | None = None,
+              progress: bool | None = None, desc: str = "train") -> tuple[nn.Module, FitResult]:
+    """Seed, build ``cfg.model`` for ``data`` and fit it; returns the model at its best-validation epoch.
+
+    With ``cfg.generations > 1`` each later generation (seed ``seed + GENERATION_SEED_STRIDE * g``) also learns the
+    previous one's predictions (:class:`~gkd.distill.born_again.BornAgain`); the last generation is returned, and
+    ``stats["generation_val"]`` lists every generation's validation score.
+    ``data`` gains a CSR ``adj_t`` if it has none (every zoo model then runs SpMM)."""
+    if getattr(data, "adj_t", None) is None:
+        data.adj_t = to_adj_t(data.edge_index, data.num_nodes).to(data.x.device)
+    previous: torch.Tensor | None = None
+    vals: list[float] = []
+    start = time.perf_counter()
+    for g in range(cfg.generations):
+        seed_everything(seed + GENERATION_SEED_STRIDE * g)
+        model = build_model(cfg.model, data.num_features, data.meta.num_classes, **cfg.model_kwargs())
+        model = model.to(data.x.device)
+        terms: list[LossTerm] = list(terms_factory(data, model)) if terms_factory else []
+        if previous is not None:
+            terms.append(BornAgain(previous))
+        trainer = Trainer(model, data, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
+                          patience=cfg.patience, terms=terms, metric=get_metric(data.meta.metric),
+                          progress=progress, desc=desc if cfg.generations == 1 else f"{desc} gen {g}")
+        res = trainer.fit()
+        vals.append(res.val)
+        if g + 1 < cfg.generations:
+            model.eval()
+            with torch.no_grad():
+                previous = model(data.x, data.adj_t)
+    if cfg.generations > 1:
+        res.stats["generation_val"] = vals
+        res.seconds = time.perf_counter() - start  # all generations
+    return model, res
+
+
+def data_loader(cfg, device: torch.device, data: Data | None = None) -> Callable[[int, Data | None], Data]:
+    """``data_for(run, previous)`` for :func:`~gkd.pipeline.seeds.run_seeds`: datasets with several fixed splits,
+    or a random split seeded by the run, are reloaded per run; others load once. A given ``data`` (your own graph) is
+    used for every run, shallow-copied (so adding ``adj_t`` leaves yours untouched)."""
+    if data is not None:
+        data = copy.copy(data)
+        if getattr(data, "meta", None) is None:
+            data.meta = DatasetMeta(name="custom", num_classes=int(data.y.max()) + 1, split="user-provided masks")
+        fixed = data.to(device)
+        return lambda r, previous: fixed
+
+    def data_for(r: int, previous: Data | None) -> Data:
+        if previous is not None and previous.meta.num_splits == 1 and cfg.split is None:
+            return previous
+        d = load(cfg.dataset, cfg.root, split=r, random_split=cfg.split, **cfg.dataset_args)
+        check_test_nodes(d)  # before anything trains: a run without test nodes reports no result
+        return d.to(device)
+
+    return data_for
+
+
+def run_training(cfg: TrainConfig, *, data: Data | None = None, terms_factory: TermsFactory | None = None,
+                 save: str | os.PathLike | None = None, progress: bool | None = None,
                  checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> dict:
-    """``cfg.runs`` seeds of ``cfg.model`` trained with ``cfg.method`` (:func:`gkd.train.run_experiment`).
+    """``cfg.runs`` seeds (``cfg.seed + r``) of ``cfg.model`` trained with ``cfg.method``, summarised.
 
-    ``save``: write the model of the best-validation seed there as a model artefact (:func:`gkd.save`);
-    ``checkpoint_dir``/``resume``: each finished seed is kept there, and a killed run resumes
-    (:class:`~gkd.train.checkpoint.RunCheckpoint`)."""
-    from ..distill import build_method
-    from ..train import run_experiment
-    from ..train.checkpoint import RunCheckpoint
-
+    ``data``: your own graph instead of ``cfg.dataset``; ``terms_factory(data, model)``: loss terms of your own
+    instead of the method's; ``save``: write the model of the best-validation seed there as a model artefact
+    (:func:`gkd.save`); ``checkpoint_dir``/``resume``: each finished seed is kept there, and a killed run resumes."""
     cfg.validate()
     factory, method_config = build_method(cfg)
+    if terms_factory is not None:
+        factory, method_config = terms_factory, {"terms": "custom"}
     best: dict = {}
     if save is not None:
         artifact.check_saveable(save)
-        check(checkpoint_dir is None, "--save with --checkpoint-dir is not supported: resumed seeds keep no "
+        check(checkpoint_dir is None, "save= with checkpoint_dir= is not supported: resumed seeds keep no "
               "weights; run without checkpoints to save a model", ConfigError)
     checkpoint = RunCheckpoint(checkpoint_dir, {"command": "train", **cfg.to_dict()}, resume)
 
-    def keep(model, run: dict, data) -> None:
-        if not best or run["val"] > best["run"]["val"]:
-            best.update(model=copy.deepcopy(model).cpu(), run=run, data=data)
+    def one_seed(r: int, d: Data) -> dict:
+        seed = cfg.seed + r
+        model, res = train_run(cfg, d, seed, terms_factory=factory, progress=progress, desc=f"run {r}")
+        record = {"run": r, "seed": seed, "split": d.meta.split_index, "val": res.val, "test": res.test,
+                  "train": res.train, "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
+                  "seconds": round(res.seconds, 3), **({"stats": res.stats} if res.stats else {})}
+        if save is not None and (not best or record["val"] > best["run"]["val"]):
+            best.update(model=copy.deepcopy(model).cpu(), run=record, data=d)
+        return record
 
-    result = run_experiment(cfg, terms_factory=factory, method=cfg.method, method_config=method_config,
-                            progress=progress, checkpoint=checkpoint, on_model=keep if save is not None else None)
+    result = run_seeds(cfg.runs, one_seed, data_loader(cfg, resolve_device(cfg.device), data),
+                       head=lambda d: {"dataset": d.meta.name, "model": cfg.model.lower(), "method": cfg.method,
+                                       "setting": "transductive", "split": d.meta.split,
+                                       "method_config": method_config, "config": cfg.to_dict()},
+                       checkpoint=checkpoint, progress=progress, desc=f"{cfg.model}/{cfg.dataset}")
     if save is not None:
         metrics = {k: v for k, v in best["run"].items() if isinstance(v, (int, float))}
         artifact.save(best["model"], save, data=best["data"].cpu(), metrics=metrics, config=cfg.to_dict())

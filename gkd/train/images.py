@@ -114,7 +114,7 @@ class ImageTrainer:
                     sums[key] = sums.get(key, 0.0) + v / len(batches)
             scores, val_loss = self.evaluate()
             bar.set_postfix(val=f"{scores['val']:.3f}", refresh=False)
-            if select.update(epoch, scores, val_loss, **sums):
+            if select.update(epoch, scores, val_loss, sums):
                 break
         if self.taps is not None:
             self.taps.remove()

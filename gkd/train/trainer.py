@@ -138,9 +138,11 @@ class BestValidation:
         self.best, self.epoch, self.scores, self.state, self.since = (-1.0, float("inf")), 0, {}, {}, 0
         self.history: list[dict] = []
 
-    def update(self, epoch: int, scores: dict[str, float], val_loss: float, **logged: float) -> bool:
-        """Record an epoch; True when training should stop."""
-        self.history.append({"epoch": epoch, **logged, **scores})
+    def update(self, epoch: int, scores: dict[str, float], val_loss: float, logged: dict[str, float] | None = None) \
+            -> bool:
+        """Record an epoch (``logged``: the loss and each term's value, by term name); True when training should
+        stop."""
+        self.history.append({"epoch": epoch, **(logged or {}), **scores})
         if (scores["val"], -val_loss) > (self.best[0], -self.best[1]):
             self.best, self.epoch, self.scores, self.since = (scores["val"], val_loss), epoch, scores, 0
             self.state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
@@ -269,6 +271,6 @@ class Trainer:
             loss, parts = self._epoch(epoch, select.epoch) if self.loader is None else self._minibatch_epoch()
             scores, val_loss = self.evaluate()
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{scores['val']:.3f}", refresh=False)
-            if select.update(epoch, scores, val_loss, loss=loss.item(), **parts):
+            if select.update(epoch, scores, val_loss, {"loss": loss.item(), **parts}):
                 break
         return select.result(epoch, self.terms)

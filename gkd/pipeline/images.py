@@ -1,13 +1,16 @@
-"""CNN distillation on image datasets: methods by name, one teacher stage shared by every student of a seed.
+"""CNN distillation on image datasets (``gkd cnn``): methods by name, one teacher stage shared by every student of a
+seed, and the MHA relational graph of a dataset (``gkd graph``).
+
+A method is a list of registered ``image`` terms (``gkd terms``), added in this order:
 
 | method | terms | paper |
 |---|---|---|
 | ``student`` | cross-entropy only | — |
-| ``kd`` | :class:`ImageKD` | Hinton et al., 2015 |
-| ``mhgd`` | :class:`~gkd.distill.mhgd.MHGD` | Lee & Song, BMVC 2019 |
-| ``mhgd+kd`` | both | |
-| ``bss`` | KD + KD on boundary-supporting samples | Heo et al., AAAI 2019 |
-| ``amkd`` | BSS + triplet term | AMKD (:mod:`gkd.distill.amkd`) |
+| ``kd`` | ``kd`` | Hinton et al., 2015 |
+| ``mhgd`` | ``mhgd`` | Lee & Song, BMVC 2019 |
+| ``mhgd+kd`` | ``mhgd``, ``kd`` | |
+| ``bss`` | ``kd``, ``bss`` | Heo et al., AAAI 2019 |
+| ``amkd`` | ``kd``, ``amkd`` | AMKD (:mod:`gkd.distill.amkd`) |
 
 The protocol (``gkd.datasets.digits``): teacher on every training label; students on the labelled fraction, with
 distillation terms reading the teacher on every training image; checkpoint at the best validation accuracy.
@@ -15,79 +18,52 @@ distillation terms reading the teacher on every training image; checkpoint at th
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-from ..config import check_weights
+from ..config import RunConfig
 from ..datasets.digits import ImageSplit, digits_split
-from ..errors import ConfigError, check
-from ..graph import MultiHeadGraphBuilder, compress
+from ..distill.losses import check_temperature
+from ..distill.registry import ImageContext, build_options, get_term
+from ..errors import ConfigError, check, check_int
+from ..graph import MultiHeadGraphBuilder, compress, relational_graph, save_graph
+from ..graph.relational import edge_homophily, read_taps
 from ..nn.cnn import CNN, FeatureTaps
-from ..train.images import ImageStep, ImageTrainer
-from ..train.trainer import LossTerm, check_optim_args, seed_everything
-from .glnn import check_temperature, weighted_kl
-from .mhgd import MHGD
+from ..train.images import ImageTrainer
+from ..train.trainer import LossTerm, seed_everything
+from .seeds import run_seeds
 
 CNN_METHODS: dict[str, tuple[str, ...]] = {"student": (), "kd": ("kd",), "mhgd": ("mhgd",),
                                            "mhgd+kd": ("mhgd", "kd"), "bss": ("kd", "bss"), "amkd": ("kd", "amkd")}
 
 
-class ImageKD(LossTerm):
-    r"""Hinton KD on every image of the batch: :math:`T^2\,\mathrm{KL}(\mathrm{softmax}(z_T/T) \Vert
-    \mathrm{softmax}(z_S/T))`, teacher logits read by image index."""
-
-    name = "kd"
-
-    def __init__(self, teacher_logits: Tensor, temperature: float = 4.0, weight: float = 1.0) -> None:
-        super().__init__(weight)
-        check_temperature(temperature)
-        self.temperature = float(temperature)
-        self.register_buffer("target", F.softmax(teacher_logits.detach() / temperature, dim=-1))
-
-    def forward(self, step: ImageStep) -> Tensor:
-        return weighted_kl(self.target[step.index], step.logits, self.temperature)
-
-
 @dataclass
-class CNNDistillConfig:
+class CNNDistillConfig(RunConfig):
     """One CNN distillation experiment; every field has a flag in ``gkd cnn``."""
 
+    epochs: int = 150
+    patience: int = 50
     dataset: str = "digits"
     method: str = "kd"
     teacher_channels: list = field(default_factory=lambda: [32, 64, 128])
     student_channels: list = field(default_factory=lambda: [4, 8, 8])
     labelled_fraction: float = 0.2
-    epochs: int = 150
-    patience: int = 50
-    lr: float = 0.01
-    weight_decay: float = 5e-4
     batch_size: int = 64
     temperature: float = 4.0
-    weights: dict = field(default_factory=dict)  # per-term weights, e.g. {"kd": 1.0, "mhgd": 1.0}
+    term_args: dict = field(default_factory=dict)  # {term: {option: value}}, e.g. {"mhgd": {"weight": 0.5}}
     heads: int = 8
     builder_epochs: int = 100
     builder_value: str = "learned"  # MHGD's builder; `gkd graph` uses "others" (see gkd.graph.builder)
-    grad_cap: float = 1.0
-    eta: float = 0.1             # BSS/AMKD attack step size
-    attack_steps: int = 10
-    attack_samples: int = 256    # base images attacked at once at most (the labelled ones: 198 at 20%)
-    refresh: int = 4             # epochs between attacks (the 2x overhead target; 2 measured 2.2-2.5x)
-    margin: float = 0.05         # AMKD triplet margin (best of 0.05/0.2/0.5 on digits validation, seeds 100-101)
-    triplet_weight: float = 1.0
-    runs: int = 10
-    seed: int = 0
 
     def validate(self) -> "CNNDistillConfig":
         check(self.method in CNN_METHODS, f"method={self.method!r}; expected one of {', '.join(CNN_METHODS)}",
               ConfigError)
         check(self.dataset == "digits", f"dataset={self.dataset!r}; CNN distillation supports 'digits'", ConfigError)
-        check_optim_args(self.epochs, self.patience, self.lr, self.weight_decay)
+        self.check_run()
         check_temperature(self.temperature)
-        check_weights("cnn term", self.weights, tuple(t for ts in CNN_METHODS.values() for t in ts))
-        check(isinstance(self.runs, int) and self.runs >= 1, f"runs={self.runs!r}; expected an integer >= 1",
-              ConfigError)
+        self.term_options()
         check(isinstance(self.heads, int) and self.heads >= 1,
               f"attention heads={self.heads!r}; expected an integer >= 1",
               ConfigError)
@@ -101,10 +77,6 @@ class CNNDistillConfig:
               f"batch_size={self.batch_size!r}; expected an integer >= 2", ConfigError)
         check(0.0 < self.labelled_fraction <= 1.0,
               f"labelled_fraction={self.labelled_fraction!r}; expected in (0, 1]", ConfigError)
-        from .amkd import check_attack_args
-
-        check_attack_args(self.eta, self.attack_steps, self.margin, self.attack_samples, self.refresh)
-        check(self.grad_cap > 0, f"grad_cap={self.grad_cap!r}; expected > 0", ConfigError)
         for name in ("teacher_channels", "student_channels"):
             widths = getattr(self, name)
             check(isinstance(widths, (list, tuple)) and len(widths) >= 1 and all(
@@ -115,6 +87,9 @@ class CNNDistillConfig:
               f"blocks, student {len(self.student_channels)}; MHGD taps block by block, so expected the same count",
               ConfigError)
         return self
+
+    def term_options(self) -> dict:
+        return build_options("image", CNN_METHODS[self.method], self.term_args)
 
     def split(self, run: int) -> ImageSplit:
         return digits_split(self.seed + run, self.labelled_fraction)
@@ -168,25 +143,10 @@ def cnn_teacher_stage(split: ImageSplit, cfg: CNNDistillConfig, seed: int, *, bu
 
 def student_terms(method: str, teacher: CNNTeacher, cfg: CNNDistillConfig, split: ImageSplit,
                   seed: int = 0) -> list[LossTerm]:
-    terms: list[LossTerm] = []
-    for name in CNN_METHODS[method]:
-        w = float(cfg.weights.get(name, 1.0))
-        if name == "kd":
-            terms.append(ImageKD(teacher.logits, cfg.temperature, w))
-        elif name == "mhgd":
-            check(teacher.builder is not None, "MHGD needs the teacher stage's builder (builder=True)", ConfigError)
-            terms.append(MHGD(teacher.builder, teacher.feats, list(cfg.student_channels), weight=w,
-                              grad_cap=cfg.grad_cap))
-        elif name in ("bss", "amkd"):
-            from .amkd import ImageBoundaryDistill
-
-            terms.append(ImageBoundaryDistill(teacher.model, teacher.logits, split.x, split.y,
-                                              split.train[split.labelled], eta=cfg.eta, steps=cfg.attack_steps,
-                                              max_samples=cfg.attack_samples, refresh=cfg.refresh,
-                                              temperature=cfg.temperature, margin=cfg.margin,
-                                              triplet_weight=cfg.triplet_weight if name == "amkd" else 0.0,
-                                              total_epochs=cfg.epochs, weight=w, seed=seed))
-    return terms
+    """The registered ``image`` terms of ``method``, in the method's order."""
+    ctx = ImageContext(teacher, split, list(cfg.student_channels), cfg.temperature, cfg.epochs, seed)
+    options = build_options("image", CNN_METHODS[method], cfg.term_args)
+    return [get_term("image", name).build(ctx, options[name]) for name in CNN_METHODS[method]]
 
 
 def cnn_student_run(split: ImageSplit, teacher: CNNTeacher | None, cfg: CNNDistillConfig, method: str, seed: int,
@@ -206,21 +166,47 @@ def cnn_student_run(split: ImageSplit, teacher: CNNTeacher | None, cfg: CNNDisti
 
 
 def run_cnn_distillation(cfg: CNNDistillConfig, *, progress: bool = False) -> dict:
-    """``cfg.runs`` seeds of teacher + ``cfg.method`` student; the JSON written by ``gkd cnn``."""
-    from ..train.logger import summarize
+    """``cfg.runs`` seeds of teacher + ``cfg.method`` student (run r: seed + r and that seed's split); the JSON
+    written by ``gkd cnn`` (:func:`~gkd.pipeline.seeds.run_seeds`' schema)."""
+    cfg.validate()
 
-    runs = []
-    for r in range(cfg.runs):
-        split, seed = cfg.split(r), cfg.seed + r
+    def one_seed(r: int, split: ImageSplit) -> dict:
+        seed = cfg.seed + r
         teacher = cnn_teacher_stage(split, cfg, seed, builder="mhgd" in CNN_METHODS[cfg.method], progress=progress) \
             if CNN_METHODS[cfg.method] else None
-        rec = cnn_student_run(split, teacher, cfg, cfg.method, seed, progress=progress)
+        rec = {"run": r, **cnn_student_run(split, teacher, cfg, cfg.method, seed, progress=progress)}
         if teacher is not None:
             rec["teacher_test"], rec["teacher_val"] = teacher.test, teacher.val
-        runs.append(rec)
-    summary = summarize(runs)
-    if "teacher_test" in runs[0]:
-        t = summarize([{"test": r["teacher_test"], "val": r["teacher_val"]} for r in runs])
-        summary |= {"teacher_test_mean": t["test_mean"], "teacher_test_std": t["test_std"]}
-    return {"method": cfg.method, "config": cfg.to_dict(), "protocol": cfg.split(0).protocol | {"split_seed":
-            "seed + run"}, "runs": runs, "summary": summary}
+        return rec
+
+    return run_seeds(cfg.runs, one_seed, lambda r, previous: cfg.split(r),
+                     head={"dataset": cfg.dataset, "method": cfg.method, "config": cfg.to_dict(),
+                           "protocol": cfg.split(0).protocol | {"split_seed": "seed + run"}},
+                     progress=False if not progress else None, desc=f"cnn {cfg.method}")
+
+
+def build_graph(cfg: CNNDistillConfig, out: str | Path, *, k: int = 10, directed: bool = False,
+                embeddings: str | Path | None = None, progress: bool = False) -> dict:
+    """``gkd graph``: fit the MHA graph builder on a teacher CNN's block taps (``embeddings``: an ``.npz`` of
+    taps ``tap0, tap1, ...`` and optional ``y`` instead of a trained teacher), keep each sample's ``k`` strongest
+    attention neighbours, and write the relational graph to ``out`` as a gkd graph file; returns its summary."""
+    check_int("k", k, 1, ConfigError)  # its upper bound (the sample count) is checked once samples exist
+    if embeddings is not None:
+        feats, y = read_taps(embeddings)
+        builder = MultiHeadGraphBuilder([f.size(1) for f in feats], heads=cfg.heads, value=cfg.builder_value)
+        builder.fit(feats, epochs=cfg.builder_epochs, seed=cfg.seed, progress=progress)
+        source = {"embeddings": str(embeddings)}
+        x = feats[-1]
+    else:
+        split = cfg.split(0)
+        teacher = cnn_teacher_stage(split, cfg, cfg.seed, progress=progress)
+        builder, feats, y = teacher.builder, teacher.feats, split.y
+        source = {"dataset": cfg.dataset, "teacher_channels": cfg.teacher_channels, "seed": cfg.seed,
+                  "teacher_test": teacher.test}
+        with torch.no_grad(), FeatureTaps(teacher.model.eval(), ["embed"]) as taps:
+            x = taps(split.x)[1][0]
+    data = relational_graph(builder, feats, k=k, symmetric=not directed, x=x, y=y)
+    save_graph(out, data, {"k": k, "heads": cfg.heads, "symmetric": not directed, "builder_value": cfg.builder_value,
+                           **source})
+    return {"nodes": data.num_nodes, "edges": data.edge_index.size(1),
+            "homophily": edge_homophily(data) if y is not None else None}

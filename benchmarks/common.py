@@ -1,0 +1,128 @@
+"""What the benchmark scripts share: their command line, worker processes, fresh child processes, and the tail that
+writes results/NAME.{json,md,png}.
+
+The scripts run as ``python benchmarks/NAME.py`` (``gkd bench`` runs them so too), which puts this folder first on
+``sys.path``: they import this module as ``common``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parser(doc: str, quick: str, *, jobs: bool = False) -> argparse.ArgumentParser:
+    """The command line every benchmark has: described by its docstring's first line, with ``--quick`` (``quick``
+    says what it shrinks), ``--out`` and, for the scripts that fan out over worker processes, ``--jobs``."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help=quick)
+    p.add_argument("--out", default=str(RESULTS), help="results folder (default benchmarks/results)")
+    if jobs:
+        p.add_argument("--jobs", type=int, default=2,
+                       help="worker processes, GKD_BENCH_THREADS torch threads each (default 2 processes, 1 thread)")
+    return p
+
+
+def bench_threads() -> int:
+    """Torch threads per worker process: ``GKD_BENCH_THREADS``, default 1."""
+    return int(os.environ.get("GKD_BENCH_THREADS", "1"))
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(bench_threads())
+
+
+def run_pool(fn: Callable[[Any], Any], tasks: Iterable, jobs: int, desc: str) -> list:
+    """``[fn(t) for t in tasks]`` in ``jobs`` worker processes of :func:`bench_threads` torch threads each; results
+    in task order, a progress bar on stderr. ``fn`` must be a module-level function (it is pickled)."""
+    from tqdm.auto import tqdm
+
+    tasks = list(tasks)
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_init_worker) as pool:
+        return list(tqdm(pool.map(fn, tasks), total=len(tasks), desc=desc, file=sys.stderr))
+
+
+def run_child(script: str, *args: Any) -> dict:
+    """Run ``script`` (the calling benchmark's ``__file__``) with ``args`` in a fresh Python process, so that the peak
+    memory it measures is its own; returns the JSON object the child printed last (see :func:`reply`)."""
+    proc = subprocess.run([sys.executable, script, *map(str, args)], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def reply(obj: dict) -> int:
+    """A child's answer to :func:`run_child`: ``obj`` as one JSON line on stdout; returns exit code 0."""
+    print(json.dumps(obj))
+    return 0
+
+
+def peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2  # Linux reports KiB
+
+
+def csbm_name(nodes: int) -> str:
+    """How results name a synthetic-csbm graph of ``nodes`` nodes: csbm-100k, csbm-1M, csbm-2.5M."""
+    return f"csbm-{nodes // 1000}k" if nodes < 1_000_000 else f"csbm-{nodes / 1e6:g}M"
+
+
+def load_results(out: str | os.PathLike, name: str) -> dict:
+    """A previous run's ``out/NAME.json`` (for the options that re-run part of a benchmark or only its report)."""
+    return json.loads((Path(out) / f"{name}.json").read_text())
+
+
+def save_json(out: str | os.PathLike, name: str, result: dict) -> None:
+    """``out/NAME.json``, strict (no NaN) and atomic; written before the Markdown is built, so that a report bug
+    never loses a long run's figures."""
+    from gkd.io import write_json
+
+    write_json(Path(out) / f"{name}.json", result)
+
+
+def md_row(cells: Sequence[Any]) -> str:
+    """One Markdown table row; an empty cell is ``| |``."""
+    return "|" + "".join(f" {c} |" if str(c) else " |" for c in cells)
+
+
+def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
+    """A Markdown table's lines: header, separator, then one line per row."""
+    return [md_row(header), "|" + "---|" * len(header), *(md_row(r) for r in rows)]
+
+
+def save_markdown(out: str | os.PathLike, name: str, lines: list[str]) -> int:
+    """``out/NAME.md`` (atomic), echoed on stdout; returns exit code 0 for the script's ``main``."""
+    from gkd.io import atomic_write_text
+
+    text = "\n".join(lines)
+    atomic_write_text(Path(out) / f"{name}.md", text + "\n")
+    print(text)
+    return 0
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the file-only Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_png(fig, path: Path, dpi: int) -> None:
+    """``fig`` as a PNG at ``path``, written atomically."""
+    import io
+
+    from gkd.io import atomic_write_bytes
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    atomic_write_bytes(path, buf.getvalue())

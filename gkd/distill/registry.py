@@ -1,0 +1,245 @@
+r"""The term registry: every distillation loss is registered by name, with its options, and built from a context.
+
+In the manner of torchdistill, a method is a list of names, never a new training loop::
+
+    @register_term("toy", kind="self", options=ToyOptions, paper="my paper (2026)", summary="what it adds")
+    def build_toy(ctx: SelfContext, opts: ToyOptions) -> LossTerm:
+        return ToyTerm(opts.weight, opts.strength)
+
+``kind`` says who reads the term: ``self`` (a backbone teaching itself, ``gkd train --sd-terms``), ``student`` (a
+graph-free student learning a teacher's knowledge, ``gkd distill --terms``) or ``image`` (CNN students, ``gkd
+cnn``). The options dataclass (a :class:`TermOptions`, so every term has ``weight``) checks its values in
+``__post_init__``; users set them as ``--term-arg toy.strength=2`` or ``term_args: {toy: {strength: 2}}`` in YAML.
+Terms registered outside the package are found the same way: import the module that registers them, or name it
+under the ``gkd.terms`` entry-point group of your package so that the CLI imports it too.
+
+The CLI's choices, its ``--help`` text and the documentation's term tables are read from here (``gkd terms``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
+
+from ..errors import ConfigError, check
+
+KINDS: dict[str, str] = {
+    "self": "a backbone teaches itself (gkd train --self-distill --sd-terms NAMES)",
+    "student": "a graph-free student learns a GNN teacher's knowledge (gkd distill --terms NAMES)",
+    "image": "a small CNN learns a CNN teacher (gkd cnn --method NAME)",
+}
+ALIASES = {"neighbor": "neighbour", "normalized": "normalised", "nbr": "neighbour"}
+
+
+@dataclass
+class TermOptions:
+    """Options every term has. Subclasses add their knobs (with defaults) and check them in ``__post_init__``."""
+
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            v = getattr(self, f.name)
+            check(not isinstance(v, float) or math.isfinite(v), f"{f.name}={v!r}; expected a finite number",
+                  ConfigError)
+        check(self.weight >= 0, f"weight={self.weight!r}; expected a finite number >= 0", ConfigError)
+
+
+@dataclass(frozen=True)
+class TermSpec:
+    """One registered term: ``build(ctx, options) -> LossTerm | None``; ``prepare(ctx, options)`` (optional) runs
+    before the student model exists, for terms that change its input (``position``) or other terms' node weights
+    (``reliability``)."""
+
+    name: str
+    kind: str
+    build: Callable[[Any, TermOptions], Any]
+    options: type
+    paper: str
+    summary: str
+    prepare: Callable[[Any, TermOptions], None] | None = None
+
+    @property
+    def module(self) -> str:
+        return self.build.__module__
+
+    def option_defaults(self) -> dict[str, Any]:
+        return {f.name: f.default for f in dataclasses.fields(self.options)
+                if f.default is not dataclasses.MISSING}
+
+    def make_options(self, values: Mapping[str, Any] | None = None) -> TermOptions:
+        """The options with ``values`` (``term_args`` of this term) set; unknown keys and wrong types are errors."""
+        values = dict(values or {})
+        hints = typing.get_type_hints(self.options)
+        known = [f.name for f in dataclasses.fields(self.options)]
+        unknown = sorted(set(map(str, values)) - set(known))
+        check(not unknown, f"term_args {self.name}.{unknown[0] if unknown else ''}: not an option of the "
+              f"{self.kind} term {self.name!r}, which takes {', '.join(known)}", ConfigError)
+        for key, v in values.items():
+            want = hints[key]
+            ok = isinstance(v, want) and not (isinstance(v, bool) and want is not bool)
+            if want is float and isinstance(v, int) and not isinstance(v, bool):
+                values[key], ok = float(v), True
+            check(ok, f"term_args {self.name}.{key}={v!r}; expected {getattr(want, '__name__', want)}", ConfigError)
+        try:
+            return self.options(**values)
+        except ConfigError as e:
+            raise ConfigError(f"term_args {self.name}: {e}") from None
+
+
+_TERMS: dict[tuple[str, str], TermSpec] = {}
+_plugins_loaded = False
+
+
+def register_term(name: str, *, kind: str, options: type = TermOptions, paper: str = "", summary: str = "",
+                  prepare: Callable | None = None) -> Callable:
+    """Decorator: register ``build(ctx, options)`` as term ``name`` of ``kind`` (see the module docstring)."""
+    check(kind in KINDS, f"term kind={kind!r}; expected one of {', '.join(KINDS)}", ConfigError)
+    check(isinstance(name, str) and name.strip() == name == name.lower() and name and "," not in name
+          and "." not in name and "=" not in name, f"term name {name!r}; expected a lower-case word without commas, "
+          "dots or '='", ConfigError)
+    check(dataclasses.is_dataclass(options) and issubclass(options, TermOptions),
+          f"options={options!r}; expected a TermOptions dataclass", ConfigError)
+
+    def deco(build: Callable) -> Callable:
+        old = _TERMS.get((kind, name))
+        check(old is None or old.build.__qualname__ == build.__qualname__ and old.module == build.__module__,
+              f"{kind} term {name!r} is already registered by {old.module if old else ''}; pick another name",
+              ConfigError)
+        _TERMS[(kind, name)] = TermSpec(name, kind, build, options, paper, summary or (build.__doc__ or "")
+                                        .strip().split("\n")[0], prepare)
+        return build
+
+    return deco
+
+
+def _load_plugins() -> None:
+    """Import the modules named under the ``gkd.terms`` entry-point group (the built-in terms registered themselves
+    when :mod:`gkd.distill` was imported, which Python does before it imports this module)."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="gkd.terms"):
+        try:
+            ep.load()
+        except Exception as e:  # a broken plugin is the user's: say which, in one line
+            raise ConfigError(f"gkd.terms plugin {ep.name!r} ({ep.value}) failed to import: "
+                              f"{type(e).__name__}: {e}") from None
+
+
+def canonical(name: str) -> str:
+    """Term names are lower case; ``neighbor`` and ``normalized`` are accepted."""
+    key = str(name).strip().lower()
+    return ALIASES.get(key, key)
+
+
+def term_names(kind: str) -> tuple[str, ...]:
+    """Registered names of ``kind``, in registration order (the order their losses are added)."""
+    _load_plugins()
+    return tuple(n for (k, n) in _TERMS if k == kind)
+
+
+def get_term(kind: str, name: str) -> TermSpec:
+    _load_plugins()
+    spec = _TERMS.get((kind, canonical(name)))
+    check(spec is not None, f"{name!r} is not a registered {kind} term; expected one of "
+          f"{', '.join(term_names(kind))}", ConfigError)
+    return spec
+
+
+def parse_names(kind: str, names: str | Iterable[str] | None, what: str = "terms") -> tuple[str, ...]:
+    """A comma string or list of term names → canonical names (each known, none twice)."""
+    if names is None:
+        return ()
+    items = [t.strip() for t in (names.split(",") if isinstance(names, str) else names) if str(t).strip()]
+    out: list[str] = []
+    for t in items:
+        key = get_term(kind, t).name
+        check(key not in out, f"{kind} term {key!r} given twice in {what}={names!r}; expected each at most once",
+              ConfigError)
+        out.append(key)
+    return tuple(out)
+
+
+def build_options(kind: str, names: Iterable[str], term_args: Mapping[str, Any] | None) -> dict[str, TermOptions]:
+    """Every switched-on term's options, from ``term_args`` (``{term: {key: value}}``), checked before any training.
+    Arguments for a term that is not switched on would be ignored without a word, so they are refused."""
+    term_args = dict(term_args or {})
+    check(all(isinstance(v, Mapping) for v in term_args.values()),
+          f"term_args={term_args!r}; expected a mapping term -> {{option: value}}", ConfigError)
+    names = tuple(names)
+    given = {canonical(k): v for k, v in term_args.items()}
+    inactive = sorted(set(given) - set(names))
+    check(not inactive, f"term_args given for {kind} term(s) {inactive} that are not switched on "
+          f"({', '.join(names) or 'none'})", ConfigError)
+    return {n: get_term(kind, n).make_options(given.get(n)) for n in names}
+
+
+def parse_term_arg(text: str) -> tuple[str, str, Any]:
+    """``"neighbour.steps=5"`` → ``("neighbour", "steps", 5)`` (the value parsed as YAML by the caller)."""
+    key, sep, value = text.partition("=")
+    term, dot, option = key.strip().partition(".")
+    check(bool(sep and dot and term and option), f"term argument {text!r}; expected TERM.OPTION=VALUE, e.g. "
+          "neighbour.steps=5", ConfigError)
+    return term, option, value
+
+
+def table(kind: str | None = None) -> list[dict[str, Any]]:
+    """One row per registered term: what ``gkd terms`` prints and the docs' term tables show."""
+    _load_plugins()
+    specs = sorted(_TERMS.values(), key=lambda s: list(KINDS).index(s.kind))  # stable: registration order within
+    return [{"name": s.name, "kind": s.kind, "paper": s.paper, "summary": s.summary, "module": s.module,
+             "options": s.option_defaults()} for s in specs if kind is None or s.kind == kind]
+
+
+def markdown_table(kind: str | None = None) -> str:
+    """:func:`table` as Markdown (``gkd terms --markdown``; the docs' term table)."""
+    lines = ["| term | kind | paper | file | what it adds | options (defaults) |", "|---|---|---|---|---|---|"]
+    for r in table(kind):
+        opts = ", ".join(f"`{k}={v}`" for k, v in r["options"].items())
+        path = r["module"].replace(".", "/") + ".py"
+        lines.append(f"| `{r['name']}` | {r['kind']} | {r['paper']} | `{path}` | {r['summary']} | {opts} |")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class SelfContext:
+    """What a ``self`` term is built from: the backbone's shape and the run's length."""
+
+    num_classes: int
+    hidden_dims: list[int]  # widths of the backbone's hidden taps
+    epochs: int
+
+
+@dataclass
+class StudentContext:
+    """What a ``student`` term is built from. ``prepare`` hooks may set ``positions`` (extra input columns of every
+    node) and ``node_weight`` (per-node weights of the knowledge terms) before the others are built."""
+
+    data: Any                # the student's PyG Data (y, masks; x as the student reads it)
+    knowledge: Any           # gkd.distill.knowledge.Knowledge over all N nodes
+    edge_index: Any          # the graph the teacher saw
+    temperature: float
+    kd_weight: float         # 1 - kd_lambda
+    epochs: int
+    seed: int
+    teacher: Any = None      # the live teacher (TeacherView), absent for a book
+    positions: Any = None
+    node_weight: Any = None
+
+
+@dataclass
+class ImageContext:
+    """What an ``image`` term is built from: the CNN teacher stage and the split."""
+
+    teacher: Any             # gkd.pipeline.images.CNNTeacher
+    split: Any               # gkd.datasets.digits.ImageSplit
+    student_channels: list[int]
+    temperature: float
+    epochs: int
+    seed: int

@@ -1,0 +1,201 @@
+r"""The student stage of GNN-to-MLP distillation: :func:`distill_mlp` (a teacher's knowledge in, a student out).
+
+Methods (``method``): ``plain`` (the student alone, labels only), ``glnn`` (:mod:`gkd.distill.glnn`), ``gkd`` =
+GLNN plus the structure-aware terms :data:`GKD_TERMS` that the ablation in ``benchmarks/gnn2mlp.py`` supports, and
+``bookkd`` (:mod:`gkd.distill.bookkd`: the book's entries regularised, entropy-weighted, label smoothing). Any
+registered ``student`` term can be added by name (``terms=("neighbour",)``; ``gkd terms`` lists them with their
+papers and options), and a method name may carry extra terms: ``glnn+amkd`` is ``glnn`` with ``terms=("amkd",)``,
+``gkd+amkd`` adds ``amkd`` to :data:`GKD_TERMS`. Term options come from ``term_args``
+(``{"neighbour": {"steps": 5}}``).
+
+The whole pipeline that ``gkd distill`` runs — teachers, ensembles, books, settings, seeds — is
+:class:`gkd.pipeline.GNNToMLP`. With any trained teacher::
+
+    know = teacher_knowledge(teacher, data.x, data.edge_index)
+    student, result = distill_mlp(data, know, method="gkd")
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch_geometric.data import Data
+
+from ..distill.amkd import TeacherView
+from ..distill.baselines import LabelSmoothing
+from ..distill.bookkd import BookKD
+from ..distill.glnn import GLNN
+from ..distill.knowledge import Knowledge
+from ..distill.losses import check_temperature
+from ..distill.registry import StudentContext, TermOptions, build_options, get_term, parse_names, term_names
+from ..errors import ConfigError, DatasetError, check
+from ..limits import check_limits
+from ..nn import build_model
+from ..nn.hidden import takes_graph
+from ..nn.serving import Student
+from ..scale.distributed import rank_and_world, shard_mask
+from ..train.trainer import FitResult, LossTerm, Trainer, get_metric, seed_everything
+
+GKD_TERMS = ("position", "neighbour")  # benchmarks/gnn2mlp.py: best validation accuracy, GCN and SAGE
+DISTILLERS = ("plain", "glnn", "gkd", "bookkd")
+SETTINGS = ("transductive", "inductive")
+
+
+def split_method(method: str) -> tuple[str, tuple[str, ...]]:
+    """``"gkd+amkd"`` → ``("gkd", ("amkd",))``."""
+    base, *extra = [p.strip() for p in str(method).split("+")]
+    check(base in DISTILLERS, f"unknown distillation method {method!r}; expected one of {', '.join(DISTILLERS)}, "
+          f"optionally +term (e.g. gkd+amkd)", ConfigError)
+    return base, parse_names("student", extra, "method")
+
+
+def parse_student_terms(method: str, terms: str | Iterable[str] | None) -> tuple[str, ...]:
+    """The student terms of ``method`` and ``terms``, in registration order (the order their losses are added)."""
+    method, extra = split_method(method)
+    given = list(GKD_TERMS if method == "gkd" else ()) if terms is None else list(parse_names("student", terms))
+    names = given + list(extra)
+    check(method != "plain" or not names, f"method 'plain' takes no distillation terms; got {names}", ConfigError)
+    twice = sorted({t for t in names if names.count(t) > 1})
+    check(not twice, f"student term(s) {twice} given twice (terms={terms!r}, method={method!r}); expected each "
+          "at most once", ConfigError)
+    order = term_names("student")
+    return tuple(sorted(names, key=order.index))
+
+
+@dataclass
+class DistillOptions:
+    """The distiller's settings: method, terms and their options (``term_args``), lambda, temperature.
+
+    ``method`` and ``terms`` keep what was given (``"gkd+amkd"``); :attr:`distiller` (``"gkd"``) and
+    :attr:`active_terms` (``("position", "neighbour", "amkd")``) are what they resolve to."""
+
+    method: str = "gkd"
+    terms: tuple[str, ...] | None = None
+    kd_lambda: float = 0.0
+    temperature: float = 1.0
+    label_smoothing: float = 0.1  # bookkd's, on the hard-label term
+    term_args: dict = field(default_factory=dict)  # {term: {option: value}}, e.g. {"neighbour": {"steps": 5}}
+
+    @property
+    def distiller(self) -> str:
+        return split_method(self.method)[0]
+
+    @property
+    def active_terms(self) -> tuple[str, ...]:
+        return parse_student_terms(self.method, self.terms)
+
+    def validate(self) -> "DistillOptions":
+        self.active_terms  # noqa: B018  (checks method and terms)
+        check(isinstance(self.kd_lambda, (int, float)) and 0.0 <= self.kd_lambda <= 1.0,
+              f"kd_lambda={self.kd_lambda!r}; expected a value in [0, 1]", ConfigError)
+        check_temperature(self.temperature)
+        check(0.0 <= self.label_smoothing < 1.0, f"label_smoothing={self.label_smoothing!r}; expected a value in "
+              "[0, 1)", ConfigError)
+        self.term_options()  # every option of every switched-on term, before any teacher trains
+        check_limits(self)
+        return self
+
+    def term_options(self) -> dict[str, TermOptions]:
+        return build_options("student", self.active_terms, self.term_args)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "method": self.distiller, "terms": list(self.active_terms)}
+
+
+def ensemble(parts: list[Knowledge]) -> Knowledge:
+    """Several teachers' knowledge as one: logits = log of the mean probability; hidden of the first teacher."""
+    if len(parts) == 1:
+        return parts[0]
+    probs = torch.stack([F.softmax(p.logits, dim=-1) for p in parts]).mean(0)
+    rel = [p.reliability for p in parts if p.reliability is not None]
+    return Knowledge(probs.clamp_min(1e-12).log(), parts[0].mask, parts[0].hidden,
+                     torch.stack(rel).mean(0) if rel else None)
+
+
+def student_terms(opts: DistillOptions, ctx: StudentContext) -> list[LossTerm]:
+    """The loss terms of ``opts.distiller`` (its knowledge term, then the switched-on terms in registration order);
+    ``prepare`` hooks must have run on ``ctx`` already (:func:`distill_mlp` runs them)."""
+    if opts.distiller == "plain":
+        return []
+    know, data = ctx.knowledge, ctx.data
+    if opts.distiller == "bookkd":
+        terms: list[LossTerm] = [BookKD(know.logits, data.y, data.train_mask, know.mask, temperature=ctx.temperature,
+                                        weight=ctx.kd_weight), LabelSmoothing(opts.label_smoothing)]
+    else:
+        terms = [GLNN(know.logits, know.mask, ctx.temperature, ctx.kd_weight, ctx.node_weight)]
+    options = opts.term_options()
+    for name in opts.active_terms:
+        term = get_term("student", name).build(ctx, options[name])
+        if term is not None:
+            terms.append(term)
+    return terms
+
+
+def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None, *, method: str | None = None,
+                hidden_channels: int = 64, num_layers: int = 2, dropout: float = 0.5, lr: float = 0.01,
+                weight_decay: float = 5e-4, epochs: int = 500, patience: int = 100,
+                student: str | torch.nn.Module = "mlp", seed: int = 0, teacher_edge_index: Tensor | None = None,
+                progress: bool | None = False, teacher: TeacherView | None = None) -> tuple[torch.nn.Module, FitResult]:
+    """Train a ``student`` (a zoo name, an MLP by default, or any module called as ``student(x)``, PyG's ``MLP``
+    included) on ``data`` from the teacher's knowledge ``know``; returns it at its best-validation epoch with the
+    trainer's result.
+
+    Everything the method needs is built here: with the ``position`` term, FastRP position features of the nodes
+    ``know`` covers are appended to the student's input, and the returned graph-free student is a
+    :class:`~gkd.nn.serving.Student` that adds them itself (``student(x, index)``; new nodes get zeros). A GNN
+    student is returned as is. ``teacher_edge_index`` is the graph the teacher saw (default ``data.edge_index``);
+    ``teacher`` (the live teacher) is read only by the ``amkd`` term.
+    """
+    opts = copy.copy(opts) if opts is not None else DistillOptions()
+    if method is not None:
+        opts.method = method
+    opts.validate()
+    num_classes = data.meta.num_classes if getattr(data, "meta", None) is not None else int(data.y.max()) + 1
+    know.check_against(data.num_nodes, num_classes)
+    edge_index = data.edge_index if teacher_edge_index is None else teacher_edge_index
+    ctx = StudentContext(data, know, edge_index, opts.temperature, 1.0 - opts.kd_lambda, epochs, seed, teacher)
+    options = opts.term_options()
+    for name in opts.active_terms:
+        prepare = get_term("student", name).prepare
+        if prepare is not None:
+            prepare(ctx, options[name])
+    positions = ctx.positions
+    if positions is not None:  # the student reads where a node sits (NOSMOG), computed once here
+        data = copy.copy(data)
+        data.x = torch.cat([data.x, positions.to(data.x.device)], dim=-1)
+        ctx.data = data
+    seed_everything(seed)
+    if isinstance(student, torch.nn.Module):
+        model = student
+        for name, want in (("in_channels", data.num_features), ("out_channels", num_classes)):
+            got = getattr(model, name, want)
+            check(got == want, f"student {name}={got}; the data needs {want}"
+                  f"{' (features + position_dim)' if positions is not None and name == 'in_channels' else ''}",
+                  DatasetError)
+    else:
+        model = build_model(student, data.num_features, num_classes, hidden_channels=hidden_channels,
+                            num_layers=num_layers, dropout=dropout).to(data.x.device)
+    rank, world = rank_and_world()
+    train_data, trained = data, model
+    if world > 1:  # DDP: this rank's loss covers its shard of the nodes; gradients are averaged over ranks
+        from torch.nn.parallel import DistributedDataParallel
+
+        shard = shard_mask(data.num_nodes, rank, world).to(know.mask.device)
+        ctx.knowledge = Knowledge(know.logits, know.mask & shard, know.hidden, know.reliability)
+        train_data = copy.copy(data)
+        train_data.train_mask = data.train_mask & shard
+        trained = DistributedDataParallel(model)
+    terms = student_terms(opts, ctx)
+    trainer = Trainer(trained, train_data, lr=lr, weight_decay=weight_decay, epochs=epochs, patience=patience,
+                      terms=terms, progress=progress, desc="student",
+                      metric=get_metric(data.meta.metric) if getattr(data, "meta", None) else get_metric("acc"),
+                      ce_weight=opts.kd_lambda if opts.distiller != "plain" else 1.0)
+    fit = trainer.fit()
+    if takes_graph(model):
+        return model, fit
+    return Student(model, positions), fit

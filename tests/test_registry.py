@@ -1,0 +1,205 @@
+"""The term registry: a term registered outside the package is used by the API and the CLI like a built-in one."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import assert_one_line_error
+from gkd.cli import main
+from gkd.distill import registry
+from gkd.distill.registry import SelfContext, StudentContext, TermOptions, get_term, register_term, term_names
+from gkd.errors import ConfigError
+from gkd.train import LossTerm
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A plugin as a user writes it: its own options, a term, a builder; nothing in gkd changes.
+PLUGIN = '''
+from dataclasses import dataclass
+
+import torch
+from gkd.distill import LossTerm, TermOptions, register_term
+from gkd.errors import ConfigError, check
+
+
+@dataclass
+class ToyOptions(TermOptions):
+    strength: float = 1.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        check(self.strength > 0, f"toy strength={self.strength}; expected > 0", ConfigError)
+
+
+class Toy(LossTerm):
+    """Pulls logits toward zero; counts its calls in stats."""
+    name = "toy"
+
+    def __init__(self, weight, strength):
+        super().__init__(weight)
+        self.strength, self.calls = strength, 0
+
+    def forward(self, step):
+        self.calls += 1
+        return self.strength * step.logits.pow(2).mean()
+
+    def stats(self):
+        return {"calls": self.calls, "strength": self.strength}
+
+
+@register_term("toy", kind="self", options=ToyOptions, paper="a test", summary="logits toward zero")
+def build_toy(ctx, o):
+    return Toy(o.weight, o.strength)
+'''
+
+
+@pytest.fixture
+def forget():
+    """Registrations made by a test are removed after it (the registry is process-wide)."""
+    before = dict(registry._TERMS)
+    yield
+    registry._TERMS.clear()
+    registry._TERMS.update(before)
+
+
+@dataclass
+class ScaleOptions(TermOptions):
+    scale: float = 1.0
+
+
+class LogitNorm(LossTerm):
+    name = "logit-norm"
+
+    def __init__(self, weight: float, scale: float) -> None:
+        super().__init__(weight)
+        self.scale, self.calls = scale, 0
+
+    def forward(self, step) -> torch.Tensor:
+        self.calls += 1
+        return self.scale * step.logits.pow(2).mean()
+
+    def stats(self) -> dict:
+        return {"calls": self.calls}
+
+
+def test_outside_self_term_through_the_api(small_graph, forget):
+    from gkd.config import TrainConfig
+    from gkd.pipeline.train import run_training
+
+    @register_term("logit-norm", kind="self", options=ScaleOptions, paper="a test")
+    def build(ctx: SelfContext, o: ScaleOptions) -> LossTerm:
+        assert ctx.num_classes == 3 and ctx.epochs == 8
+        return LogitNorm(o.weight, o.scale)
+
+    assert "logit-norm" in term_names("self") and get_term("self", "logit-norm").module == __name__
+    cfg = TrainConfig(model="gcn", hidden_channels=8, epochs=8, patience=8, runs=1, method="self-distill",
+                      sd_terms="logit-norm,time", term_args={"logit-norm": {"scale": 2, "weight": 0.5}})
+    r = run_training(cfg, data=small_graph, progress=False)
+    assert r["method_config"]["terms"] == ["logit-norm", "time"]
+    assert r["method_config"]["term_args"]["logit-norm"] == {"weight": 0.5, "scale": 2.0}
+    assert r["runs"][0]["stats"]["logit-norm"]["calls"] == 8  # its loss ran every epoch
+    with pytest.raises(ConfigError, match=r"term_args logit-norm.shift: not an option of the self term 'logit-norm', which takes weight, scale"):
+        TrainConfig(method="logit-norm", term_args={"logit-norm": {"shift": 1}}).validate()
+
+
+def test_outside_student_term_through_the_api(small_graph, forget):
+    from gkd.distill.knowledge import Knowledge
+    from gkd.pipeline.student import distill_mlp
+
+    @register_term("logit-norm", kind="student", options=ScaleOptions)
+    def build(ctx: StudentContext, o: ScaleOptions) -> LossTerm:
+        return LogitNorm(o.weight, o.scale)
+
+    know = Knowledge(torch.randn(300, 3), torch.ones(300, dtype=torch.bool))
+    _, fit = distill_mlp(small_graph, know, method="glnn+logit-norm", hidden_channels=8, epochs=5, patience=5)
+    assert fit.stats["logit-norm"]["calls"] == 5 and "logit-norm" in fit.history[-1]
+
+
+def test_registration_errors(forget):
+    @register_term("dup", kind="self")
+    def first(ctx, o):
+        return None
+
+    with pytest.raises(ConfigError, match="self term 'dup' is already registered by"):
+        @register_term("dup", kind="self")
+        def second(ctx, o):
+            return None
+    with pytest.raises(ConfigError, match="term kind='teacher'; expected one of self, student, image"):
+        register_term("x", kind="teacher")
+    with pytest.raises(ConfigError, match="expected a lower-case word without commas"):
+        register_term("a,b", kind="self")
+    with pytest.raises(ConfigError, match="expected a TermOptions dataclass"):
+        register_term("y", kind="self", options=dict)
+
+
+def _plugin_env(tmp_path: Path, body: str = PLUGIN) -> dict:
+    """A package found through the ``gkd.terms`` entry-point group, as ``pip install`` would leave it."""
+    (tmp_path / "toy_gkd_plugin.py").write_text(body)
+    info = tmp_path / "toy_gkd_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-gkd-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[gkd.terms]\ntoy = toy_gkd_plugin\n")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+
+
+def _gkd(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gkd", *args], env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_outside_term_from_the_cli(tmp_path):
+    env = _plugin_env(tmp_path)
+    listed = _gkd(env, "terms", "--kind", "self")
+    assert listed.returncode == 0 and "toy" in listed.stdout and "toy_gkd_plugin" in listed.stdout
+    out = tmp_path / "r.json"
+    run = _gkd(env, "train", "--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=1700", "--model", "mlp",
+               "--epochs", "4", "--patience", "4", "--runs", "1", "--self-distill", "--sd-terms", "toy",
+               "--term-arg", "toy.strength=2", "--json", str(out), "--quiet")
+    assert run.returncode == 0, run.stderr
+    r = json.loads(out.read_text())
+    assert r["method_config"]["term_args"]["toy"] == {"weight": 1.0, "strength": 2.0}
+    assert r["runs"][0]["stats"]["toy"] == {"calls": 4, "strength": 2.0}
+    bad = _gkd(env, "train", "--self-distill", "--sd-terms", "toy", "--term-arg", "toy.strength=-1", "--quiet")
+    assert bad.returncode == 2 and "toy strength=-1.0; expected > 0" in bad.stderr
+    assert_one_line_error(bad.stderr)
+
+
+def test_a_broken_plugin_is_one_error_line(tmp_path):
+    env = _plugin_env(tmp_path, "raise RuntimeError('boom')\n")
+    r = _gkd(env, "terms")
+    assert r.returncode == 2 and "gkd.terms plugin 'toy' (toy_gkd_plugin) failed to import: RuntimeError: boom" \
+        in r.stderr
+    assert_one_line_error(r.stderr)
+
+
+def test_docs_term_table_is_current():
+    """docs/methods.md's term table is the registry's (regenerate: the region between the markers is
+    `gkd terms --markdown`)."""
+    text = (ROOT / "docs" / "methods.md").read_text()
+    region = text.split("<!-- terms:begin -->", 1)[1].split("<!-- terms:end -->", 1)[0]
+    assert registry.markdown_table() in region
+
+
+def test_terms_listing_is_the_registry(capsys):
+    assert main(["terms", "--markdown"]) == 0
+    table = capsys.readouterr().out
+    for kind in registry.KINDS:
+        for name in term_names(kind):
+            assert f"| `{name}` | {kind} |" in table
+    assert "`gkd/distill/nosmog.py`" in table
+    assert "`steps=10`" in table and "`dim=64`" in table
+
+
+def test_term_help_is_read_from_the_registry(capsys):
+    with pytest.raises(SystemExit):
+        main(["distill", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ",".join(term_names("student")) in text.replace(", ", ",")
