@@ -18,13 +18,13 @@ TERMS = ("depth", "time", "neighbour", "normalised")
 
 
 def variants() -> list[tuple[str, dict]]:
-    from gkd.config import TrainConfig
+    from gkd.distill import SELF_DISTILL_TERMS
 
     out = [("plain", {"method": "plain"}), ("label smoothing", {"method": "label-smoothing"}),
            ("Tf-KD-reg", {"method": "tf-kd-reg"})]
     out += [(f"SD: {t}", {"method": "self-distill", "sd_terms": t}) for t in TERMS]
     out += [("SD: all terms", {"method": "self-distill", "sd_terms": ",".join(TERMS)}),
-            (f"SD: default ({TrainConfig().sd_terms})", {"method": "self-distill"})]
+            (f"SD: default ({','.join(SELF_DISTILL_TERMS)})", {"method": "self-distill"})]
     return out
 
 

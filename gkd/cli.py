@@ -77,11 +77,17 @@ def _add_model_and_run_flags(parser: argparse.ArgumentParser, width_help: str | 
     r.add_argument("--seed", type=int, help=f"first seed in [0, {MAX_SEED}]; run r uses seed + r (default 0)")
 
 
+_TERM_EXAMPLES = {"self": ("time=0.5", "neighbour.warmup=10"), "student": ("neighbour=0.5", "neighbour.steps=5"),
+                  "image": ("mhgd=0.5", "mhgd.grad_cap=0.5")}
+
+
 def _add_term_flags(p, kind: str, weight_dest: str = "term_weights", weight_flag: str = "--term-weight") -> None:
+    weight, option = _TERM_EXAMPLES[kind]
     p.add_argument(weight_flag, dest=weight_dest, action="append", type=_key_value, metavar="TERM=W",
-                   help="weight of a switched-on term, e.g. neighbour=0.5 (repeatable; default: the term's)")
+                   help=f"weight of a switched-on term, e.g. {weight}; the same as --term-arg TERM.weight=W "
+                   "(repeatable; default: the term's)")
     p.add_argument("--term-arg", dest="term_arg", action="append", type=_term_arg, metavar="TERM.OPTION=VALUE",
-                   help=f"an option of a switched-on {kind} term, e.g. neighbour.steps=5 (repeatable; `gkd terms "
+                   help=f"an option of a switched-on {kind} term, e.g. {option} (repeatable; `gkd terms "
                    f"--kind {kind}` lists each term's options and defaults)")
 
 
@@ -214,9 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     g = graph.add_argument_group("graph")
     g.add_argument("--embeddings", help="an .npz of taps tap0, tap1, ... ([n, D] each, optional y) to build "
                    "from, instead of training a teacher CNN")
-    g.add_argument("--k", type=int, default=10, help="attention neighbours kept per sample (default 10)")
-    g.add_argument("--builder-value", default="others", help="others (default: class-aligned relations) | "
-                   "learned (MHGD's distillation builder)")
+    g.add_argument("--k", type=int, help="attention neighbours kept per sample (default 10)")
+    g.add_argument("--builder-value", help="others (default here: class-aligned relations) | learned (MHGD's "
+                   "distillation builder)")
     g.add_argument("--directed", action="store_true", help="keep edges one-way (neighbour -> sample)")
     g.add_argument("--out", required=True, help="graph file to write (.npz)")
     terms = sub.add_parser("terms", help="list the registered distillation terms: kind, paper, options")
@@ -413,12 +419,17 @@ def cmd_graph(args: argparse.Namespace) -> int:
     from .config import make_config
     from .pipeline.images import CNNDistillConfig, build_graph
 
+    from .config import read_yaml
+
     cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(CNNDistillConfig)]),
                       CNNDistillConfig)
+    if args.builder_value is None and "builder_value" not in (read_yaml(args.config, CNNDistillConfig)
+                                                              if args.config else {}):
+        cfg.builder_value = "others"  # gkd graph's default; distillation (gkd cnn) keeps MHGD's learned values
     check_output_file(args.out, "--out")
-    g = build_graph(cfg, args.out, k=args.k, directed=args.directed, embeddings=args.embeddings,
-                    progress=not args.quiet)
-    line = f"graph {args.out}: {g['nodes']} nodes, {g['edges']} edges (k={args.k})"
+    k = 10 if args.k is None else args.k
+    g = build_graph(cfg, args.out, k=k, directed=args.directed, embeddings=args.embeddings, progress=not args.quiet)
+    line = f"graph {args.out}: {g['nodes']} nodes, {g['edges']} edges (k={k})"
     if g["homophily"] is not None:
         line += f", edge homophily {g['homophily']:.3f}"
     print(line)

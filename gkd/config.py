@@ -120,7 +120,7 @@ class TrainConfig(GraphRunConfig):
     generations: int = 1  # born-again generations (gkd.distill.born_again)
     # plain | self-distill (the self terms in sd_terms) | the name of one registered self term (gkd terms)
     method: str = "plain"
-    sd_terms: str = "neighbour,time"
+    sd_terms: str | None = None  # with method self-distill; None: SELF_DISTILL_TERMS (neighbour,time)
     term_args: dict = field(default_factory=dict)  # {term: {option: value}}, e.g. {"neighbour": {"warmup": 10}}
 
     def validate(self) -> "TrainConfig":
@@ -136,12 +136,14 @@ class TrainConfig(GraphRunConfig):
     def terms(self) -> tuple[str, ...]:
         """The registered ``self`` terms ``method`` switches on."""
         from .distill.registry import get_term, term_names
-        from .distill.self_distill import parse_terms
+        from .distill.self_distill import SELF_DISTILL_TERMS, parse_terms
 
+        if self.method == "self-distill":
+            return parse_terms(SELF_DISTILL_TERMS if self.sd_terms is None else self.sd_terms)
+        check(self.sd_terms is None, f"sd_terms={self.sd_terms!r} is read only with method self-distill; got "
+              f"method={self.method!r} (use --self-distill, or --method self-distill)", ConfigError)
         if self.method == "plain":
             return ()
-        if self.method == "self-distill":
-            return parse_terms(self.sd_terms)
         methods = ("plain", "self-distill", *term_names("self"))
         check(isinstance(self.method, str) and self.method.lower() in methods, f"unknown method {self.method!r}; "
               f"expected one of {', '.join(methods)}", ConfigError)

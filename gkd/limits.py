@@ -16,7 +16,7 @@ MAX_HEADS = 64
 MAX_EPOCHS = 10**6
 MAX_RUNS = 10**4
 INT_LIMITS: dict[str, tuple[int, int]] = {"seed": (0, MAX_SEED), "hidden_channels": (1, MAX_WIDTH),
-                                          "position_dim": (1, MAX_WIDTH), "heads": (1, MAX_HEADS),
+                                          "heads": (1, MAX_HEADS),
                                           "epochs": (1, MAX_EPOCHS), "builder_epochs": (1, MAX_EPOCHS),
                                           "runs": (1, MAX_RUNS)}
 

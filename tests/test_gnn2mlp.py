@@ -158,7 +158,7 @@ def test_knowledge_shape_errors(small_graph):
     know = Knowledge(torch.randn(300, 3), torch.ones(300, dtype=torch.bool))
     with pytest.raises(DatasetError, match="student in_channels=8; the data needs 16"):
         distill_mlp(small_graph, know, method="glnn", student=build_model("mlp", 8, 3), epochs=2)
-    with pytest.raises(DatasetError, match=r"the data needs 80 \(features \+ position_dim\)"):
+    with pytest.raises(DatasetError, match=r"the data needs 80 \(features \+ position.dim\)"):
         distill_mlp(small_graph, know, method="gkd", student=build_model("mlp", 16, 3), epochs=2)
 
 

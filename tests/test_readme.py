@@ -89,8 +89,17 @@ def test_python_examples_run(tmp_path, monkeypatch, one_thread):
     assert set(scope["model"].state_dict()) == set(type(scope["model"])(1433, 64, 2, 7).state_dict())
     exec(compile(usage[1], "docs/usage.md", "exec"), scope)
     assert scope["fit"].test > 0.7 and scope["pred"].shape == (10,)
-    for block in usage[2:]:
-        exec(compile(block, "docs/usage.md", "exec"), scope)
+    from gkd.distill import registry
+
+    before = dict(registry._TERMS)
+    try:
+        for block in usage[2:]:
+            exec(compile(block, "docs/usage.md", "exec"), scope)
+        assert scope["penalised"]["method_config"]["terms"] == ["confidence-penalty", "time"]
+        assert scope["penalised"]["method_config"]["term_args"]["confidence-penalty"] == {"weight": 1.0, "beta": 0.2}
+    finally:  # the example registers a term; later tests read the registry as gkd ships it
+        registry._TERMS.clear()
+        registry._TERMS.update(before)
     assert scope["graph"].num_nodes == 500
 
 

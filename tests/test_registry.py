@@ -136,7 +136,7 @@ def test_registration_errors(forget):
         register_term("x", kind="teacher")
     with pytest.raises(ConfigError, match="expected a lower-case word without commas"):
         register_term("a,b", kind="self")
-    with pytest.raises(ConfigError, match="expected a TermOptions dataclass"):
+    with pytest.raises(ConfigError, match="expected a TermOptions subclass decorated with @dataclass"):
         register_term("y", kind="self", options=dict)
 
 
@@ -203,3 +203,80 @@ def test_term_help_is_read_from_the_registry(capsys):
         main(["distill", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert ",".join(term_names("student")) in text.replace(", ", ",")
+
+
+def test_gkd_plugins_names_modules_for_the_cli(tmp_path):
+    (tmp_path / "my_terms.py").write_text(PLUGIN)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GKD_PLUGINS": "my_terms"}
+    r = subprocess.run([sys.executable, "-m", "gkd", "terms", "--kind", "self"], env=env, cwd=tmp_path,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0 and "toy" in r.stdout and "my_terms" in r.stdout
+    env["GKD_PLUGINS"] = "no_such_module"
+    r = subprocess.run([sys.executable, "-m", "gkd", "terms"], env=env, cwd=tmp_path, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 2 and "GKD_PLUGINS module 'no_such_module' failed to import" in r.stderr
+
+
+def test_writers_traps_are_refused_or_handled(forget, small_graph):
+    from dataclasses import field
+
+    class Undecorated(TermOptions):
+        strength: float = 1.0
+
+    with pytest.raises(ConfigError, match="decorated with @dataclass"):
+        register_term("undecorated", kind="self", options=Undecorated)
+    with pytest.raises(ConfigError, match="prepare= is run for student terms only"):
+        register_term("early", kind="self", prepare=lambda ctx, o: None)
+
+    @dataclass
+    class ListOptions(TermOptions):
+        dims: list[int] = field(default_factory=lambda: [1, 2])
+
+    @register_term("listy", kind="self", options=ListOptions)
+    def build(ctx, o):
+        return None  # a self term may add nothing
+
+    spec = get_term("self", "listy")
+    assert spec.option_defaults() == {"weight": 1.0, "dims": [1, 2]}
+    assert spec.make_options({"dims": [3]}).dims == [3]
+    with pytest.raises(ConfigError, match=r"term_args listy.dims=3; expected list"):
+        spec.make_options({"dims": 3})
+    from gkd.config import TrainConfig
+    from gkd.pipeline.train import run_training
+
+    r = run_training(TrainConfig(model="mlp", hidden_channels=8, epochs=3, patience=3, runs=1, method="listy"),
+                     data=small_graph, progress=False)
+    assert r["method_config"]["terms"] == ["listy"]
+
+
+def test_sd_terms_without_self_distillation_is_refused():
+    from gkd.config import TrainConfig
+
+    with pytest.raises(ConfigError, match="sd_terms='depth' is read only with method self-distill"):
+        TrainConfig(sd_terms="depth").validate()
+    assert TrainConfig(method="self-distill").terms() == ("neighbour", "time")
+
+
+def test_position_takes_no_weight():
+    with pytest.raises(ConfigError, match="the position term adds input columns, not a loss"):
+        get_term("student", "position").make_options({"weight": 0.0})
+
+
+def test_self_distill_end_epoch_reaches_every_term(forget):
+    from gkd.distill import SelfDistill
+
+    seen = []
+
+    class Remembers(LossTerm):
+        name = "remembers"
+
+        def forward(self, step):
+            return step.logits.sum() * 0
+
+        def on_epoch_end(self, step):
+            seen.append(step.logits.shape)
+
+    register_term("remembers", kind="self")(lambda ctx, o: Remembers(o.weight))
+    sd = SelfDistill(3, [8], terms="remembers,time")
+    sd.end_epoch(torch.zeros(5, 3))
+    assert seen == [(5, 3)] and sd.terms[1].prev.shape == (5, 3)

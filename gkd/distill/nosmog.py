@@ -64,12 +64,14 @@ def build_rsd(ctx: StudentContext, o: RSDOptions) -> LossTerm:
 
 @dataclass
 class PositionOptions(TermOptions):
-    """``position``: ``dim`` FastRP columns appended to the student's input (``weight`` is not read)."""
+    """``position``: ``dim`` FastRP columns appended to the student's input (it adds no loss, so it has no weight)."""
 
     dim: int = 64
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check(self.weight == 1.0, f"position weight={self.weight!r}: the position term adds input columns, not a "
+              "loss, so it takes no weight; expected the default 1.0 (drop the term to switch it off)", ConfigError)
         check_int("position dim", self.dim, 1, ConfigError)
         check(self.dim <= MAX_WIDTH, f"position dim={self.dim!r}; expected an integer <= {MAX_WIDTH}", ConfigError)
 

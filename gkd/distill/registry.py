@@ -2,16 +2,34 @@ r"""The term registry: every distillation loss is registered by name, with its o
 
 In the manner of torchdistill, a method is a list of names, never a new training loop::
 
+    from dataclasses import dataclass
+    from gkd.distill import LossTerm, SelfContext, TermOptions, register_term
+
+    @dataclass                                  # required: its fields are the term's options
+    class ToyOptions(TermOptions):              # every term has `weight`
+        strength: float = 1.0
+
+    class ToyTerm(LossTerm):
+        name = "toy"                            # its value is logged under this name
+        def __init__(self, weight, strength):
+            super().__init__(weight)
+            self.strength = strength
+        def forward(self, step):                # unweighted; the trainer multiplies by weight
+            return self.strength * step.logits.pow(2).mean()
+
     @register_term("toy", kind="self", options=ToyOptions, paper="my paper (2026)", summary="what it adds")
     def build_toy(ctx: SelfContext, opts: ToyOptions) -> LossTerm:
         return ToyTerm(opts.weight, opts.strength)
+
+A complete, tested example is in ``docs/usage.md`` ("Writing a term").
 
 ``kind`` says who reads the term: ``self`` (a backbone teaching itself, ``gkd train --sd-terms``), ``student`` (a
 graph-free student learning a teacher's knowledge, ``gkd distill --terms``) or ``image`` (CNN students, ``gkd
 cnn``). The options dataclass (a :class:`TermOptions`, so every term has ``weight``) checks its values in
 ``__post_init__``; users set them as ``--term-arg toy.strength=2`` or ``term_args: {toy: {strength: 2}}`` in YAML.
-Terms registered outside the package are found the same way: import the module that registers them, or name it
-under the ``gkd.terms`` entry-point group of your package so that the CLI imports it too.
+Terms registered outside the package are found the same way: import the module that registers them (Python), list it
+in ``GKD_PLUGINS=my_terms,other_terms`` (the CLI imports those modules), or name it under the ``gkd.terms``
+entry-point group of an installed package. ``docs/development.md`` ("Writing a term") has a complete example.
 
 The CLI's choices, its ``--help`` text and the documentation's term tables are read from here (``gkd terms``).
 """
@@ -30,7 +48,7 @@ KINDS: dict[str, str] = {
     "student": "a graph-free student learns a GNN teacher's knowledge (gkd distill --terms NAMES)",
     "image": "a small CNN learns a CNN teacher (gkd cnn --method NAME)",
 }
-ALIASES = {"neighbor": "neighbour", "normalized": "normalised", "nbr": "neighbour"}
+ALIASES = {"neighbor": "neighbour", "normalized": "normalised"}
 
 
 @dataclass
@@ -66,8 +84,9 @@ class TermSpec:
         return self.build.__module__
 
     def option_defaults(self) -> dict[str, Any]:
-        return {f.name: f.default for f in dataclasses.fields(self.options)
-                if f.default is not dataclasses.MISSING}
+        return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                for f in dataclasses.fields(self.options)
+                if f.default is not dataclasses.MISSING or f.default_factory is not dataclasses.MISSING}
 
     def make_options(self, values: Mapping[str, Any] | None = None) -> TermOptions:
         """The options with ``values`` (``term_args`` of this term) set; unknown keys and wrong types are errors."""
@@ -78,14 +97,18 @@ class TermSpec:
         check(not unknown, f"term_args {self.name}.{unknown[0] if unknown else ''}: not an option of the "
               f"{self.kind} term {self.name!r}, which takes {', '.join(known)}", ConfigError)
         for key, v in values.items():
-            want = hints[key]
-            ok = isinstance(v, want) and not (isinstance(v, bool) and want is not bool)
+            want = typing.get_origin(hints[key]) or hints[key]  # list[int] -> list: the options check the items
+            if want is typing.Union or type(want).__name__ == "UnionType":
+                want = tuple(typing.get_origin(a) or a for a in typing.get_args(hints[key]))
+                want = tuple(type(None) if a is None else a for a in want)
+            ok = isinstance(v, want) and not (isinstance(v, bool) and bool not in (want if isinstance(want, tuple)
+                                                                                  else (want,)))
             if want is float and isinstance(v, int) and not isinstance(v, bool):
                 values[key], ok = float(v), True
             check(ok, f"term_args {self.name}.{key}={v!r}; expected {getattr(want, '__name__', want)}", ConfigError)
         try:
             return self.options(**values)
-        except ConfigError as e:
+        except (ConfigError, TypeError, ValueError) as e:  # a plug-in's own checks may raise plain Python errors
             raise ConfigError(f"term_args {self.name}: {e}") from None
 
 
@@ -100,8 +123,11 @@ def register_term(name: str, *, kind: str, options: type = TermOptions, paper: s
     check(isinstance(name, str) and name.strip() == name == name.lower() and name and "," not in name
           and "." not in name and "=" not in name, f"term name {name!r}; expected a lower-case word without commas, "
           "dots or '='", ConfigError)
-    check(dataclasses.is_dataclass(options) and issubclass(options, TermOptions),
-          f"options={options!r}; expected a TermOptions dataclass", ConfigError)
+    check(isinstance(options, type) and issubclass(options, TermOptions) and "__dataclass_fields__" in vars(options),
+          f"options={options!r}; expected a TermOptions subclass decorated with @dataclass (without it, its fields "
+          "are not options)", ConfigError)
+    check(prepare is None or kind == "student", f"prepare= is run for student terms only; got kind={kind!r}",
+          ConfigError)
 
     def deco(build: Callable) -> Callable:
         old = _TERMS.get((kind, name))
@@ -116,14 +142,25 @@ def register_term(name: str, *, kind: str, options: type = TermOptions, paper: s
 
 
 def _load_plugins() -> None:
-    """Import the modules named under the ``gkd.terms`` entry-point group (the built-in terms registered themselves
-    when :mod:`gkd.distill` was imported, which Python does before it imports this module)."""
+    """Import the modules named in ``$GKD_PLUGINS`` (comma-separated module names, importable from the working
+    directory or ``PYTHONPATH``) and under the ``gkd.terms`` entry-point group of installed packages. The built-in
+    terms registered themselves when :mod:`gkd.distill` was imported, which Python does before this module."""
     global _plugins_loaded
     if _plugins_loaded:
         return
     _plugins_loaded = True
+    import importlib
+    import os
+    import sys
     from importlib.metadata import entry_points
 
+    for name in [m.strip() for m in os.environ.get("GKD_PLUGINS", "").split(",") if m.strip()]:
+        if "" not in sys.path and os.getcwd() not in sys.path:
+            sys.path.insert(0, os.getcwd())  # `gkd` as a console script does not put the working directory there
+        try:
+            importlib.import_module(name)
+        except Exception as e:  # a broken plugin is the user's: say which, in one line
+            raise ConfigError(f"GKD_PLUGINS module {name!r} failed to import: {type(e).__name__}: {e}") from None
     for ep in entry_points(group="gkd.terms"):
         try:
             ep.load()

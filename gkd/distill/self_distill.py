@@ -378,11 +378,12 @@ class SelfDistill(nn.Module):
             total = total + t.weight * t(step)
         return total
 
-    def end_epoch(self, logits: Tensor) -> None:
-        """Call once per epoch with the epoch's logits (the time term remembers them)."""
+    def end_epoch(self, logits: Tensor, epoch: int = 0) -> None:
+        """Call once per epoch with the epoch's logits: every term's ``on_epoch_end`` runs (the time term remembers
+        them)."""
+        step = Step(logits=logits, hidden=[], data=Data(), epoch=epoch, model=None)
         for t in self.terms:
-            if isinstance(t, TimeTerm):
-                t.end_epoch(logits)
+            t.on_epoch_end(step)
 
     def config(self) -> dict:
         return {"terms": [t.name for t in self.terms], "weights": {t.name: t.weight for t in self.terms}}
@@ -394,12 +395,17 @@ class FixedGraph(LossTerm):
     def __init__(self, term: LossTerm, edge_index: Tensor, name: str) -> None:
         super().__init__(term.weight)
         self.term, self.name, self.edge_index = term, name, edge_index
+        if callable(getattr(term, "stats", None)):  # the trainer reports stats() of the terms that have one
+            self.stats = term.stats
 
     def forward(self, step: Step) -> Tensor:
         return self.term(dataclasses.replace(step, graph=self.edge_index))
 
     def restart_from_best(self, epoch: int, best_epoch: int) -> bool:
         return self.term.restart_from_best(epoch, best_epoch)
+
+    def on_epoch_end(self, step: Step) -> None:
+        self.term.on_epoch_end(dataclasses.replace(step, graph=self.edge_index))
 
 
 @register_term("self", kind="student", options=NeighbourOptions, paper="gkd self-distillation",

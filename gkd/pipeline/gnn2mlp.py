@@ -42,9 +42,9 @@ from ..nn.serving import Student
 from ..train.checkpoint import RunCheckpoint
 from ..train.trainer import check_test_nodes, get_metric
 from . import artifact
-from .seeds import run_seeds
+from .seeds import data_loader, run_seeds
 from .student import SETTINGS, DistillOptions, distill_mlp, ensemble
-from .train import build_method, data_loader, train_run
+from .train import build_method, train_run
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """The one seed runner: every command repeats "one seed" over ``runs`` seeds through :func:`run_seeds`.
 
-It owns what the pipelines share: the data of each run (datasets with several fixed splits, or a random split
-seeded by the run, are reloaded per run; others load once), the progress bar, checkpoint/resume
+It owns what the pipelines share: the data of each run (:func:`data_loader`: datasets with several fixed splits, or
+a random split seeded by the run, are reloaded per run; others load once), the progress bar, checkpoint/resume
 (:class:`~gkd.train.checkpoint.RunCheckpoint`), the one summary (:func:`gkd.train.logger.summarize`: mean and std of
 every numeric field of the run records) and the one result schema::
 
@@ -13,16 +13,42 @@ A pipeline supplies ``one_seed(r, data) -> record`` (``record`` has at least ``r
 """
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from typing import Any, Callable
 
+import torch
+from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
+from ..datasets import DatasetMeta, load
 from ..train.checkpoint import RunCheckpoint
 from ..train.logger import environment, fmt, mean_std, summarize
+from ..train.trainer import check_test_nodes
 
 RECORD_KEYS = ("run", "seed", "val", "test")
+
+
+def data_loader(cfg, device: torch.device, data: Data | None = None) -> Callable[[int, Data | None], Data]:
+    """``data_for(run, previous)`` for :func:`~gkd.pipeline.seeds.run_seeds`: datasets with several fixed splits,
+    or a random split seeded by the run, are reloaded per run; others load once. A given ``data`` (your own graph) is
+    used for every run, shallow-copied (so adding ``adj_t`` leaves yours untouched)."""
+    if data is not None:
+        data = copy.copy(data)
+        if getattr(data, "meta", None) is None:
+            data.meta = DatasetMeta(name="custom", num_classes=int(data.y.max()) + 1, split="user-provided masks")
+        fixed = data.to(device)
+        return lambda r, previous: fixed
+
+    def data_for(r: int, previous: Data | None) -> Data:
+        if previous is not None and previous.meta.num_splits == 1 and cfg.split is None:
+            return previous
+        d = load(cfg.dataset, cfg.root, split=r, random_split=cfg.split, **cfg.dataset_args)
+        check_test_nodes(d)  # before anything trains: a run without test nodes reports no result
+        return d.to(device)
+
+    return data_for
 
 
 def run_seeds(runs: int, one_seed: Callable[[int, Any], dict], data_for: Callable[[int, Any], Any], *,
@@ -32,7 +58,8 @@ def run_seeds(runs: int, one_seed: Callable[[int, Any], dict], data_for: Callabl
 
     ``data_for(r, previous)`` gives run ``r``'s data (``previous``: the last run's, ``None`` at first) and is called
     for run 0 before the progress bar appears, so that a bad dataset is one error line, not a bar and then the error.
-    A run found in ``checkpoint`` is not run again. ``head(data)`` (or a dict) supplies the result's leading fields.
+    A run found in ``checkpoint`` is not run again. ``head(data)`` (or a dict) supplies the result's leading fields;
+    it is called once, after the last run, with that run's data.
     """
     start = time.perf_counter()
     data = data_for(0, None)

@@ -175,7 +175,7 @@ def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None,
         for name, want in (("in_channels", data.num_features), ("out_channels", num_classes)):
             got = getattr(model, name, want)
             check(got == want, f"student {name}={got}; the data needs {want}"
-                  f"{' (features + position_dim)' if positions is not None and name == 'in_channels' else ''}",
+                  f"{' (features + position.dim)' if positions is not None and name == 'in_channels' else ''}",
                   DatasetError)
     else:
         model = build_model(student, data.num_features, num_classes, hidden_channels=hidden_channels,

@@ -15,7 +15,6 @@ from torch import nn
 from torch_geometric.data import Data
 
 from ..config import TrainConfig
-from ..datasets import DatasetMeta, load
 from ..distill.born_again import BornAgain
 from ..distill.registry import SelfContext, build_options, get_term
 from ..errors import ConfigError, check
@@ -24,7 +23,7 @@ from ..nn.device import resolve_device
 from ..train.checkpoint import RunCheckpoint
 from ..train.trainer import FitResult, LossTerm, Trainer, check_test_nodes, get_metric, seed_everything
 from . import artifact
-from .seeds import run_seeds
+from .seeds import data_loader, run_seeds
 
 GENERATION_SEED_STRIDE = 100_003  # born-again generations; apart from ensembles' seed + 1000 j
 
@@ -40,7 +39,8 @@ def build_method(cfg: TrainConfig) -> tuple[TermsFactory | None, dict]:
 
     def factory(data: Data, model: nn.Module) -> list[LossTerm]:
         ctx = SelfContext(data.meta.num_classes, [model.hidden_channels] * (model.num_layers - 1), cfg.epochs)
-        return [get_term("self", n).build(ctx, options[n]) for n in names]
+        built = (get_term("self", n).build(ctx, options[n]) for n in names)
+        return [t for t in built if t is not None]
 
     return factory, {"terms": list(names), "term_args": {n: vars(o) for n, o in options.items()}}
 
@@ -80,27 +80,6 @@ def train_run(cfg: TrainConfig, data: Data, seed: int, *, terms_factory: TermsFa
     return model, res
 
 
-def data_loader(cfg, device: torch.device, data: Data | None = None) -> Callable[[int, Data | None], Data]:
-    """``data_for(run, previous)`` for :func:`~gkd.pipeline.seeds.run_seeds`: datasets with several fixed splits,
-    or a random split seeded by the run, are reloaded per run; others load once. A given ``data`` (your own graph) is
-    used for every run, shallow-copied (so adding ``adj_t`` leaves yours untouched)."""
-    if data is not None:
-        data = copy.copy(data)
-        if getattr(data, "meta", None) is None:
-            data.meta = DatasetMeta(name="custom", num_classes=int(data.y.max()) + 1, split="user-provided masks")
-        fixed = data.to(device)
-        return lambda r, previous: fixed
-
-    def data_for(r: int, previous: Data | None) -> Data:
-        if previous is not None and previous.meta.num_splits == 1 and cfg.split is None:
-            return previous
-        d = load(cfg.dataset, cfg.root, split=r, random_split=cfg.split, **cfg.dataset_args)
-        check_test_nodes(d)  # before anything trains: a run without test nodes reports no result
-        return d.to(device)
-
-    return data_for
-
-
 def run_training(cfg: TrainConfig, *, data: Data | None = None, terms_factory: TermsFactory | None = None,
                  save: str | os.PathLike | None = None, progress: bool | None = None,
                  checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> dict:
@@ -112,7 +91,7 @@ def run_training(cfg: TrainConfig, *, data: Data | None = None, terms_factory: T
     cfg.validate()
     factory, method_config = build_method(cfg)
     if terms_factory is not None:
-        factory, method_config = terms_factory, {"terms": "custom"}
+        factory, method_config = terms_factory, {"terms": "custom (terms_factory)"}
     best: dict = {}
     if save is not None:
         artifact.check_saveable(save)
@@ -131,7 +110,8 @@ def run_training(cfg: TrainConfig, *, data: Data | None = None, terms_factory: T
         return record
 
     result = run_seeds(cfg.runs, one_seed, data_loader(cfg, resolve_device(cfg.device), data),
-                       head=lambda d: {"dataset": d.meta.name, "model": cfg.model.lower(), "method": cfg.method,
+                       head=lambda d: {"dataset": d.meta.name, "model": cfg.model.lower(),
+                                       "method": cfg.method if terms_factory is None else "custom",
                                        "setting": "transductive", "split": d.meta.split,
                                        "method_config": method_config, "config": cfg.to_dict()},
                        checkpoint=checkpoint, progress=progress, desc=f"{cfg.model}/{cfg.dataset}")

@@ -73,7 +73,11 @@ class Step:
 
 
 class LossTerm(nn.Module):
-    """A loss added to the supervised cross-entropy. ``forward(step)`` returns a scalar; ``weight`` scales it."""
+    """A loss added to the supervised cross-entropy.
+
+    ``forward(step)`` returns the term's unweighted scalar; the trainer multiplies it by ``weight`` and logs it under
+    ``name`` (set it: each term's value goes into the epoch history by name). Optional hooks: :meth:`on_epoch_end`,
+    :meth:`restart_from_best`, and ``stats() -> dict`` (counters written into the run's JSON ``stats``)."""
 
     name = "term"
 
