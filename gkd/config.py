@@ -14,7 +14,7 @@ import yaml
 
 from .datasets.registry import check_dataset_args  # noqa: F401  (part of the config API)
 from .errors import ConfigError, check, check_int
-from .limits import check_limits, check_weights  # noqa: F401
+from .limits import check_limits  # noqa: F401  (part of the config API)
 
 MAX_YAML_BYTES = 1 << 20  # configs are a few hundred bytes; this bounds what a hostile file can make the parser do
 

@@ -21,15 +21,6 @@ INT_LIMITS: dict[str, tuple[int, int]] = {"seed": (0, MAX_SEED), "hidden_channel
                                           "runs": (1, MAX_RUNS)}
 
 
-def check_weights(name: str, weights: dict, known: tuple[str, ...] | None = None) -> None:
-    """Per-term weights: finite numbers >= 0, keyed (when ``known`` is given) by known term names."""
-    for k, v in weights.items():
-        check(known is None or k in known, f"{name} has unknown term {k!r}; expected some of {', '.join(known or ())}",
-              ConfigError)
-        check(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf,
-              f"{name} {k}={v!r}; expected a finite number >= 0", ConfigError)
-
-
 def check_limits(cfg: Any) -> None:
     """Every float option of the config dataclass ``cfg`` is finite and every integer in :data:`INT_LIMITS` within
     its bounds. An infinite rate or temperature trains without complaint and reports garbage, so it is refused."""

@@ -385,8 +385,6 @@ class SelfDistill(nn.Module):
         for t in self.terms:
             t.on_epoch_end(step)
 
-    def config(self) -> dict:
-        return {"terms": [t.name for t in self.terms], "weights": {t.name: t.weight for t in self.terms}}
 
 
 class FixedGraph(LossTerm):

@@ -117,9 +117,11 @@ def ensemble(parts: list[Knowledge]) -> Knowledge:
                      torch.stack(rel).mean(0) if rel else None)
 
 
-def student_terms(opts: DistillOptions, ctx: StudentContext) -> list[LossTerm]:
+def student_terms(opts: DistillOptions, ctx: StudentContext,
+                  options: dict[str, TermOptions] | None = None) -> list[LossTerm]:
     """The loss terms of ``opts.distiller`` (its knowledge term, then the switched-on terms in registration order);
-    ``prepare`` hooks must have run on ``ctx`` already (:func:`distill_mlp` runs them)."""
+    ``prepare`` hooks must have run on ``ctx`` already (:func:`distill_mlp` runs them). ``options``: the terms'
+    options, if already built (``opts.term_options()``)."""
     if opts.distiller == "plain":
         return []
     know, data = ctx.knowledge, ctx.data
@@ -128,7 +130,7 @@ def student_terms(opts: DistillOptions, ctx: StudentContext) -> list[LossTerm]:
                                         weight=ctx.kd_weight), LabelSmoothing(opts.label_smoothing)]
     else:
         terms = [GLNN(know.logits, know.mask, ctx.temperature, ctx.kd_weight, ctx.node_weight)]
-    options = opts.term_options()
+    options = opts.term_options() if options is None else options
     for name in opts.active_terms:
         term = get_term("student", name).build(ctx, options[name])
         if term is not None:
@@ -154,7 +156,7 @@ def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None,
     opts = copy.copy(opts) if opts is not None else DistillOptions()
     if method is not None:
         opts.method = method
-    opts.validate()
+    opts.validate()  # builds the options of every term: checked here, before any training
     num_classes = data.meta.num_classes if getattr(data, "meta", None) is not None else int(data.y.max()) + 1
     know.check_against(data.num_nodes, num_classes)
     edge_index = data.edge_index if teacher_edge_index is None else teacher_edge_index
@@ -190,7 +192,7 @@ def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None,
         train_data = copy.copy(data)
         train_data.train_mask = data.train_mask & shard
         trained = DistributedDataParallel(model)
-    terms = student_terms(opts, ctx)
+    terms = student_terms(opts, ctx, options)
     trainer = Trainer(trained, train_data, lr=lr, weight_decay=weight_decay, epochs=epochs, patience=patience,
                       terms=terms, progress=progress, desc="student",
                       metric=get_metric(data.meta.metric) if getattr(data, "meta", None) else get_metric("acc"),
