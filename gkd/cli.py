@@ -65,7 +65,7 @@ def _add_data_flags(parser: argparse.ArgumentParser, split: bool = True) -> None
 
 def _add_model_and_run_flags(parser: argparse.ArgumentParser, width_help: str | None = None) -> None:
     p = parser.add_argument_group("model and optimiser")
-    p.add_argument("--hidden-channels", type=int, help=width_help or f"hidden width, at most {MAX_WIDTH}")
+    p.add_argument("--hidden-channels", type=int, help=width_help or f"hidden width, at most {MAX_WIDTH} (default 64)")
     p.add_argument("--num-layers", type=int, help="layers, the output layer included (default 2)")
     p.add_argument("--dropout", type=float, help="dropout rate in [0, 1) (default 0.5; GAT 0.6)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 0.01; GAT 0.005)")
@@ -121,7 +121,7 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     _add_data_flags(parser)
     m = parser.add_argument_group("backbone")
     m.add_argument("--model", help="gcn | gat | sage | mlp (default gcn)")
-    m.add_argument("--heads", type=int, help=f"GAT attention heads, at most {MAX_HEADS}")
+    m.add_argument("--heads", type=int, help=f"GAT attention heads, at most {MAX_HEADS} (default 8)")
     _add_model_and_run_flags(parser)
     p = parser.add_argument_group("method")
     p.add_argument("--method", help=f"plain | self-distill | one self term ({_terms('self')}) (default plain)")
@@ -139,15 +139,16 @@ def _add_distill_flags(parser: argparse.ArgumentParser) -> None:
     _add_data_flags(parser)
     _add_teacher_flags(parser)
     s = parser.add_argument_group("student")
-    s.add_argument("--student", help="student model (default mlp)")
+    s.add_argument("--student", help="student model: mlp | gcn | gat | sage (default mlp)")
     _add_model_and_run_flags(parser, width_help=f"student width, at most {MAX_WIDTH} (default 64)")
     p = parser.add_argument_group("method")
     p.add_argument("--method", help="plain | glnn | gkd | bookkd, optionally +TERM, e.g. gkd+amkd (default gkd = "
                    "glnn + position,neighbour)")
-    p.add_argument("--terms", help=f"student terms added to the method's, a comma list of {_terms('student')}")
+    p.add_argument("--terms", help=f"student terms, a comma list of {_terms('student')} (default: the method's; "
+                   "gkd: position,neighbour)")
     p.add_argument("--kd-lambda", type=float, help="weight of the label cross-entropy; KD gets 1 - lambda (default 0)")
     p.add_argument("--temperature", type=float, help="distillation temperature (default 1)")
-    p.add_argument("--label-smoothing", type=float, help="bookkd's label smoothing on the hard-label term (0.1)")
+    p.add_argument("--label-smoothing", type=float, help="bookkd's label smoothing on the hard-label term (default 0.1)")
     _add_term_flags(p, "student")
     p.add_argument("--book", help="learn from this knowledge book (gkd book) instead of training a teacher")
     _add_output_flags(parser)
@@ -177,7 +178,7 @@ def _widths(text: str) -> list[int]:
 
 def _add_cnn_flags(parser: argparse.ArgumentParser) -> None:
     p = parser.add_argument_group("teacher CNN and graph builder")
-    p.add_argument("--dataset", help="image dataset (digits)")
+    p.add_argument("--dataset", help="image dataset (default digits, the only one)")
     p.add_argument("--teacher-channels", type=_widths, help="teacher CNN block widths (default 32,64,128)")
     p.add_argument("--heads", type=int, help="attention heads of the MHGD graph builder (default 8)")
     p.add_argument("--builder-epochs", type=int, help="self-supervised epochs of the graph builder (default 100)")
@@ -210,7 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = cnn.add_argument_group("student and method")
     m.add_argument("--method", help=f"{' | '.join(_cnn_methods())} (default kd)")
     m.add_argument("--student-channels", type=_widths, help="student CNN block widths (default 4,8,8)")
-    m.add_argument("--labelled-fraction", type=float, help="share of training labels the student sees (0.2)")
+    m.add_argument("--labelled-fraction", type=float, help="share of training labels the student sees (default 0.2)")
     m.add_argument("--temperature", type=float, help="KD temperature (default 4)")
     _add_term_flags(m, "image")
     m.add_argument("--runs", type=int, help="number of seeds (default 10)")
