@@ -49,10 +49,10 @@ def _terms(kind: str) -> str:
     return ",".join(term_names(kind))
 
 
-def _add_data_flags(parser: argparse.ArgumentParser, split: bool = True) -> None:
+def _add_data_flags(parser: argparse.ArgumentParser, split: bool = True, default: str = "default Cora") -> None:
     p = parser.add_argument_group("data")
     p.add_argument("--dataset", help="dataset name (see `gkd datasets`) or a graph file (.npz: x, edge_index, y, "
-                   "optional masks); default Cora")
+                   f"optional masks); {default}")
     p.add_argument("--dataset-arg", dest="dataset_args", action="append", type=_key_value, metavar="KEY=VALUE",
                    help="loader argument, e.g. homophily=0.2 for synthetic-csbm (repeatable)")
     p.add_argument("--root", help="data root (default: $GKD_DATA, else datasets/)")
@@ -236,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--out", help="results folder (default benchmarks/results; runs/bench-quick with --quick)")
     predict = sub.add_parser("predict", help="answer nodes with a saved model (gkd train/distill --save)")
     predict.add_argument("--model", required=True, help="model artefact directory")
-    _add_data_flags(predict, split=False)
+    _add_data_flags(predict, split=False, default="default: the one the model was trained on (its manifest), "
+                    "with its --dataset-arg values unless some are given")
     q = predict.add_argument_group("nodes and output")
     q.add_argument("--mask", choices=["train", "val", "test", "all"], help="answer these nodes (default test)")
     q.add_argument("--nodes", help="answer these node ids instead: .npy (1-D integers) or text")
@@ -440,8 +441,9 @@ def cmd_graph(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     from .pipeline.serve import predict_to_file
 
-    data, nodes = predict_to_file(args.model, args.out, dataset=args.dataset or "Cora", root=args.root,
-                                  dataset_args=dict(args.dataset_args or []), mask=args.mask, nodes=args.nodes,
+    data, nodes = predict_to_file(args.model, args.out, dataset=args.dataset, root=args.root,
+                                  dataset_args=dict(args.dataset_args) if args.dataset_args else None,
+                                  mask=args.mask, nodes=args.nodes,
                                   new_nodes=args.new_nodes, device=args.device or "auto")
     print(f"predict {args.out}: {nodes.numel()} nodes of {data.meta.name} with {args.model}")
     return 0

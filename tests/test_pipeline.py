@@ -127,6 +127,9 @@ def test_train_save_then_predict_with_a_gnn(tmp_path):
     assert main(["train", *CSBM, "--runs", "1", "--epochs", "20", "--save", str(model_dir), "--quiet"]) == 0
     assert main(["predict", "--model", str(model_dir), *CSBM, "--mask", "all", "--out", str(tmp_path / "a.npy")]) == 0
     assert np.load(tmp_path / "a.npy").shape == (400,)
+    # without --dataset: the graph the model was trained on, read from its manifest (loader arguments included)
+    assert main(["predict", "--model", str(model_dir), "--mask", "all", "--out", str(tmp_path / "b.npy")]) == 0
+    assert np.array_equal(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
 
 
 @pytest.mark.parametrize("extra, message", [

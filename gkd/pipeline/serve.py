@@ -120,18 +120,27 @@ def write_predictions(path: str | os.PathLike, nodes: Tensor, logits: Tensor) ->
     return atomic_write_bytes(path, ("\n".join(lines) + "\n").encode())
 
 
-def predict_to_file(model_path: str | os.PathLike, out: str | os.PathLike, *, dataset: str = "Cora",
+def predict_to_file(model_path: str | os.PathLike, out: str | os.PathLike, *, dataset: str | None = None,
                     root: str | os.PathLike | None = None, dataset_args: dict | None = None,
                     mask: str | None = None, nodes: str | os.PathLike | None = None, new_nodes: bool = False,
                     device: str = "auto") -> tuple[Data, Tensor]:
     """``gkd predict``: answer the ``mask`` nodes (default ``test``; ``all``) or the node ids in the file ``nodes``
-    of ``dataset`` with the artefact at ``model_path`` and write them to ``out`` (``.npy`` or ``.csv``). Returns the
-    graph and the node ids answered."""
+    of ``dataset`` with the artefact at ``model_path`` and write them to ``out`` (``.npy`` or ``.csv``). Without
+    ``dataset``, the one the model was trained on (its manifest's, with its loader arguments). Returns the graph and
+    the node ids answered."""
     from ..datasets import load
     from ..nn.device import resolve_device
     from .artifact import load as load_model
+    from .artifact import read_manifest
 
     check_predictions_out(out)
+    if dataset is None:
+        config = read_manifest(model_path).get("config") or {}
+        dataset = config.get("dataset")
+        check(isinstance(dataset, str) and dataset, f"the manifest of {str(model_path)!r} names no dataset; pass "
+              "the graph to answer (--dataset)", ConfigError)
+        if dataset_args is None and isinstance(config.get("dataset_args"), dict):
+            dataset_args = config["dataset_args"]
     check(mask is None or nodes is None, "--nodes and --mask both given; expected one of them", ConfigError)
     dev = resolve_device(device)
     model = load_model(model_path, device=dev)
