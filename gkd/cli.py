@@ -5,8 +5,8 @@ import argparse
 import sys
 from typing import Sequence
 
-from .errors import ConfigError, GKDError, check, check_int
-from .io import check_new_path, check_output_file, check_output_folder
+from .errors import ConfigError, GKDError, check
+from .io import check_output_file, check_output_folder
 from .limits import MAX_EPOCHS, MAX_HEADS, MAX_RUNS, MAX_SEED, MAX_WIDTH
 
 

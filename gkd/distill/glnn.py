@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ..errors import ConfigError, DatasetError, check
+from ..errors import DatasetError, check
 from ..train.trainer import LossTerm, Step
 from .losses import check_temperature, weighted_kl
 

@@ -348,16 +348,13 @@ def make_book(cfg: DistillConfig, out: str | os.PathLike, *, float16: bool = Fal
 
     Only a gkd book may be replaced (``overwrite``), and that is checked before any teacher trains."""
     from ..book import check_overwritable, write_book
-    from ..datasets import load
     from ..io import check_new_path
 
     cfg.validate()
     check_new_path(out, "--out")
     check_overwritable(out, overwrite)
     ckpt = RunCheckpoint(checkpoint_dir, {"command": "book", **cfg.to_dict()}, resume)
-    data = load(cfg.dataset, cfg.root, random_split=cfg.split, **cfg.dataset_args)
-    check_test_nodes(data)
-    data = data.to(resolve_device(cfg.device))
+    data = data_loader(cfg, resolve_device(cfg.device))(0, None)  # the data of run 0, as gkd distill loads it
     stage = teacher_stage(cfg, data, 0, reliability=True, progress=progress, checkpoint=ckpt)
     k = stage.knowledge
     write_book(out, data, stage.teacher_logits, stage.observed, temperature=cfg.temperature, hidden=k.hidden,

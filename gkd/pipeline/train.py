@@ -21,7 +21,7 @@ from ..errors import ConfigError, check
 from ..nn import build_model, to_adj_t
 from ..nn.device import resolve_device
 from ..train.checkpoint import RunCheckpoint
-from ..train.trainer import FitResult, LossTerm, Trainer, check_test_nodes, get_metric, seed_everything
+from ..train.trainer import FitResult, LossTerm, Trainer, get_metric, seed_everything
 from . import artifact
 from .seeds import data_loader, run_seeds
 
