@@ -1,14 +1,15 @@
-"""GNN-to-MLP distillation on Cora: teachers, plain MLP, GLNN, each structure-aware term, gkd; both settings.
+"""GNN-to-MLP distillation: teachers, plain MLP, GLNN, each structure-aware term, gkd; both settings.
 
-    python benchmarks/gnn2mlp.py [--runs 10] [--jobs 2] [--quick]
+    python benchmarks/gnn2mlp.py [--datasets Cora,...] [--core DATASETS] [--runs 10] [--jobs 2] [--quick]
 
 For every (teacher, setting, seed) the teachers are trained once (gkd distill's default: an ensemble of 3, each
 self-distilled with two born-again generations) and every student variant learns from that same knowledge, so the
 rows differ only in the student's loss. The "1 teacher" rows learn from the ensemble's first member alone (what
 ``--teachers 1`` trains); the teacher rows report that member. The gkd row is the variant whose terms equal
 ``gkd.pipeline.student.GKD_TERMS``; those terms were chosen on validation accuracy from this ablation. Inductive: 20%
-of the test nodes are held out of the teacher's graph (GLNN's production setting).
-Writes benchmarks/results/gnn2mlp.{json,md}.
+of the test nodes are held out of the teacher's graph (GLNN's production setting). Datasets named in ``--core`` get
+the teacher, plain MLP, GLNN and gkd rows only; ``--datasets`` re-runs a subset and keeps the other datasets' rows
+from the existing JSON. Writes benchmarks/results/gnn2mlp.{json,md}.
 """
 from __future__ import annotations
 
@@ -28,10 +29,17 @@ ABLATION = [("plain MLP", "plain", ()), ("GLNN", "glnn", ()), ("+ position", "gl
 ONE_TEACHER = [("GLNN, 1 teacher", "glnn", ()),
                ("+ position + neighbour, 1 teacher", "glnn", ("position", "neighbour"))]
 SETTINGS = ("transductive", "inductive")
+DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor")
 
 
-def variants_for(teacher: str, full: bool) -> list[tuple[str, str, tuple]]:
-    """GCN gets the whole ablation; other teachers the rows that gkd's default could be made of."""
+def variants_for(teacher: str, full: bool, core: bool = False) -> list[tuple[str, str, tuple]]:
+    """GCN gets the whole ablation; other teachers the rows that gkd's default could be made of; ``core``: plain MLP,
+    GLNN and gkd's terms only."""
+    if core:
+        from gkd.pipeline.student import GKD_TERMS
+
+        return [("plain MLP", "plain", ()), ("GLNN", "glnn", ()),
+                (f"+ {' + '.join(GKD_TERMS)}", "glnn", tuple(GKD_TERMS))]
     if full or teacher == "gcn":
         return ABLATION
     return [v for v in ABLATION if v[0] in ("plain MLP", "GLNN", "+ position", "+ neighbour",
@@ -46,6 +54,8 @@ def one(task: tuple) -> list[dict]:
     from gkd.distill.knowledge import Knowledge
 
     teacher, setting, r, extra, full = task
+    extra = dict(extra)
+    core = extra.pop("core", False)
     data = load(extra.get("dataset", "Cora"), extra.get("root"), split=r)
     base = DistillConfig(teacher=teacher, setting=setting, **{k: v for k, v in extra.items() if k != "root"},
                          root=extra.get("root"))
@@ -53,14 +63,15 @@ def one(task: tuple) -> list[dict]:
     alone = dataclasses.replace(stage, knowledge=Knowledge(stage.teacher_logits[0], stage.knowledge.mask,
                                                            stage.knowledge.hidden))
     rows = []
-    variants = [(v, stage) for v in variants_for(teacher, full)]
-    if base.teachers > 1:
+    variants = [(v, stage) for v in variants_for(teacher, full, core)]
+    if base.teachers > 1 and not core:
         variants += [(v, alone) for v in ONE_TEACHER]
     for (label, method, terms, *width), st in variants:
         cfg = DistillConfig(**{**base.to_dict(), "method": method, "terms": ",".join(terms),
                                "hidden_channels": width[0] if width else base.hidden_channels})
         run = student_stage(cfg, data, st, r, progress=False)[1]
-        rows.append({"variant": label, "method": method, "terms": list(terms), "hidden": cfg.hidden_channels,
+        rows.append({"dataset": data.meta.name, "variant": label, "method": method, "terms": list(terms),
+                     "hidden": cfg.hidden_channels,
                      "teacher": teacher, "teachers": base.teachers if st is stage else 1,
                      "setting": setting, **run})
     return rows
@@ -83,8 +94,13 @@ def main(argv=None) -> int:
     from gkd.train.logger import summarize
     from gkd.train import environment
 
-    p = parser(__doc__, "2 runs, 60 epochs, GCN teacher only (smoke test)", jobs=True)
-    p.add_argument("--dataset", default="Cora")
+    p = parser(__doc__, "2 runs, 60 epochs, GCN teacher only, Cora and Texas (smoke test)", jobs=True)
+    p.add_argument("--datasets", default=",".join(DATASETS),
+                   help=f"comma list (default {','.join(DATASETS)}); the other datasets' rows are kept from the "
+                        "existing JSON")
+    p.add_argument("--core", default=",".join(DATASETS[1:]), metavar="DATASETS",
+                   help="datasets that get the teacher, plain MLP, GLNN and gkd rows only (default: all but Cora, "
+                        "which gets the whole ablation)")
     p.add_argument("--teachers", default="gcn,sage")
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--report-only", action="store_true",
@@ -97,31 +113,51 @@ def main(argv=None) -> int:
         return report(result, Path(args.out))
     teachers = ["gcn"] if args.quick else args.teachers.split(",")
     runs = 2 if args.quick else args.runs
-    extra = {"dataset": args.dataset, "runs": runs}
-    if args.quick:
-        extra.update(epochs=60, patience=60, teacher_args={"epochs": 60})
-    tasks = [(t, s, r, extra, False) for t in teachers for s in SETTINGS for r in range(runs)]
+    datasets = ["Cora", "Texas"] if args.quick else [d.strip() for d in args.datasets.split(",") if d.strip()]
+    core = {d.strip().lower() for d in args.core.split(",") if d.strip()}
+    quick = {"epochs": 60, "patience": 60, "teacher_args": {"epochs": 60, "patience": 15}} if args.quick else {}
+    tasks = [(t, s, r, {"dataset": ds, "runs": runs, "core": ds.lower() in core, **quick}, False)
+             for ds in datasets for t in teachers for s in SETTINGS for r in range(runs)]
+    old = load_results(args.out, "gnn2mlp") if (Path(args.out) / "gnn2mlp.json").is_file() else None
+    kept = []
+    if old is not None and (old.get("runs"), old.get("quick")) == (runs, args.quick):
+        again = {d.lower() for d in datasets}
+        kept = [r for r in old["rows"] if r.get("dataset", old.get("dataset", "Cora")).lower() not in again
+                and r["method"] != "gkd"]
+        for r in kept:
+            r.setdefault("dataset", old.get("dataset", "Cora"))
+    elif old is not None and {d.lower() for d in datasets} != {d.lower() for d in DATASETS}:
+        p.error(f"{Path(args.out) / 'gnn2mlp.json'} was run with other --runs or --quick: a subset (--datasets) "
+                "would drop its other rows; re-run everything, or pick another --out")
+    import time
+
+    start = time.perf_counter()
     per_task = run_pool(one, tasks, args.jobs, "gnn2mlp")
+    minutes = (time.perf_counter() - start) / 60
     groups: dict[tuple, list[dict]] = {}
     for rows in per_task:
         for x in rows:
-            groups.setdefault((x["teacher"], x["setting"], x["variant"]), []).append(x)
-    table = []
-    for (teacher, setting, variant), rs in groups.items():
+            groups.setdefault((x["dataset"], x["teacher"], x["setting"], x["variant"]), []).append(x)
+    table = list(kept)
+    for (dataset, teacher, setting, variant), rs in groups.items():
         first = rs[0]
-        table.append({"teacher": teacher, "setting": setting, "variant": variant, "method": first["method"],
-                      "terms": first["terms"], "hidden": first["hidden"], "teachers": first["teachers"],
-                      **summarize(rs),
-                      "runs": [{k: v for k, v in x.items() if k not in ("variant", "method", "terms", "teacher",
-                                                                         "setting", "hidden", "teachers")}
+        table.append({"dataset": dataset, "teacher": teacher, "setting": setting, "variant": variant,
+                      "method": first["method"], "terms": first["terms"], "hidden": first["hidden"],
+                      "teachers": first["teachers"], **summarize(rs),
+                      "runs": [{k: v for k, v in x.items() if k not in ("dataset", "variant", "method", "terms",
+                                                                         "teacher", "setting", "hidden", "teachers")}
                                for x in rs]})
     table = add_gkd_rows(table)
-    result = {"benchmark": "gnn2mlp", "dataset": args.dataset, "quick": args.quick, "runs": runs,
-              "gkd_terms": list(GKD_TERMS), "teachers": teachers,
+    order = [d for d in DATASETS + tuple(datasets) if any(r["dataset"].lower() == d.lower() for r in table)]
+    result = {"benchmark": "gnn2mlp", "dataset": order[0], "datasets": list(dict.fromkeys(order)),
+              "quick": args.quick, "runs": runs, "gkd_terms": list(GKD_TERMS), "teachers": teachers,
+              "minutes": {**(old.get("minutes", {}) if kept and old and isinstance(old.get("minutes"), dict)
+                             else {}), ",".join(datasets): round(minutes, 1)},
               "protocol": "student test accuracy at its best-validation epoch; mean ± unbiased std over seeds "
-                          "0..runs-1; teachers = an ensemble of self-distilled GNNs (2 born-again generations each), "
-                          "trained once per seed and setting, shared by all student variants; teacher rows = its "
-                          "first member; inductive: 20% of test nodes held out (production = 0.8 tran + 0.2 ind)",
+                          "0..runs-1 (or the 10 geom-gcn splits); teachers = an ensemble of self-distilled GNNs (2 "
+                          "born-again generations each), trained once per seed and setting, shared by all student "
+                          "variants; teacher rows = its first member; inductive: 20% of test nodes held out "
+                          "(production = 0.8 tran + 0.2 ind)",
               "rows": table, "environment": environment()}
     return report(result, Path(args.out))
 
@@ -130,10 +166,13 @@ def report(result: dict, out: Path) -> int:
     from gkd.train import fmt
 
     save_json(out, "gnn2mlp", result)
-    rows = result["rows"]
+    every = result["rows"]
+    for r in every:  # results written before the benchmark covered several datasets
+        r.setdefault("dataset", result["dataset"])
+    rows = [r for r in every if r["dataset"] == result["dataset"]]
 
-    def get(teacher, setting, variant):
-        return next((r for r in rows if r["teacher"] == teacher and r["setting"] == setting
+    def get(teacher, setting, variant, among=rows):
+        return next((r for r in among if r["teacher"] == teacher and r["setting"] == setting
                      and r["variant"] == variant), None)
 
     def cell(r, key="test"):
@@ -142,6 +181,7 @@ def report(result: dict, out: Path) -> int:
     name = {"gcn": "GCN", "sage": "SAGE", "gat": "GAT"}
     ts = result["teachers"]
     variants = list(dict.fromkeys(r["variant"] for r in rows))
+    gkd = next((v for v in variants if v.startswith("gkd")), "gkd")
 
     def per_teacher(variant: str, *keys: str) -> list[str]:  # transductive cells, teacher by teacher
         return [cell(get(t, "transductive", variant), k) for t in ts for k in keys]
@@ -159,16 +199,40 @@ def report(result: dict, out: Path) -> int:
             if r is not None:
                 ind.append([name.get(t, t), v, cell(r, "test_tran"), cell(r, "test_ind"),
                             cell(r, "test_ind_graph_aided"), cell(r)])
-    lines = [f"### GNN-to-MLP on {result['dataset']} (public split, {result['runs']} seeds): transductive", "",
+    lines = [f"### GNN-to-MLP on {result['dataset']} ({result['runs']} seeds / splits): transductive", "",
              *md_table(["student"] + [c for t in ts for c in (f"from {name.get(t, t)}: test", "val")], tran),
              "", f"### Inductive / production (20% of test nodes unseen; {result['runs']} seeds)", "",
              *md_table(["teacher", "student", "tran", "ind", "ind, graph-aided", "production"], ind)]
+    others = [d for d in result.get("datasets", [result["dataset"]])]
+    if len(others) > 1:
+        six_t, six_p = [], []
+        for ds in others:
+            among = [r for r in every if r["dataset"] == ds]
+            for t in ts:
+                g, tr = get(t, "inductive", "GLNN", among), get(t, "transductive", "GLNN", among)
+                if tr is None:
+                    continue
+                six_t.append([ds, name.get(t, t), cell(tr, "teacher_test"),
+                              cell(get(t, "transductive", "plain MLP", among)), cell(tr),
+                              cell(get(t, "transductive", gkd, among))])
+                if g is not None:
+                    k = get(t, "inductive", gkd, among)
+                    six_p.append([ds, name.get(t, t), cell(g, "teacher_test"), cell(g), cell(k),
+                                  cell(g, "teacher_test_ind"), cell(g, "test_ind"), cell(k, "test_ind")])
+        lines += ["", f"### Every dataset: transductive ({result['runs']} seeds / splits)", "",
+                  *md_table(["dataset", "teachers", "teacher", "plain MLP", "GLNN", "gkd"], six_t),
+                  "", "### Every dataset: production (80% observed + 20% unseen test nodes) and unseen nodes alone", "",
+                  *md_table(["dataset", "teachers", "teacher: production", "GLNN", "gkd", "teacher: unseen",
+                             "GLNN", "gkd"], six_p)]
     env = result["environment"]
+    took = result.get("minutes")
+    took = "; ".join(f"{k}: {v:.0f} min" for k, v in took.items()) if isinstance(took, dict) else ""
     lines += ["", "Cells: accuracy % (mean ± std). The teacher answers unseen nodes with their edges (full graph); "
               "students never read a graph at inference. *graph-aided*: position features of unseen nodes from "
               "their neighbours (the only term that needs the graph for new nodes); without it they get zeros.",
               f"gkd's terms ({', '.join(result['gkd_terms'])}) are the ablation's choice on validation accuracy.",
-              f"Measured on {env['cpu']}, torch {env['torch']}. Regenerate: `python benchmarks/gnn2mlp.py`."]
+              f"Measured on {env['cpu']}, torch {env['torch']}" + (f" (run time {took})" if took else "")
+              + ". Regenerate: `python benchmarks/gnn2mlp.py` (`--datasets` re-runs a subset)."]
     return save_markdown(out, "gnn2mlp", lines)
 
 

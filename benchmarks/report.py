@@ -60,23 +60,54 @@ def verdict(ok: bool) -> str:
 
 def _rows_self_distill(d: dict) -> list[tuple]:
     names = {"gcn": "GCN", "sage": "GraphSAGE", "gat": "GAT"}
-    gains = {r["model"]: r["gain"] for r in d["rows"]
-             if r["variant"].startswith("SD: default") and r.get("dataset") == "Cora"}
-    met = [names[m] for m, g in gains.items() if g >= 0.025]
-    short = [names[m] for m, g in gains.items() if g < 0.025]
-    measured = ", ".join(f"{names[m]} {gain(g)}" for m, g in gains.items())
-    if not short or not met:
-        status = verdict(not short)
-    else:
-        status = f"**met** for {', '.join(met)}; **not met** for {', '.join(short)}"
-    if short:
-        floor = all(g >= 0.015 for m, g in gains.items() if names[m] in short)
-        status += " (above the +1.5 floor)" if floor else " (below the +1.5 floor)"
-    return [("Self-distillation of any GNN (Cora, default terms)", "≥ +2.5 points over plain training on each "
-             "backbone (floor +1.5)", measured, status, "self-distillation")]
+    default = [r for r in d["rows"] if r["variant"] == d["default"] and r["dataset"] != "synthetic-csbm"]
+
+    def gains(datasets: tuple, models: tuple) -> list[dict]:
+        return [r for r in default if r["dataset"] in datasets and r["model"] in models]
+
+    homo = gains(("Cora", "CiteSeer"), ("gcn", "gat", "sage"))
+    short = [r for r in homo if r["gain"] < 0.015]
+    goal = [r for r in homo if r["gain"] >= 0.025]
+    rows = []
+    if homo:
+        status = verdict(not short) + (f" ({len(goal)} of {len(homo)} at the +2.5 goal)" if not short else "")
+        rows.append(("Self-distillation, homophilous graphs (Cora, CiteSeer; default terms)",
+                     "≥ +1.5 points over plain on GCN, GAT and GraphSAGE (goal +2.5)",
+                     "; ".join(f"{r['dataset']} {names[r['model']]} {gain(r['gain'])}" for r in homo), status,
+                     "self-distillation"))
+    hetero_sets = ("Texas", "Wisconsin", "Cornell", "Actor")
+    parts, fails = [], []
+    for m in ("gcn", "sage"):
+        hs = gains(hetero_sets, (m,))
+        if not hs:
+            continue
+        above = [r for r in hs if r["gain"] >= 0.01]
+        below = [r for r in hs if r["gain"] < 0]
+        parts.append(f"{names[m]}: " + ", ".join(f"{r['dataset']} {gain(r['gain'])}" for r in hs))
+        if below or len(above) < 2:
+            fails.append(f"{names[m]} ({len(above)} at ≥ +1.0"
+                         + (f", below 0 on {', '.join(r['dataset'] for r in below)}" if below else "") + ")")
+    missing = [ds for ds in hetero_sets if not gains((ds,), ("gcn", "sage"))]
+    if missing:
+        parts.append(f"not measured: {', '.join(missing)}")
+    if parts:
+        rows.append(("Self-distillation, heterophilous graphs (Texas, Wisconsin, Cornell, Actor)",
+                     "mean gain ≥ 0 on each, ≥ +1.0 on two of four, for GCN and GraphSAGE", "; ".join(parts),
+                     verdict(not fails) if not fails else f"**not met** for {'; '.join(fails)}", "self-distillation"))
+    if default:
+        worst = min(default, key=lambda r: r["val_gain"])
+        rows.append(("Self-distillation never below plain on validation (the guard)",
+                     "validation gain ≥ 0 for every dataset and backbone",
+                     f"lowest {gain(worst['val_gain'])} ({worst['dataset']}, {names[worst['model']]})",
+                     verdict(worst["val_gain"] >= 0), "self-distillation"))
+    return rows
 
 
 def _rows_gnn2mlp(d: dict) -> list[tuple]:
+    d = {**d, "rows": [r for r in d["rows"] if r.get("dataset", d["dataset"]) == "Cora"]}  # the targets are Cora's
+    if not d["rows"]:
+        return []
+
     def row(teacher: str, setting: str, variant: str) -> dict:
         return next(r for r in d["rows"] if (r["teacher"], r["setting"], r["variant"]) == (teacher, setting, variant))
 

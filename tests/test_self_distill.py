@@ -64,7 +64,7 @@ def test_time_term_by_hand():
     logits = torch.tensor([[1.0, 0.0, -1.0], [0.0, 2.0, 0.0]], requires_grad=True)
     y = torch.tensor([0, 1])
     train = torch.tensor([True, True])
-    term = TimeTerm(alpha_max=0.8, total_epochs=10)
+    term = TimeTerm(alpha_max=0.8, total_epochs=10, warmup=0)
     assert float(term(step_for(logits, y, train, epoch=1))) == 0.0  # no memory yet
     prev = torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.8, 0.1]])
     term.prev = prev
@@ -85,7 +85,7 @@ def test_normalised_term_by_hand():
     logits = torch.tensor([[2.0, 1.0, 3.0, 0.0]])
     y = torch.tensor([0])
     train = torch.tensor([True])
-    got = NormalizedTerm()(step_for(logits, y, train))
+    got = NormalizedTerm(warmup=0)(step_for(logits, y, train))
     # one node: w = s^2 + 1 - mean(s^2) = 1, so the target part is zero
     nt = torch.tensor([[1.0, 3.0, 0.0]])  # non-target logits, ranks 2, 1, 3
     zipf = torch.tensor([1 / 2, 1 / 1, 1 / 3])
@@ -97,7 +97,7 @@ def test_normalised_term_by_hand():
     s = F.softmax(two, -1)[:, 0]
     w = s ** 2 + 1 - (s ** 2).mean()
     ce = F.cross_entropy(two, yy, reduction="none")
-    assert torch.allclose(NormalizedTerm()(step_for(two, yy, torch.tensor([True, True]))), (w * ce).mean() - ce.mean())
+    assert torch.allclose(NormalizedTerm(warmup=0)(step_for(two, yy, torch.tensor([True, True]))), (w * ce).mean() - ce.mean())
 
 
 def test_depth_ndr_by_hand():
@@ -122,7 +122,8 @@ def test_label_smoothing_matches_torch():
 def test_gradients_reach_the_right_parameters(small_graph):
     g = small_graph
     model = build_model("gcn", g.num_features, 3, hidden_channels=8)
-    sd = SelfDistill(3, [8], terms="depth,neighbour,time,normalised", neighbour={"warmup": 0, "adaptive": False})
+    sd = SelfDistill(3, [8], terms="depth,neighbour,time,normalised", neighbour={"warmup": 0, "adaptive": False},
+                     depth={"warmup": 0}, time={"warmup": 0}, normalised={"warmup": 0})
     logits, hidden = model(g.x, g.edge_index, return_hidden=True)
     sd.end_epoch(logits)
     loss = sd(logits, hidden, g.edge_index, g.y, g.train_mask, epoch=3)
@@ -192,12 +193,30 @@ def test_cli_self_distill_json(tmp_path):
     assert args["neighbour"]["restart"] is False and args["neighbour"]["warmup"] == 5
 
 
+def test_cli_warmup_none_and_feature_graph(tmp_path):
+    """``warmup=null`` (the default: the run's patience) and ``graphs=input,features`` from the command line."""
+    out = tmp_path / "r.json"
+    assert main(["train", "--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=1700", "--model", "gcn",
+                 "--runs", "1", "--epochs", "40", "--patience", "5", "--self-distill", "--term-arg",
+                 "neighbour.warmup=null", "--term-arg", "neighbour.graphs=input,features", "--json", str(out),
+                 "--quiet"]) == 0
+    r = json.loads(out.read_text())
+    assert r["method_config"]["term_args"]["neighbour"]["warmup"] is None
+    run = r["runs"][0]
+    assert set(run["stats"]["neighbour"]["taught_epochs"]) == {"input", "features"}
+    assert run["stats"]["guard"]["kept"] in ("terms", "baseline")
+
+
 @pytest.mark.parametrize("args, message", [
     (["--self-distill", "--sd-terms", "colour"], "'colour' is not a registered self term"),
     (["--self-distill", "--sd-weight", "time=-2"], "term_args time: weight=-2.0"),
     (["--self-distill", "--sd-terms", "depth", "--term-arg", "depth.temperature=0"], "depth temperature=0.0"),
     (["--self-distill", "--sd-terms", "depth", "--num-layers", "1"], "depth term needs num_layers >= 2"),
     (["--method", "magic"], "unknown method 'magic'"),
+    (["--self-distill", "--term-arg", "neighbour.graphs=input,colour"],
+     "expected a comma list of distinct names from input, features"),
+    (["--self-distill", "--term-arg", "time.warmup=-3"], "time warmup=-3; expected None or >= 0"),
+    (["--self-distill", "--term-arg", "neighbour.knn=0"], "neighbour knn=0; expected >= 1"),
     (["--method", "label-smoothing", "--term-arg", "label-smoothing.epsilon=1.5"], "epsilon=1.5"),
 ])
 def test_cli_bad_self_distill(args, message, capsys):
@@ -268,3 +287,164 @@ def test_generations_learn_the_previous_ones_predictions(small_graph, monkeypatc
     assert ("generation_val" in res.stats) == (generations > 1)
     if generations > 1:
         assert len(res.stats["generation_val"]) == generations and res.stats["generation_val"][-1] == res.val
+
+
+class _Harm(LossTerm):
+    """A late-starting term that teaches every node the wrong class: it can only lower validation accuracy."""
+
+    name = "harm"
+
+    def __init__(self, warmup):
+        super().__init__()
+        self.warmup = warmup
+
+    def restart_from_best(self, epoch, best_epoch):
+        if self.started is None and epoch - best_epoch >= self.warmup:
+            self.started = epoch
+        return False
+
+    def forward(self, step):
+        if self.started is None:
+            return step.logits.new_zeros(())
+        wrong = (step.data.y + 1) % step.logits.size(-1)
+        return 5.0 * F.cross_entropy(step.logits, wrong)
+
+
+@pytest.mark.parametrize("guard", [True, False])
+def test_guard_keeps_the_model_from_before_a_harmful_late_term(small_graph, guard):
+    """The guard holds the best model from before the late term: with it, the run equals plain training on
+    validation; without it, the harmful term's later epochs may still be picked (ties go to lower validation loss)."""
+    seed_everything(0)
+    plain = Trainer(build_model("gcn", small_graph.num_features, 3, hidden_channels=16), small_graph, epochs=60,
+                    patience=10).fit()
+    seed_everything(0)
+    model = build_model("gcn", small_graph.num_features, 3, hidden_channels=16)
+    harm = _Harm(warmup=10)
+    res = Trainer(model, small_graph, epochs=200, patience=10, terms=[harm], guard=guard).fit()
+    assert harm.started is not None
+    if guard:
+        assert res.stats["guard"]["kept"] == "baseline"
+        assert (res.val, res.best_epoch) == (plain.val, plain.best_epoch)
+        assert all(torch.equal(a, b) for a, b in zip(res.state_dict.values(), plain.state_dict.values()))
+    else:
+        assert "guard" not in res.stats
+
+
+def test_guard_keeps_a_late_term_that_wins_on_validation(small_graph):
+    """A late term whose model is better on validation is kept (here: it teaches the true labels of every node)."""
+
+    class Oracle(_Harm):
+        name = "oracle"
+
+        def forward(self, step):
+            if self.started is None:
+                return step.logits.new_zeros(())
+            return 5.0 * F.cross_entropy(step.logits, step.data.y)
+
+    seed_everything(0)
+    model = build_model("gcn", small_graph.num_features, 3, hidden_channels=16)
+    res = Trainer(model, small_graph, epochs=200, patience=10, terms=[Oracle(warmup=10)]).fit()
+    assert res.stats["guard"]["kept"] == "terms" and res.val > res.stats["guard"]["baseline_val"]
+
+
+def test_default_terms_start_where_plain_training_stops(small_graph):
+    """warmup=None: every default term waits for the run's patience; until then the run is plain training, so the
+    guard's baseline is the plain run's model, and self-distillation is never below it on validation."""
+    from gkd.config import make_config
+    from gkd.pipeline.train import run_training
+
+    flags = {"dataset": "synthetic-csbm", "dataset_args": {"num_nodes": 1700, "homophily": 0.3}, "model": "sage",
+             "runs": 3, "epochs": 120, "patience": 15}
+    plain = run_training(make_config(flags={**flags, "method": "plain"}))
+    sd = run_training(make_config(flags={**flags, "method": "self-distill"}))
+    for p, s in zip(plain["runs"], sd["runs"]):
+        guard = s["stats"]["guard"]
+        assert guard["baseline_epoch"] == p["best_epoch"] and guard["baseline_val"] == p["val"]
+        assert s["val"] >= p["val"]
+        assert (s["val"] > p["val"]) == (guard["kept"] == "terms")
+
+
+def test_neighbour_feature_graph_teaches_where_the_input_graph_misleads():
+    """Edges join different classes only; features cluster by class. The input graph's targets are wrong, the
+    feature kNN graph's right: with graphs="input,features" the trust gate picks the features graph."""
+    from torch_geometric.data import Data
+
+    g = torch.Generator().manual_seed(0)
+    n, c = 60, 3
+    y = torch.arange(n) % c
+    x = F.one_hot(y, c).float() * 3 + 0.3 * torch.randn(n, c, generator=g)
+    src = torch.arange(n)
+    edge_index = torch.cat([torch.stack([src, (src + 1) % n]), torch.stack([(src + 1) % n, src])], 1)
+    train = torch.zeros(n, dtype=torch.bool)
+    train[:c * 5] = True
+    val = torch.zeros(n, dtype=torch.bool)
+    val[c * 5:] = True
+    logits = torch.zeros(n, c)  # an undecided model: the own predictions are at chance
+    logits[~train, 0] = 0.1
+    data = Data(x=x, y=y, train_mask=train, val_mask=val)
+    for graphs, taught in (("input", {"input": 0}), ("input,features", {"input": 0, "features": 1})):
+        term = NeighbourTerm(warmup=0, graphs=graphs, knn=4)
+        loss = term(Step(logits=logits, hidden=[], data=data, epoch=1, model=None, graph=edge_index))
+        assert term.stats()["taught_epochs"] == taught
+        assert (float(loss) > 0) == ("features" in graphs)
+
+
+def test_neighbour_feature_graph_skipped_above_its_size_limit(small_graph):
+    term = NeighbourTerm(warmup=0, graphs="features", knn_max_nodes=10, adaptive=False)
+    g = small_graph
+    out = term(Step(logits=torch.zeros(g.num_nodes, 3), hidden=[], data=g, epoch=1, model=None, graph=g.edge_index))
+    assert float(out) == 0.0 and "knn_max_nodes=10" in term.stats()["skipped"]
+
+
+def test_knn_graph_matches_brute_force():
+    from gkd.graph import knn_graph
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(50, 6, generator=g)
+    ei = knn_graph(x, 3)
+    z = F.normalize(x, dim=-1)
+    sim = z @ z.T
+    sim.fill_diagonal_(-2)
+    want = {(int(i), int(j)) for i in range(50) for j in sim[i].topk(3).indices}
+    want |= {(j, i) for i, j in want}
+    assert {(int(a), int(b)) for a, b in ei.t()} == want
+    assert bool((ei[0] != ei[1]).all())
+    with pytest.raises(ConfigError, match=r"k=50; expected an integer in \[1, 49\] \(fewer than the 50 nodes\)"):
+        knn_graph(x, 50)
+
+
+@pytest.mark.parametrize("args, pattern", [
+    ({"graphs": "input,colour"}, r"neighbour graphs='input,colour'; expected a comma list of distinct names from "
+                                 r"input, features"),
+    ({"graphs": "input,input"}, r"neighbour graphs='input,input'"),
+    ({"knn": 0}, r"neighbour knn=0; expected >= 1"),
+    ({"warmup": -1}, r"neighbour warmup=-1; expected None or >= 0"),
+])
+def test_bad_neighbour_graph_options(args, pattern):
+    with pytest.raises(ConfigError, match=pattern):
+        SelfDistill(3, [8], terms="neighbour", neighbour=args)
+
+
+def test_late_start_terms_take_patience_from_their_loop(small_graph):
+    """warmup=None is the loop's patience: SelfDistill(patience=...) sets it; a bare term refuses None."""
+    sd = SelfDistill(3, [8], terms="neighbour,time", patience=7)
+    assert [t.warmup for t in sd.terms] == [7, 7]
+    with pytest.raises(ConfigError, match=r"neighbour warmup=None; expected an integer >= 0 here"):
+        NeighbourTerm(warmup=None)
+
+
+def test_a_late_term_gets_a_full_patience_without_the_guard(small_graph):
+    """The patience counter restarts when a term starts, guard or not: the term trains for `patience` epochs at
+    least, instead of one (it starts where plain training would stop)."""
+    seed_everything(0)
+    model = build_model("gcn", small_graph.num_features, 3, hidden_channels=16)
+    harm = _Harm(warmup=10)
+    res = Trainer(model, small_graph, epochs=300, patience=10, terms=[harm], guard=False).fit()
+    assert res.epochs_run >= harm.started + 10 - 1
+
+
+def test_optional_option_type_error_names_both_types():
+    from gkd.distill.registry import build_options
+
+    with pytest.raises(ConfigError, match=r"term_args time.warmup=1.5; expected int or None"):
+        build_options("self", ["time"], {"time": {"warmup": 1.5}})

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
@@ -98,14 +99,16 @@ class TermSpec:
               f"{self.kind} term {self.name!r}, which takes {', '.join(known)}", ConfigError)
         for key, v in values.items():
             want = typing.get_origin(hints[key]) or hints[key]  # list[int] -> list: the options check the items
-            if want is typing.Union or type(want).__name__ == "UnionType":
+            if want is typing.Union or want is types.UnionType:  # Optional[int] or int | None
                 want = tuple(typing.get_origin(a) or a for a in typing.get_args(hints[key]))
                 want = tuple(type(None) if a is None else a for a in want)
             ok = isinstance(v, want) and not (isinstance(v, bool) and bool not in (want if isinstance(want, tuple)
                                                                                   else (want,)))
             if want is float and isinstance(v, int) and not isinstance(v, bool):
                 values[key], ok = float(v), True
-            check(ok, f"term_args {self.name}.{key}={v!r}; expected {getattr(want, '__name__', want)}", ConfigError)
+            expected = " or ".join("None" if a is type(None) else getattr(a, "__name__", str(a))
+                                   for a in (want if isinstance(want, tuple) else (want,)))
+            check(ok, f"term_args {self.name}.{key}={v!r}; expected {expected}", ConfigError)
         try:
             return self.options(**values)
         except (ConfigError, TypeError, ValueError) as e:  # a plug-in's own checks may raise plain Python errors
@@ -246,11 +249,12 @@ def markdown_table(kind: str | None = None) -> str:
 
 @dataclass
 class SelfContext:
-    """What a ``self`` term is built from: the backbone's shape and the run's length."""
+    """What a ``self`` term is built from: the backbone's shape, the run's length and its early-stopping patience."""
 
     num_classes: int
     hidden_dims: list[int]  # widths of the backbone's hidden taps
     epochs: int
+    patience: int = 100
 
 
 @dataclass
@@ -268,6 +272,7 @@ class StudentContext:
     teacher: Any = None      # the live teacher (TeacherView), absent for a book
     positions: Any = None
     node_weight: Any = None
+    patience: int = 100      # the student's early-stopping patience
 
 
 @dataclass

@@ -160,7 +160,8 @@ def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None,
     num_classes = data.meta.num_classes if getattr(data, "meta", None) is not None else int(data.y.max()) + 1
     know.check_against(data.num_nodes, num_classes)
     edge_index = data.edge_index if teacher_edge_index is None else teacher_edge_index
-    ctx = StudentContext(data, know, edge_index, opts.temperature, 1.0 - opts.kd_lambda, epochs, seed, teacher)
+    ctx = StudentContext(data, know, edge_index, opts.temperature, 1.0 - opts.kd_lambda, epochs, seed, teacher,
+                         patience=patience)
     options = opts.term_options()
     for name in opts.active_terms:
         prepare = get_term("student", name).prepare

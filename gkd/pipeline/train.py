@@ -38,7 +38,8 @@ def build_method(cfg: TrainConfig) -> tuple[TermsFactory | None, dict]:
         return None, {}
 
     def factory(data: Data, model: nn.Module) -> list[LossTerm]:
-        ctx = SelfContext(data.meta.num_classes, [model.hidden_channels] * (model.num_layers - 1), cfg.epochs)
+        ctx = SelfContext(data.meta.num_classes, [model.hidden_channels] * (model.num_layers - 1), cfg.epochs,
+                          cfg.patience)
         built = (get_term("self", n).build(ctx, options[n]) for n in names)
         return [t for t in built if t is not None]
 

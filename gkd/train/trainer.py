@@ -77,9 +77,11 @@ class LossTerm(nn.Module):
 
     ``forward(step)`` returns the term's unweighted scalar; the trainer multiplies it by ``weight`` and logs it under
     ``name`` (set it: each term's value goes into the epoch history by name). Optional hooks: :meth:`on_epoch_end`,
-    :meth:`restart_from_best`, and ``stats() -> dict`` (counters written into the run's JSON ``stats``)."""
+    :meth:`restart_from_best`, and ``stats() -> dict`` (counters written into the run's JSON ``stats``). A term that
+    switches on late sets ``started`` to that epoch; the trainer's guard then holds the model from before it."""
 
     name = "term"
+    started: int | None = None
 
     def __init__(self, weight: float = 1.0) -> None:
         super().__init__()
@@ -134,13 +136,28 @@ def term_stats(terms: Iterable[LossTerm]) -> dict:
 
 class BestValidation:
     """Model selection shared by the trainers: keep the state of the epoch with the best validation score (ties: lower
-    validation loss), stop after ``patience`` epochs without one. Test scores are stored, never compared."""
+    validation loss), stop after ``patience`` epochs without one. Test scores are stored, never compared.
+
+    The guard (:meth:`hold_baseline`): when terms switch on late (at the validation plateau), the best model before
+    them is held as the baseline, and :meth:`result` returns the later model only if its validation score is strictly
+    higher; a tie, or a lower score, keeps the baseline. A term can then cost nothing on validation, whatever it
+    does after it starts."""
 
     def __init__(self, model: nn.Module, patience: int) -> None:
         self.model, self.patience = model, patience
         self.start = time.perf_counter()
         self.best, self.epoch, self.scores, self.state, self.since = (-1.0, float("inf")), 0, {}, {}, 0
         self.history: list[dict] = []
+        self.baseline: tuple | None = None  # (best, epoch, scores, state) before the late terms started
+        self.held = False
+
+    def hold_baseline(self) -> None:
+        """Hold the best model so far as the guard's baseline (once, at the first late term's start; nothing is held
+        when a term starts before the first evaluation)."""
+        if not self.held:
+            self.held = True
+            if self.state:
+                self.baseline = (self.best, self.epoch, self.scores, self.state)
 
     def update(self, epoch: int, scores: dict[str, float], val_loss: float, logged: dict[str, float] | None = None) \
             -> bool:
@@ -155,12 +172,19 @@ class BestValidation:
         return self.since >= self.patience
 
     def result(self, epochs_run: int, terms: Iterable[LossTerm] = ()) -> FitResult:
-        """Load the best state into the model and report it."""
+        """Load the best state (or the guard's baseline, see :meth:`hold_baseline`) into the model and report it."""
+        stats = term_stats(terms)
+        if self.baseline is not None:
+            kept = self.best[0] > self.baseline[0][0]
+            stats["guard"] = {"baseline_epoch": self.baseline[1], "baseline_val": self.baseline[0][0],
+                              "kept": "terms" if kept else "baseline"}
+            if not kept:
+                self.best, self.epoch, self.scores, self.state = self.baseline
         self.model.load_state_dict(self.state)
         s = self.scores
         return FitResult(best_epoch=self.epoch, val=s["val"], test=s["test"], train=s["train"], epochs_run=epochs_run,
                          seconds=time.perf_counter() - self.start, state_dict=self.state, history=self.history,
-                         stats=term_stats(terms))
+                         stats=stats)
 
 
 def check_optim_args(epochs: int, patience: int, lr: float, weight_decay: float) -> None:
@@ -196,12 +220,14 @@ class Trainer:
         ce_weight: weight of the cross-entropy on training nodes (distillers such as GLNN use ``lambda`` here).
         loader: mini-batches of sampled subgraphs (:func:`gkd.scale.neighbor_loader` over the training nodes) for
             graphs too big for full-batch steps; evaluation stays full-graph over CSR.
+        guard: when a term starts late (sets its ``started``), keep the model from before it unless the terms beat
+            it on validation (:class:`BestValidation`); the run's ``stats["guard"]`` says which was kept.
     """
 
     def __init__(self, model: nn.Module, data: Data, *, lr: float = 0.01, weight_decay: float = 5e-4,
                  epochs: int = 500, patience: int = 100, terms: Iterable[LossTerm] = (),
                  metric: Metric = accuracy, progress: bool | None = False, desc: str = "train",
-                 ce_weight: float = 1.0, loader: Iterable[Data] | None = None) -> None:
+                 ce_weight: float = 1.0, loader: Iterable[Data] | None = None, guard: bool = True) -> None:
         check_optim_args(epochs, patience, lr, weight_decay)
         check(0.0 <= float(ce_weight), f"ce_weight={ce_weight!r}; expected >= 0", ConfigError)
         meta = getattr(data, "meta", None)
@@ -214,7 +240,7 @@ class Trainer:
         self.optimizer = torch.optim.Adam(list(model.parameters()) + list(self.terms.parameters()), lr=lr,
                                           weight_decay=weight_decay)
         self.progress, self.desc, self.ce_weight = progress, desc, float(ce_weight)
-        self.loader = loader
+        self.loader, self.guard = loader, guard
         check(loader is None or not len(self.terms), "loss terms need full-batch steps; mini-batch training "
               "(loader=...) takes plain cross-entropy only", ConfigError)
 
@@ -270,6 +296,10 @@ class Trainer:
                    dynamic_ncols=True)
         for epoch in bar:
             restart = [t.restart_from_best(epoch, select.epoch) for t in self.terms]  # a list: ask every term
+            if any(getattr(t, "started", None) == epoch for t in self.terms):
+                select.since = 0  # a term starting now gets a full patience
+            if self.guard and any(getattr(t, "started", None) is not None for t in self.terms):
+                select.hold_baseline()
             if any(restart) and select.state:
                 self.model.load_state_dict(select.state)  # weights only: keeping Adam's moments measured better
             loss, parts = self._epoch(epoch, select.epoch) if self.loader is None else self._minibatch_epoch()
