@@ -77,7 +77,7 @@ class NeighbourOptions(LateStartOptions):
         check(self.steps >= 1, f"neighbour steps={self.steps}; expected >= 1", ConfigError)
         check(0.0 < self.alpha <= 1.0, f"neighbour alpha={self.alpha}; expected a value in (0, 1]", ConfigError)
         check(self.sharpen > 0, f"neighbour sharpen temperature={self.sharpen}; expected > 0", ConfigError)
-        names = [g.strip() for g in str(self.graphs).split(",") if g.strip()]
+        names = self.graph_names
         check(bool(names) and all(g in NEIGHBOUR_GRAPHS for g in names) and len(set(names)) == len(names),
               f"neighbour graphs={self.graphs!r}; expected a comma list of distinct names from "
               f"{', '.join(NEIGHBOUR_GRAPHS)}", ConfigError)
@@ -86,7 +86,7 @@ class NeighbourOptions(LateStartOptions):
 
     @property
     def graph_names(self) -> tuple[str, ...]:
-        return tuple(g.strip() for g in self.graphs.split(",") if g.strip())
+        return tuple(g.strip() for g in str(self.graphs).split(",") if g.strip())
 
 
 NEIGHBOUR_GRAPHS = ("input", "features")
