@@ -25,7 +25,8 @@ MODELS = ("gcn", "gat", "sage")
 NAMES = {"gcn": "GCN", "gat": "GAT", "sage": "GraphSAGE"}
 # The candidate defaults, compared on validation; the one equal to the library's default is the default row.
 CANDIDATES = {"graphs=input": {"neighbour": {"graphs": "input"}},
-              "graphs=input,features": {"neighbour": {"graphs": "input,features"}}}
+              "graphs=input,features": {"neighbour": {"graphs": "input,features"}},
+              "graphs=input,features, choose=first": {"neighbour": {"graphs": "input,features", "choose": "first"}}}
 
 
 def candidate_label(name: str) -> str:
@@ -38,8 +39,9 @@ def default_label() -> str:
     """The candidate row that is the library's default (the same computation as ``gkd train --self-distill``)."""
     from gkd.distill.self_distill import NeighbourOptions
 
+    d = NeighbourOptions()
     return next(candidate_label(k) for k, v in CANDIDATES.items()
-                if v["neighbour"]["graphs"] == NeighbourOptions().graphs)
+                if v["neighbour"]["graphs"] == d.graphs and v["neighbour"].get("choose", "best") == d.choose)
 
 
 def variants(first: bool, per_term: bool = True) -> list[tuple[str, dict]]:
@@ -107,6 +109,10 @@ def epoch_times(models: list[str], dataset: str, epochs: int = 60) -> dict[str, 
     return out
 
 
+def _key(dataset: str, model: str, variant: str, dataset_args: dict | None) -> tuple:
+    return dataset.lower(), model, variant, tuple(sorted((dataset_args or {}).items()))
+
+
 def paired(rows: list[dict], r: dict, key: str = "test") -> tuple[float, float]:
     """Mean and standard error of ``r``'s per-seed ``key`` minus plain's on the same seeds / splits."""
     base = next(x for x in rows if x["variant"] == "plain" and x["model"] == r["model"]
@@ -133,6 +139,8 @@ def main(argv=None) -> int:
     p.add_argument("--per-term", default=None, metavar="DATASETS",
                    help="the datasets that also get each term alone (default: all of --datasets); the others get "
                         "plain and the candidate defaults only")
+    p.add_argument("--missing", action="store_true",
+                   help="run only the rows the existing JSON lacks (a new candidate, a new dataset) and keep the rest")
     p.add_argument("--timing-only", action="store_true",
                    help="re-measure only the epoch-time ratios and rewrite the report from the existing JSON")
     p.add_argument("--report-only", action="store_true",
@@ -169,10 +177,15 @@ def main(argv=None) -> int:
     kept: list[dict] = []
     if old is not None and (old.get("runs"), old.get("quick")) == (runs, args.quick) and \
             (not args.no_sweep or old.get("sweep_runs") == sweep["runs"]):
-        rerun = {(t[3]["dataset"].lower(), t[1]) for t in tasks}
-        kept = [r for r in old["rows"] if (r["dataset"].lower(), r["model"]) not in rerun
-                and (r["dataset"] != "synthetic-csbm" or args.no_sweep)]
-    elif old is not None and (args.no_sweep or {d.lower() for d in datasets} != {d.lower() for d in DATASETS}):
+        if args.missing:
+            have = {_key(r["dataset"], r["model"], r["variant"], r.get("dataset_args")) for r in old["rows"]}
+            tasks = [t for t in tasks if _key(t[3]["dataset"], t[1], t[0], t[3].get("dataset_args")) not in have]
+            kept = old["rows"]
+        else:
+            rerun = {(t[3]["dataset"].lower(), t[1]) for t in tasks}
+            kept = [r for r in old["rows"] if (r["dataset"].lower(), r["model"]) not in rerun
+                    and (r["dataset"] != "synthetic-csbm" or args.no_sweep)]
+    elif old is not None and (args.no_sweep or args.missing or {d.lower() for d in datasets} != {d.lower() for d in DATASETS}):
         p.error(f"{out / 'self_distill.json'} was run with other --runs, --sweep-runs or --quick: a subset "
                 "(--datasets, --no-sweep) would drop its other rows; re-run everything, or pick another --out")
     import time
@@ -235,7 +248,8 @@ def report(result: dict, out: Path) -> int:
     alone = sorted({r["method_config"]["term_args"]["neighbour"]["graphs"] for r in rows
                     if r["variant"] in ("SD: neighbour", "SD: all terms")})
     lines += ["", "`graphs`: which graph the neighbour term propagates over (`input`: the graph itself; `features`: "
-              "each node's 10 nearest neighbours by feature cosine; both: each epoch the one better on validation). "
+              "each node's 10 nearest neighbours by feature cosine; both: each epoch the trusted one better on validation, or "
+              "with `choose=first` the input graph while it is trusted, else the features graph). "
               "—: not run (each term alone is run where `--per-term` says)."
               + (f" The neighbour term alone ran with its default of the time, `graphs={', '.join(alone)}`."
                  if alone else "")]
@@ -270,8 +284,9 @@ def report(result: dict, out: Path) -> int:
         if parts:
             cost.append(f"{ds} {', '.join(parts)}")
     if cost:
-        lines += ["", "Training time per run, default terms / plain (plain epochs, then the terms' own patience; same "
-                  "worker pool): " + "; ".join(cost) + "."]
+        lines += ["", "Training time per run, default terms / plain (plain epochs, then the terms' own patience; rows "
+                  "added later with `--missing` ran in another invocation, under other load on the 2 cores, so "
+                  "these ratios are rough): " + "; ".join(cost) + "."]
     t = result["epoch_time"]
     lines += ["", f"Epoch time of the default terms on {datasets[0]}, relative to plain (60 epochs of each, back to "
               "back in one process, one thread, the terms on from the first epoch): "

@@ -123,6 +123,12 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--model", help="gcn | gat | sage | mlp (default gcn)")
     m.add_argument("--heads", type=int, help=f"GAT attention heads, at most {MAX_HEADS} (default 8)")
     _add_model_and_run_flags(parser)
+    b = parser.add_argument_group("mini-batches (graphs too big for full-batch steps)")
+    b.add_argument("--batch-size", type=int, help="seed nodes per mini-batch of sampled neighbourhoods (default: "
+                   "full-batch)")
+    b.add_argument("--fanout", help="neighbours sampled per layer, one positive count per layer, e.g. 15,10 (default 10 "
+                   "each; for every neighbour give a count above the largest degree)")
+    b.add_argument("--refresh", type=int, help="epochs between the loss terms' full-graph refreshes (default 1)")
     p = parser.add_argument_group("method")
     p.add_argument("--method", help=f"plain | self-distill | one self term ({_terms('self')}) (default plain)")
     p.add_argument("--self-distill", dest="self_distill", action="store_true",
@@ -322,11 +328,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .pipeline.train import run_training
     from .train import fmt
 
+    from .scale.distributed import dist_env, init_from_env, rank_and_world
+
     cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(TrainConfig)]))
     if args.json is not None:
         check_output_file(args.json)
-    result = run_training(cfg, save=args.save, progress=False if args.quiet else None,
+    if dist_env()[1] > 1:  # checked before any rank waits on its peers
+        check(cfg.batch_size is not None, "multi-process training (torchrun) trains on mini-batches, each rank on "
+              "its share of the seed nodes: pass --batch-size", ConfigError)
+        check(not (args.checkpoint_dir or args.save), "--checkpoint-dir and --save are not supported under torchrun "
+              "yet (ranks would disagree on which seeds remain); run the seeds as separate torchrun jobs instead",
+              ConfigError)
+    init_from_env()
+    rank, world = rank_and_world()
+    result = run_training(cfg, save=args.save, progress=False if args.quiet or rank else None,
                           checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+    result["world_size"] = world
+    if rank:
+        return 0
     if args.json:
         write_json(args.json, result)
     print(f"{result['dataset']}  {result['model']}  {result['method']}  runs={len(result['runs'])}  "

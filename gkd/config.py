@@ -122,11 +122,27 @@ class TrainConfig(GraphRunConfig):
     method: str = "plain"
     sd_terms: str | None = None  # with method self-distill; None: SELF_DISTILL_TERMS (neighbour,time)
     term_args: dict = field(default_factory=dict)  # {term: {option: value}}, e.g. {"neighbour": {"warmup": 10}}
+    # mini-batch training (gkd.scale): seed nodes per batch; None: full-batch steps
+    batch_size: int | None = None
+    fanout: str | list | None = None  # neighbours sampled per layer, "15,10" or [15, 10]; None: 10 per layer
+    refresh: int = 1  # with batch_size: epochs between the loss terms' full-graph refreshes
 
     def validate(self) -> "TrainConfig":
         self.check_graph_run(self.model)
         check(self.heads >= 1, f"heads={self.heads}; expected an integer >= 1", ConfigError)
         check_int("generations", self.generations, 1, ConfigError)
+        check(isinstance(self.refresh, int) and not isinstance(self.refresh, bool) and self.refresh >= 1,
+              f"refresh={self.refresh!r}; expected an integer >= 1 (epochs between full-graph refreshes)", ConfigError)
+        if self.batch_size is None:
+            given = [f"{k}={v!r}" for k, v, unset in (("fanout", self.fanout, None), ("refresh", self.refresh, 1))
+                     if v != unset]
+            check(not given, f"{', '.join(given)}: read only with batch_size (mini-batch training); set batch_size "
+                  "too", ConfigError)
+        else:
+            check(isinstance(self.batch_size, int) and not isinstance(self.batch_size, bool) and self.batch_size >= 1,
+                  f"batch_size={self.batch_size!r}; expected an integer >= 1 (seed nodes per mini-batch)",
+                  ConfigError)
+            self.fanout_list()
         from .distill.registry import build_options
 
         build_options("self", self.terms(), self.term_args)  # every option checked before data loads
@@ -148,6 +164,20 @@ class TrainConfig(GraphRunConfig):
         check(isinstance(self.method, str) and self.method.lower() in methods, f"unknown method {self.method!r}; "
               f"expected one of {', '.join(methods)}", ConfigError)
         return (get_term("self", self.method).name,)
+
+    def fanout_list(self) -> list[int]:
+        """Neighbours sampled per layer, one positive integer per layer (``num_layers`` of them)."""
+        if self.fanout is None:
+            return [10] * self.num_layers
+        items = self.fanout if isinstance(self.fanout, list) else str(self.fanout).split(",")
+        try:
+            out = [int(str(v).strip()) for v in items]
+        except ValueError:
+            out = []
+        check(len(out) == self.num_layers and all(k >= 1 for k in out),
+              f"fanout={self.fanout!r}; expected {self.num_layers} positive integers, one per layer "
+              f"(num_layers={self.num_layers}), e.g. {','.join(['10'] * self.num_layers)!r}", ConfigError)
+        return out
 
     def model_kwargs(self) -> dict[str, Any]:
         kw = {"hidden_channels": self.hidden_channels, "num_layers": self.num_layers, "dropout": self.dropout}

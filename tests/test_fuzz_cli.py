@@ -58,8 +58,8 @@ KV_KEYS = st.one_of(st.text(max_size=8), st.sampled_from(["num_nodes", "homophil
 INT_FLAGS = ["--hidden-channels", "--num-layers", "--epochs", "--patience", "--runs", "--seed"]
 FLOAT_FLAGS = ["--dropout", "--lr", "--weight-decay"]
 COMMANDS = {
-    "train": (INT_FLAGS + ["--heads", "--generations"], FLOAT_FLAGS,
-              ["--dataset", "--model", "--method", "--sd-terms"], ["--dataset-arg", "--sd-weight", "--term-arg"]),
+    "train": (INT_FLAGS + ["--heads", "--generations", "--batch-size", "--refresh"], FLOAT_FLAGS,
+              ["--dataset", "--model", "--method", "--sd-terms", "--fanout"], ["--dataset-arg", "--sd-weight", "--term-arg"]),
     "distill": (INT_FLAGS + ["--teachers", "--teacher-generations"],
                 FLOAT_FLAGS + ["--inductive-fraction", "--kd-lambda", "--temperature", "--label-smoothing"],
                 ["--dataset", "--teacher", "--teacher-method", "--setting", "--student", "--method", "--terms"],
@@ -128,7 +128,7 @@ def test_fuzz_book_flags(argv, monkeypatch, capsys, tmp_path):
 CONFIG_KEYS = st.one_of(st.sampled_from(["lr", "weight_decay", "epochs", "runs", "seed", "hidden_channels", "heads",
                                          "dropout", "model", "method", "sd_terms", "term_args", "dataset",
                                          "dataset_args", "teacher_args", "temperature", "terms", "term_args",
-                                         "book", "setting"]), st.text(max_size=8))
+                                         "book", "setting", "batch_size", "fanout", "refresh"]), st.text(max_size=8))
 
 
 @st.composite

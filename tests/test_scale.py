@@ -70,7 +70,133 @@ def test_bad_sampler_input(graph):
         CSRNeighborSampler(graph, [5], batch_size=0)
     with pytest.raises(ConfigError, match="input_nodes selects no node"):
         CSRNeighborSampler(graph, [5], input_nodes=torch.zeros(2000, dtype=torch.bool))
-    from gkd.distill import LabelSmoothing
+    from gkd.train import LossTerm
 
-    with pytest.raises(ConfigError, match="mini-batch training"):
-        Trainer(build_model("sage", 128, 5), graph, loader=[], terms=[LabelSmoothing()])
+    class FullGraphOnly(LossTerm):
+        name = "full_graph_only"
+
+    with pytest.raises(ConfigError, match=r"loss terms \['full_graph_only'\] need full-batch steps"):
+        Trainer(build_model("sage", 128, 5), graph, loader=[], terms=[FullGraphOnly()])
+    with pytest.raises(ConfigError, match="refresh=0; expected an integer >= 1"):
+        Trainer(build_model("sage", 128, 5), graph, loader=[], refresh=0)
+
+
+def test_minibatch_self_distillation_terms_on_finite_and_gain_like_full_batch():
+    """A homophilous csbm with few labels, GraphSAGE, 3 seeds: in mini-batches the self-distillation terms switch on
+    (the neighbour term teaches, over every node), every logged value is finite, and the mean gain over plain
+    mini-batch training is positive, as it is full-batch on the same graph and seeds."""
+    import math
+
+    from gkd.config import make_config
+    from gkd.pipeline.train import build_method, train_run
+
+    data = csbm(num_nodes=600, avg_degree=6.0, homophily=0.8, num_features=32, feature_noise=1.0, seed=0,
+                train_per_class=4, num_val=100, num_test=300)
+    data.meta = DatasetMeta(name="x", num_classes=5, split="s")
+    base = {"model": "sage", "epochs": 200, "patience": 20, "hidden_channels": 16}
+    gains = {}
+    for mode, extra in (("full", {}), ("mini", {"batch_size": 128})):
+        tests = {}
+        for method in ("plain", "self-distill"):
+            cfg = make_config(flags={**base, **extra, "method": method})
+            tests[method] = []
+            for seed in range(3):
+                _, res = train_run(cfg, data, seed, terms_factory=build_method(cfg)[0])
+                tests[method].append(res.test)
+                assert all(math.isfinite(v) for row in res.history for v in row.values())
+                if method == "self-distill":
+                    assert res.stats["neighbour"]["taught_epochs"]["input"] > 0
+                    assert any(row.get("neighbour", 0) > 0 for row in res.history)
+                    assert res.stats["guard"]["kept"] in ("terms", "baseline")
+        gains[mode] = sum(tests["self-distill"]) / 3 - sum(tests["plain"]) / 3
+    assert gains["full"] > 0 and gains["mini"] > 0, gains
+
+
+def test_minibatch_plain_phase_is_plain_minibatch_training(graph):
+    """Until a late term starts, a self-distilled mini-batch run is plain mini-batch training batch for batch (the
+    same training-node batches, the same draws): the guard's baseline is the plain run's best epoch."""
+    from gkd.config import make_config
+    from gkd.pipeline.train import build_method, train_run
+
+    base = {"model": "sage", "epochs": 60, "patience": 10, "hidden_channels": 16, "batch_size": 256}
+    _, plain = train_run(make_config(flags=base), graph, 0)
+    cfg = make_config(flags={**base, "method": "self-distill"})
+    _, sd = train_run(cfg, graph, 0, terms_factory=build_method(cfg)[0])
+    assert sd.stats["guard"]["baseline_epoch"] == plain.best_epoch
+    assert sd.stats["guard"]["baseline_val"] == plain.val
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch-size", "0"], "batch_size=0; expected an integer >= 1 (seed nodes per mini-batch)"),
+    (["--batch-size", "-5"], "batch_size=-5; expected an integer >= 1"),
+    (["--batch-size", "64", "--fanout", "10"], "fanout='10'; expected 2 positive integers, one per layer (num_layers=2)"),
+    (["--batch-size", "64", "--fanout", "10,0"], "positive integers, one per layer (num_layers=2)"),
+    (["--batch-size", "64", "--fanout", "10,-1"], "one per layer (num_layers=2)"),
+    (["--batch-size", "64", "--fanout", "10,10,10"], "one per layer (num_layers=2)"),
+    (["--batch-size", "64", "--fanout", "ten,5"], "one per layer (num_layers=2)"),
+    (["--batch-size", "64", "--refresh", "0"], "(epochs between full-graph refreshes)"),
+    (["--fanout", "10,10"], "fanout='10,10': read only with batch_size"),
+    (["--refresh", "5"], "refresh=5: read only with batch_size"),
+    (["--term-arg", "neighbour.choose=any", "--self-distill"], "neighbour choose='any'; expected one of first, best"),
+])
+def test_cli_bad_minibatch_flags(args, message, capsys, monkeypatch):
+    from gkd.cli import main
+    from gkd.pipeline import train as train_pipeline
+
+    monkeypatch.setattr(train_pipeline, "run_seeds", lambda *a, **k: pytest.fail("trained despite bad input"))
+    assert main(["train", "--dataset", "synthetic-csbm", "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gkd: error: ") and err.count("\n") == 1 and message in err, err
+
+
+def test_term_loader_needs_loader(graph):
+    with pytest.raises(ConfigError, match="term_loader= needs loader="):
+        Trainer(build_model("sage", 128, 5), graph, term_loader=[])
+
+
+def test_two_process_ddp_teacher_matches_single_process(tmp_path):
+    """torchrun, 2 CPU ranks (gloo): `gkd train --batch-size` trains one model with DDP, each rank on its share of
+    the seed nodes, the self-distillation terms included (the neighbour term teaches and the guard decides on every
+    seed); test accuracy matches the single-process run within 0.05 (other batches, other sampled neighbours)."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from gkd.cli import main
+
+    args = ["train", "--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=1000", "--dataset-arg",
+            "feature_noise=1.0", "--dataset-arg", "train_per_class=10", "--dataset-arg", "num_val=200",
+            "--dataset-arg", "num_test=500", "--model", "sage", "--batch-size", "64", "--runs", "2", "--epochs",
+            "300", "--patience", "20", "--self-distill", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           "-m", "gkd", *args, "--json", str(tmp_path / "ddp.json")], capture_output=True, text=True,
+                          env=env, cwd=Path(__file__).resolve().parents[1], timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert main([*args, "--json", str(tmp_path / "one.json")]) == 0
+    ddp, one = (json.loads((tmp_path / f"{n}.json").read_text()) for n in ("ddp", "one"))
+    assert ddp["world_size"] == 2 and one["world_size"] == 1
+    for run in ddp["runs"]:
+        assert run["stats"]["neighbour"]["taught_epochs"]["input"] > 0 and "guard" in run["stats"]
+    assert abs(ddp["test_mean"] - one["test_mean"]) <= 0.05, (ddp["test_mean"], one["test_mean"])
+
+
+def test_ddp_shares_are_equal_and_disjoint(graph):
+    """World sizes that do not divide the seed nodes: every rank gets the same number of batches (no collective
+    waits on a rank without one), the shares never overlap, and the nodes left over change from epoch to epoch."""
+    ids = torch.arange(101)
+    samplers = [CSRNeighborSampler(graph, [2], batch_size=10, input_nodes=ids, seed=3, rank=r, world_size=3)
+                for r in range(3)]
+    epochs = [[torch.cat([b.n_id[:b.batch_size] for b in s]) for s in samplers] for _ in range(2)]
+    for shares in epochs:
+        assert [s.numel() for s in shares] == [33, 33, 33]
+        assert torch.cat(shares).unique().numel() == 99
+    assert len({len(list(iter(s))) for s in samplers}) == 1 and len(samplers[0]) == 4
+    left = [set(range(101)) - set(torch.cat(shares).tolist()) for shares in epochs]
+    assert left[0] != left[1]
+    with pytest.raises(ConfigError, match="world_size > 1 needs a seed"):
+        CSRNeighborSampler(graph, [2], world_size=2, rank=0)
+    with pytest.raises(ConfigError, match="expected 0 <= rank < world_size"):
+        CSRNeighborSampler(graph, [2], seed=0, world_size=2, rank=2)

@@ -389,6 +389,38 @@ def test_neighbour_feature_graph_teaches_where_the_input_graph_misleads():
         assert (float(loss) > 0) == ("features" in graphs)
 
 
+def test_neighbour_choose_first_or_best_among_trusted_graphs():
+    """Both graphs beat the undecided model on validation; the features graph beats the input graph. ``first``
+    keeps the input graph (and never builds the other), ``best`` takes the features graph."""
+    from torch_geometric.data import Data
+
+    g = torch.Generator().manual_seed(0)
+    n, c = 90, 3
+    y = torch.arange(n) % c
+    x = F.one_hot(y, c).float() * 3 + 0.3 * torch.randn(n, c, generator=g)
+    src = torch.arange(n)
+    dst = (src + c) % n  # a same-class edge for every node ...
+    dst[::4] = (src[::4] + 1) % n  # ... but every fourth joins another class
+    edge_index = torch.cat([torch.stack([src, dst]), torch.stack([dst, src])], 1)
+    train = torch.zeros(n, dtype=torch.bool)
+    train[:c * 5] = True
+    val = ~train
+    logits = torch.zeros(n, c)
+    logits[~train, 0] = 0.1  # an undecided model: the own predictions are at chance
+    data = Data(x=x, y=y, train_mask=train, val_mask=val)
+    step = Step(logits=logits, hidden=[], data=data, epoch=1, model=None, graph=edge_index)
+    accs = {name: float((t[val].argmax(-1) == y[val]).float().mean())
+            for name, t in NeighbourTerm(warmup=0, knn=4).candidates(logits, edge_index, x, y, train)}
+    assert 1 / 3 < accs["input"] < accs["features"]  # the premise: both trusted, features better
+    for choose, taught in (("first", {"input": 1, "features": 0}), ("best", {"input": 0, "features": 1})):
+        term = NeighbourTerm(warmup=0, graphs="input,features", choose=choose, knn=4)
+        term(step)
+        assert term.stats()["taught_epochs"] == taught
+        assert (term.feature_cache.adj is None) == (choose == "first")
+    with pytest.raises(ConfigError, match="neighbour choose='any'; expected one of first, best"):
+        NeighbourTerm(choose="any")
+
+
 def test_neighbour_feature_graph_skipped_above_its_size_limit(small_graph):
     term = NeighbourTerm(warmup=0, graphs="features", knn_max_nodes=10, adaptive=False)
     g = small_graph

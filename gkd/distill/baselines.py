@@ -46,6 +46,7 @@ class LabelSmoothing(LossTerm):
     Added to the trainer's cross-entropy as :math:`\epsilon\,[\mathrm{CE}(u, z) - \mathrm{CE}(y, z)]`."""
 
     name = "label_smoothing"
+    minibatch = True  # per training seed node
 
     def __init__(self, epsilon: float = 0.1, weight: float = 1.0) -> None:
         super().__init__(weight)
@@ -54,6 +55,8 @@ class LabelSmoothing(LossTerm):
 
     def forward(self, step: Step) -> Tensor:
         d = step.data
+        if not bool(d.train_mask.any()):  # a mini-batch without a training seed node
+            return step.logits.new_zeros(())
         z = step.logits[d.train_mask]
         uniform = -F.log_softmax(z, dim=-1).mean(-1).mean()
         return self.epsilon * (uniform - F.cross_entropy(z, d.y[d.train_mask]))
@@ -67,6 +70,7 @@ class TfKDReg(LossTerm):
     softened by the same temperature as in the authors' code. ``weight`` is their :math:`\alpha`."""
 
     name = "tf_kd_reg"
+    minibatch = True  # per training seed node
 
     def __init__(self, weight: float = 0.1, temperature: float = 20.0, a: float = 0.99) -> None:
         super().__init__(weight)
@@ -75,6 +79,8 @@ class TfKDReg(LossTerm):
 
     def forward(self, step: Step) -> Tensor:
         d = step.data
+        if not bool(d.train_mask.any()):  # a mini-batch without a training seed node
+            return step.logits.new_zeros(())
         z, y = step.logits[d.train_mask], d.y[d.train_mask]
         c = z.size(-1)
         hand = F.one_hot(y, c).float() * (self.a - (1 - self.a) / (c - 1)) + (1 - self.a) / (c - 1)

@@ -20,6 +20,8 @@ class GLNN(LossTerm):
     """Soft-label KD from fixed teacher logits over the nodes in ``mask`` (optionally weighted per node)."""
 
     name = "kd"
+    minibatch = True  # a mini-batch's seed nodes inside ``mask`` learn their rows of the fixed targets
+    all_nodes = True
 
     def __init__(self, teacher_logits: Tensor, mask: Tensor, temperature: float = 1.0, weight: float = 1.0,
                  node_weight: Tensor | None = None) -> None:
@@ -30,11 +32,24 @@ class GLNN(LossTerm):
         self.register_buffer("idx", mask.nonzero().view(-1))
         self.register_buffer("target", F.softmax(teacher_logits[mask] / temperature, dim=-1))
         self.node_weight = None if node_weight is None else node_weight[mask]
+        self.num_nodes = mask.numel()
 
     def forward(self, step: Step) -> Tensor:
         check(step.logits.size(-1) == self.target.size(-1),
               f"student has {step.logits.size(-1)} classes; the teacher has {self.target.size(-1)}", DatasetError)
-        return weighted_kl(self.target, step.logits[self.idx], self.temperature, self.node_weight)
+        if step.nodes is None:
+            return weighted_kl(self.target, step.logits[self.idx], self.temperature, self.node_weight)
+        rows, ids = step.seed_rows()
+        if getattr(self, "_pos", None) is None:  # node id -> row of ``target`` (-1: outside the mask), built once
+            self._pos = torch.full((self.num_nodes,), -1, dtype=torch.long, device=self.idx.device)
+            self._pos[self.idx] = torch.arange(self.idx.numel(), device=self.idx.device)
+        pos = self._pos[ids]
+        keep = pos >= 0
+        if not bool(keep.any()):
+            return step.logits.new_zeros(())
+        pos = pos[keep]
+        weight = None if self.node_weight is None else self.node_weight[pos]
+        return weighted_kl(self.target[pos], rows[keep], self.temperature, weight)
 
 
 class OnlineKD(LossTerm):

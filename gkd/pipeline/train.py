@@ -20,6 +20,7 @@ from ..distill.registry import SelfContext, build_options, get_term
 from ..errors import ConfigError, check
 from ..nn import build_model, to_adj_t
 from ..nn.device import resolve_device
+from ..scale.distributed import rank_and_world
 from ..train.checkpoint import RunCheckpoint
 from ..train.trainer import FitResult, LossTerm, Trainer, get_metric, seed_everything
 from . import artifact
@@ -66,9 +67,16 @@ def train_run(cfg: TrainConfig, data: Data, seed: int, *, terms_factory: TermsFa
         terms: list[LossTerm] = list(terms_factory(data, model)) if terms_factory else []
         if previous is not None:
             terms.append(BornAgain(previous))
-        trainer = Trainer(model, data, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
+        trained = model
+        if rank_and_world()[1] > 1:  # torchrun: DDP over mini-batches, each rank on its share of the seed nodes
+            from torch.nn.parallel import DistributedDataParallel
+
+            trained = DistributedDataParallel(model)
+        trainer = Trainer(trained, data, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
                           patience=cfg.patience, terms=terms, metric=get_metric(data.meta.metric),
-                          progress=progress, desc=desc if cfg.generations == 1 else f"{desc} gen {g}")
+                          progress=progress, desc=desc if cfg.generations == 1 else f"{desc} gen {g}",
+                          **minibatches(cfg, data, any(getattr(t, "all_nodes", False) for t in terms),
+                                        seed + GENERATION_SEED_STRIDE * g))
         res = trainer.fit()
         vals.append(res.val)
         if g + 1 < cfg.generations:
@@ -79,6 +87,23 @@ def train_run(cfg: TrainConfig, data: Data, seed: int, *, terms_factory: TermsFa
         res.stats["generation_val"] = vals
         res.seconds = time.perf_counter() - start  # all generations
     return model, res
+
+
+def minibatches(cfg: TrainConfig, data: Data, all_nodes: bool, seed: int) -> dict:
+    """The :class:`Trainer`'s mini-batch arguments (none: full-batch training): batches of ``cfg.batch_size`` seed
+    nodes, the training nodes; with ``all_nodes`` (a term teaches unlabelled nodes), every node once such a term is
+    on (an epoch then covers the whole graph)."""
+    if cfg.batch_size is None:
+        return {}
+    from ..scale import neighbor_loader
+
+    rank, world = rank_and_world()
+    fanout = cfg.fanout_list()
+    loader = neighbor_loader(data, fanout, cfg.batch_size, input_nodes=data.train_mask, seed=seed, rank=rank,
+                             world_size=world)
+    everyone = neighbor_loader(data, fanout, cfg.batch_size, seed=seed + 1, rank=rank, world_size=world) \
+        if all_nodes else None
+    return {"loader": loader, "term_loader": everyone, "refresh": cfg.refresh}
 
 
 def run_training(cfg: TrainConfig, *, data: Data | None = None, terms_factory: TermsFactory | None = None,

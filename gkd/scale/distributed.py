@@ -1,10 +1,12 @@
-r"""Multi-process student training with ``torch.distributed`` (DDP): launch with ``torchrun``, no gkd cluster code.
+r"""Multi-process training with ``torch.distributed`` (DDP): launch with ``torchrun``, no gkd cluster code.
 
 ``torchrun --nproc_per_node=N -m gkd distill --book BOOK ...`` starts N ranks (add ``--nnodes``/``--rdzv-endpoint``
 for several machines: torchrun's own rendezvous). Each rank distils on its shard of the nodes (node ``i`` belongs to
-rank ``i mod N``); DDP averages the gradients, so a step equals the full-batch step up to the shards' sizes. Every
-rank evaluates on the whole validation set with the same synchronised weights, so early stopping agrees across ranks.
-Backend: ``gloo`` on CPU, ``nccl`` on GPU.
+rank ``i mod N``); DDP averages the gradients, so a step equals the full-batch step up to the shards' sizes.
+``torchrun ... -m gkd train --batch-size B ...`` trains a GNN (a teacher, self-distilled or not) over mini-batches:
+each epoch every rank takes an equal share of the shuffled seed nodes (:class:`~gkd.scale.CSRNeighborSampler`), so
+the ranks run the same number of steps. Every rank evaluates on the whole validation set with the same synchronised
+weights, so early stopping (and the late terms' start) agrees across ranks. Backend: ``gloo`` on CPU, ``nccl`` on GPU.
 """
 from __future__ import annotations
 
@@ -60,6 +62,8 @@ def init_from_env() -> bool:
     if world <= 1:
         return False
     if not dist.is_initialized():
+        if torch.cuda.is_available():  # one GPU per rank: the local rank's (NCCL would put every rank on cuda:0)
+            torch.cuda.set_device(_env_int("LOCAL_RANK", 0, default="0") % torch.cuda.device_count())
         try:
             dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo", rank=rank,
                                     world_size=world, timeout=datetime.timedelta(seconds=timeout))

@@ -7,6 +7,7 @@ Sampling is without replacement and vectorised per hop (one sort over the fronti
 """
 from __future__ import annotations
 
+import copy
 from typing import Iterator, Sequence
 
 import torch
@@ -41,10 +42,15 @@ class CSRNeighborSampler:
         data: the graph (``x``, ``y``, ``edge_index`` or CSR ``adj_t``).
         num_neighbors: neighbours sampled per node at each hop (``-1``: all), e.g. ``[10, 10]``.
         input_nodes: seed nodes (bool mask or ids); default all nodes.
+        rank, world_size: multi-process training (DDP): each epoch the seed nodes are shuffled the same way on
+            every rank (``seed`` must then be given) and cut into ``world_size`` equal shares, this rank taking share
+            ``rank``; the fewer than ``world_size`` nodes left over sit out that epoch (others the next), so every
+            rank runs the same number of batches and no collective waits on a rank that has none.
     """
 
     def __init__(self, data: Data, num_neighbors: Sequence[int], batch_size: int = 1024,
-                 input_nodes: Tensor | None = None, shuffle: bool = True, seed: int | None = None) -> None:
+                 input_nodes: Tensor | None = None, shuffle: bool = True, seed: int | None = None,
+                 rank: int = 0, world_size: int = 1) -> None:
         check(len(num_neighbors) >= 1 and all(isinstance(k, int) and (k >= 1 or k == -1) for k in num_neighbors),
               f"num_neighbors={list(num_neighbors)}; expected positive integers (or -1 for all)", ConfigError)
         check(isinstance(batch_size, int) and batch_size >= 1, f"batch_size={batch_size!r}; expected >= 1",
@@ -54,23 +60,38 @@ class CSRNeighborSampler:
             from ..nn import to_adj_t
 
             adj_t = to_adj_t(data.edge_index, data.num_nodes)
-        self.crow, self.col = adj_t.crow_indices(), adj_t.col_indices()
+        # sampled on the CPU (its generator's device); the batches are moved to the data's device
+        self.crow, self.col = adj_t.crow_indices().cpu(), adj_t.col_indices().cpu()
         self.data, self.num_neighbors, self.batch_size, self.shuffle = data, list(num_neighbors), batch_size, shuffle
         if input_nodes is None:
             input_nodes = torch.arange(data.num_nodes)
         elif input_nodes.dtype == torch.bool:
             input_nodes = input_nodes.nonzero().view(-1)
         check(input_nodes.numel() >= 1, "input_nodes selects no node; expected at least one", ConfigError)
-        self.input_nodes = input_nodes
+        check(isinstance(world_size, int) and 1 <= world_size and isinstance(rank, int) and 0 <= rank < world_size,
+              f"rank={rank!r}, world_size={world_size!r}; expected 0 <= rank < world_size", ConfigError)
+        check(world_size == 1 or seed is not None, "world_size > 1 needs a seed (every rank must shuffle the seed "
+              "nodes the same way)", ConfigError)
+        check(input_nodes.numel() >= world_size, f"input_nodes selects {input_nodes.numel()} node(s) for "
+              f"world_size={world_size} ranks; expected at least one per rank", ConfigError)
+        self.input_nodes, self.rank, self.world_size = input_nodes.cpu(), rank, world_size
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        # the shuffle is shared by the ranks, the neighbour draws are each rank's own
+        self.order = torch.Generator().manual_seed(seed) if seed is not None else None
+        if self.generator is not None and world_size > 1:
+            self.generator.manual_seed(seed * world_size + rank + 1)
 
     def __len__(self) -> int:
-        return (self.input_nodes.numel() + self.batch_size - 1) // self.batch_size
+        share = self.input_nodes.numel() // self.world_size if self.world_size > 1 else self.input_nodes.numel()
+        return (share + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[Data]:
         ids = self.input_nodes
         if self.shuffle:
-            ids = ids[torch.randperm(ids.numel(), generator=self.generator)]
+            ids = ids[torch.randperm(ids.numel(), generator=self.order if self.world_size > 1 else self.generator)]
+        if self.world_size > 1:
+            share = ids.numel() // self.world_size
+            ids = ids[self.rank * share:(self.rank + 1) * share]
         for seeds in ids.split(self.batch_size):
             yield self.sample(seeds)
 
@@ -98,20 +119,28 @@ class CSRNeighborSampler:
         glob_src, glob_dst = torch.cat(src), torch.cat(dst)
         loc = rank[torch.searchsorted(uniq, torch.stack([glob_src, glob_dst]))]
         d = self.data
+        n_id, loc = n_id.to(d.x.device), loc.to(d.x.device)
         batch = Data(x=d.x[n_id], edge_index=loc, y=d.y[n_id], n_id=n_id, num_nodes=n_id.numel())
         batch.batch_size = seeds.numel()
         return batch
 
 
 def neighbor_loader(data: Data, num_neighbors: Sequence[int], batch_size: int = 1024,
-                    input_nodes: Tensor | None = None, shuffle: bool = True, seed: int | None = None):
-    """PyG's ``NeighborLoader`` when a sampling backend is importable, else :class:`CSRNeighborSampler`."""
+                    input_nodes: Tensor | None = None, shuffle: bool = True, seed: int | None = None,
+                    rank: int = 0, world_size: int = 1):
+    """PyG's ``NeighborLoader`` when a sampling backend is importable, else :class:`CSRNeighborSampler`; with
+    ``world_size > 1`` (DDP) always the latter, whose per-rank shares keep the ranks' batch counts equal."""
+    if world_size > 1:
+        return CSRNeighborSampler(data, num_neighbors, batch_size, input_nodes, shuffle, seed, rank, world_size)
     try:
         import torch_geometric.typing as pyg_typing
 
         if pyg_typing.WITH_PYG_LIB or pyg_typing.WITH_TORCH_SPARSE:
             from torch_geometric.loader import NeighborLoader
 
+            if getattr(data, "adj_t", None) is not None:  # PyG reads adj_t as its SparseTensor: give it edge_index
+                data = copy.copy(data)
+                del data.adj_t
             return NeighborLoader(data, num_neighbors=list(num_neighbors), batch_size=batch_size,
                                   input_nodes=input_nodes, shuffle=shuffle)
     except ImportError:

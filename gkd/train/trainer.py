@@ -1,4 +1,5 @@
-"""The one trainer: full-batch training with early stopping on validation and the best-validation checkpoint.
+"""The one trainer: full-batch or mini-batch training with early stopping on validation and the best-validation
+checkpoint.
 
 Methods add :class:`LossTerm` modules; they never copy this loop. Model selection uses validation accuracy only
 (ties broken by lower validation loss); test accuracy is read at the selected epoch and never looked at before.
@@ -61,7 +62,11 @@ def get_metric(name: str) -> Metric:
 
 @dataclass
 class Step:
-    """What a loss term sees at one training step."""
+    """What a loss term sees at one training step.
+
+    Full-batch: every node's rows. Mini-batch: ``logits``, ``hidden``, ``data`` and ``graph`` are the sampled
+    subgraph's (``data.y``/``data.x`` its rows, ``data.train_mask`` its training seed nodes), ``nodes`` their global
+    ids and the first ``seeds`` rows the seed nodes, whose outputs saw their whole sampled neighbourhood."""
 
     logits: Tensor
     hidden: list[Tensor]
@@ -70,6 +75,15 @@ class Step:
     model: nn.Module | None
     graph: Tensor | None = None  # what the model was called with: CSR ``adj_t`` or ``edge_index``
     best_epoch: int | None = None  # epoch of the best-validation checkpoint so far (0 before the first evaluation)
+    nodes: Tensor | None = None  # mini-batch: global node ids of the rows; None: the rows are all nodes
+    seeds: int | None = None  # mini-batch: the first ``seeds`` rows are the batch's seed nodes
+
+    def seed_rows(self) -> tuple[Tensor, Tensor | None]:
+        """``(logits, global ids)`` of the rows a per-node target teaches: every node full-batch (ids ``None``),
+        the seed nodes in a mini-batch."""
+        if self.nodes is None:
+            return self.logits, None
+        return self.logits[: self.seeds], self.nodes[: self.seeds]
 
 
 class LossTerm(nn.Module):
@@ -77,11 +91,21 @@ class LossTerm(nn.Module):
 
     ``forward(step)`` returns the term's unweighted scalar; the trainer multiplies it by ``weight`` and logs it under
     ``name`` (set it: each term's value goes into the epoch history by name). Optional hooks: :meth:`on_epoch_end`,
-    :meth:`restart_from_best`, and ``stats() -> dict`` (counters written into the run's JSON ``stats``). A term that
-    switches on late sets ``started`` to that epoch; the trainer's guard then holds the model from before it."""
+    :meth:`restart_from_best`, :meth:`refresh`, and ``stats() -> dict`` (counters written into the run's JSON
+    ``stats``). A term that switches on late sets ``started`` to that epoch; the trainer's guard then holds the model
+    from before it. ``minibatch = True`` declares that the term also works on mini-batch steps (see :class:`Step`):
+    per-node state that needs the whole graph comes from :meth:`refresh` and is indexed by ``step.nodes``."""
 
     name = "term"
     started: int | None = None
+    late = False  # True: the term is off until it sets ``started``
+    minibatch = False
+    all_nodes = False  # True: it teaches unlabelled nodes too (mini-batches then seed every node once it is on)
+
+    def refresh(self, step: Step) -> None:
+        """Mini-batch training only: called every ``refresh`` epochs (and when a term restarts from the best weights)
+        with a full-graph, eval-mode, gradient-free :class:`Step` of the current weights, for the per-node state a
+        full-batch term would compute from its own step (propagated targets, a memory of past predictions)."""
 
     def __init__(self, weight: float = 1.0) -> None:
         super().__init__()
@@ -187,6 +211,24 @@ class BestValidation:
                          stats=stats)
 
 
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def _from_rank0(scores: dict[str, float], val_loss: float) -> tuple[dict[str, float], float]:
+    import torch.distributed as dist
+
+    keys = sorted(scores)
+    t = torch.tensor([scores[k] for k in keys] + [val_loss], dtype=torch.float64)
+    if dist.get_backend() == "nccl":
+        t = t.cuda()
+    dist.broadcast(t, 0)
+    values = t.cpu().tolist()
+    return dict(zip(keys, values[:-1])), values[-1]
+
+
 def check_optim_args(epochs: int, patience: int, lr: float, weight_decay: float) -> None:
     """The trainer's argument checks; also run by the run config before any data is loaded. An infinite or NaN
     rate would train to NaN weights and report chance accuracy as if it were a result."""
@@ -209,7 +251,7 @@ def check_test_nodes(data: Data) -> None:
 
 
 class Trainer:
-    """Full-batch trainer for node classification.
+    """Trainer for node classification, full-batch or on sampled mini-batches (``loader``).
 
     Args:
         model: a zoo model, or any module called as ``model(x, edge_index)`` (PyG models) or ``model(x)`` (MLPs);
@@ -218,8 +260,14 @@ class Trainer:
         terms: extra :class:`LossTerm` modules added to the cross-entropy on training nodes.
         patience: stop after this many epochs without a better validation score.
         ce_weight: weight of the cross-entropy on training nodes (distillers such as GLNN use ``lambda`` here).
-        loader: mini-batches of sampled subgraphs (:func:`gkd.scale.neighbor_loader` over the training nodes) for
-            graphs too big for full-batch steps; evaluation stays full-graph over CSR.
+        loader: mini-batches of sampled subgraphs (:func:`gkd.scale.neighbor_loader`) for graphs too big for
+            full-batch steps; the cross-entropy is read on the training seed nodes, terms (``minibatch = True``) on
+            the seed nodes (the depth term: the subgraph). Evaluation stays full-graph.
+        term_loader: mini-batch only: the batches once a term that teaches unlabelled nodes (``all_nodes``) is on
+            (not ``late``, or ``started``), e.g. seeded on every node; default ``loader``. Until then a run is plain
+            mini-batch training batch for batch.
+        refresh: mini-batch only: the terms' whole-graph state is recomputed from full-graph inference every
+            ``refresh`` epochs (reusing the evaluation's) and whenever the best weights are reloaded.
         guard: when a term starts late (sets its ``started``), keep the model from before it unless the terms beat
             it on validation (:class:`BestValidation`); the run's ``stats["guard"]`` says which was kept.
     """
@@ -227,7 +275,8 @@ class Trainer:
     def __init__(self, model: nn.Module, data: Data, *, lr: float = 0.01, weight_decay: float = 5e-4,
                  epochs: int = 500, patience: int = 100, terms: Iterable[LossTerm] = (),
                  metric: Metric = accuracy, progress: bool | None = False, desc: str = "train",
-                 ce_weight: float = 1.0, loader: Iterable[Data] | None = None, guard: bool = True) -> None:
+                 ce_weight: float = 1.0, loader: Iterable[Data] | None = None, guard: bool = True,
+                 term_loader: Iterable[Data] | None = None, refresh: int = 1) -> None:
         check_optim_args(epochs, patience, lr, weight_decay)
         check(0.0 <= float(ce_weight), f"ce_weight={ce_weight!r}; expected >= 0", ConfigError)
         meta = getattr(data, "meta", None)
@@ -240,13 +289,23 @@ class Trainer:
         self.optimizer = torch.optim.Adam(list(model.parameters()) + list(self.terms.parameters()), lr=lr,
                                           weight_decay=weight_decay)
         self.progress, self.desc, self.ce_weight = progress, desc, float(ce_weight)
-        self.loader, self.guard = loader, guard
-        check(loader is None or not len(self.terms), "loss terms need full-batch steps; mini-batch training "
-              "(loader=...) takes plain cross-entropy only", ConfigError)
+        self.loader, self.term_loader, self.guard = loader, term_loader, guard
+        check(term_loader is None or loader is not None, "term_loader= needs loader= (mini-batch training)",
+              ConfigError)
+        check(isinstance(refresh, int) and not isinstance(refresh, bool) and refresh >= 1,
+              f"refresh={refresh!r}; expected an integer >= 1 (epochs between full-graph refreshes)", ConfigError)
+        self.refresh = refresh
+        full_only = [t.name for t in self.terms if not getattr(t, "minibatch", False)]
+        check(loader is None or not full_only, f"loss terms {full_only} need full-batch steps; mini-batch training "
+              "(loader=...) takes the terms that declare minibatch = True (self-distillation, born-again, label "
+              "smoothing, tf-kd-reg, soft-label KD)", ConfigError)
+        self._full_logits: Tensor | None = None  # the last evaluation's logits, while the weights are unchanged
 
     def loss(self, step: Step) -> tuple[Tensor, dict[str, float]]:
         d = step.data
-        ce = F.cross_entropy(step.logits[d.train_mask], d.y[d.train_mask])
+        # a mini-batch seeded on all nodes may hold no training node: then no cross-entropy, not a NaN
+        ce = F.cross_entropy(step.logits[d.train_mask], d.y[d.train_mask]) if bool(d.train_mask.any()) \
+            else step.logits.new_zeros(())
         parts = {"ce": ce.item()}
         loss = self.ce_weight * ce
         for _, value in weighted_terms(self.terms, step, parts):
@@ -266,26 +325,72 @@ class Trainer:
             term.on_epoch_end(step)
         return loss, parts
 
-    def _minibatch_epoch(self) -> tuple[Tensor, dict[str, float]]:
-        """One pass over the loader's sampled subgraphs; the loss is read on each batch's seed nodes."""
+    def _minibatch_epoch(self, epoch: int, best_epoch: int) -> tuple[Tensor, dict[str, float]]:
+        """One pass over the loader's sampled subgraphs: cross-entropy on each batch's training seed nodes, terms
+        on its seed nodes (the depth term on the whole sampled subgraph; :class:`Step`); the epoch's loss and parts
+        are seed-weighted means over batches (the cross-entropy: over training seed nodes)."""
         self.model.train()
-        total, seen = 0.0, 0
-        for batch in self.loader:
+        self._full_logits = None
+        d, want_hidden = self.data, len(self.terms) > 0
+        totals: dict[str, float] = {}
+        weights: dict[str, int] = {}
+        # the all-node batches serve the terms that teach unlabelled nodes, once one of them is on
+        on = any(getattr(t, "all_nodes", False) and (not getattr(t, "late", False) or t.started is not None)
+                 for t in self.terms)
+        world = _world_size()
+        for batch in self.term_loader if on and self.term_loader is not None else self.loader:
             self.optimizer.zero_grad(set_to_none=True)
-            b = batch.batch_size
-            out = self.model(batch.x, batch.edge_index)
-            loss = self.ce_weight * F.cross_entropy(out[:b], batch.y[:b])
-            loss.backward()
-            self.optimizer.step()
-            total, seen = total + loss.item() * b, seen + b
-        mean = total / max(seen, 1)
-        return torch.tensor(mean), {"ce": mean}
+            batch = batch.to(d.x.device)
+            b, nodes = int(batch.batch_size), batch.n_id
+            seed = torch.zeros(nodes.numel(), dtype=torch.bool, device=nodes.device)
+            seed[:b] = True
+            local = Data(x=batch.x, y=d.y[nodes], train_mask=d.train_mask[nodes] & seed,
+                         val_mask=torch.zeros_like(seed), test_mask=torch.zeros_like(seed), num_nodes=nodes.numel())
+            labelled = int(local.train_mask.sum())
+            logits, hidden = model_forward(self.model, batch.x, batch.edge_index, want_hidden=want_hidden)
+            loss, parts = self.loss(Step(logits, hidden, local, epoch, self.model, batch.edge_index, best_epoch,
+                                         nodes=nodes, seeds=b))
+            if not loss.requires_grad and world > 1:
+                loss = loss + 0.0 * logits.sum()  # every DDP rank must take part in every step's all-reduce
+            if loss.requires_grad:  # else a batch without a training seed node before the terms start
+                loss.backward()
+                if world > 1:
+                    self._all_reduce_term_grads(world)
+                self.optimizer.step()
+            for k, v in {"loss": loss.item(), **parts}.items():  # the cross-entropy: per training seed node
+                w = labelled if k == "ce" else b
+                totals[k], weights[k] = totals.get(k, 0.0) + v * w, weights.get(k, 0) + w
+        means = {k: v / weights[k] if weights[k] else 0.0 for k, v in totals.items()}
+        return torch.tensor(means.pop("loss", 0.0)), means
+
+    def _all_reduce_term_grads(self, world: int) -> None:
+        """DDP averages the model's gradients; the terms' own parameters (the depth term's heads) are averaged here,
+        so that every rank keeps the same heads."""
+        import torch.distributed as dist
+
+        for p in self.terms.parameters():
+            if p.grad is not None:  # None on every rank alike (a term is on or off the same epoch everywhere)
+                dist.all_reduce(p.grad)
+                p.grad /= world
+
+    @torch.no_grad()
+    def _refresh_terms(self, epoch: int, best_epoch: int) -> None:
+        """Hand the terms a full-graph step of the current weights (the last evaluation's logits when the weights
+        have not changed since)."""
+        d, graph = self.data, graph_of(self.data)
+        if self._full_logits is None:
+            self.model.eval()
+            self._full_logits = model_forward(self.model, d.x, graph, want_hidden=False)[0]
+        step = Step(self._full_logits, [], d, epoch, self.model, graph, best_epoch)
+        for term in self.terms:
+            term.refresh(step)
 
     @torch.no_grad()
     def evaluate(self) -> tuple[dict[str, float], float]:
         self.model.eval()
         d = self.data
         logits = model_forward(self.model, d.x, graph_of(d), want_hidden=False)[0]
+        self._full_logits = logits if self.loader is not None else None
         scores = {s: self.metric(logits[d[f"{s}_mask"]], d.y[d[f"{s}_mask"]]) for s in ("train", "val", "test")}
         val_loss = float(F.cross_entropy(logits[d.val_mask], d.y[d.val_mask])) if bool(d.val_mask.any()) else 0.0
         return scores, val_loss
@@ -300,10 +405,19 @@ class Trainer:
                 select.since = 0  # a term starting now gets a full patience
             if self.guard and any(getattr(t, "started", None) is not None for t in self.terms):
                 select.hold_baseline()
-            if any(restart) and select.state:
+            reloaded = any(restart) and bool(select.state)
+            if reloaded:
                 self.model.load_state_dict(select.state)  # weights only: keeping Adam's moments measured better
-            loss, parts = self._epoch(epoch, select.epoch) if self.loader is None else self._minibatch_epoch()
+                self._full_logits = None
+            if self.loader is None:
+                loss, parts = self._epoch(epoch, select.epoch)
+            else:
+                if len(self.terms) and (reloaded or (epoch - 1) % self.refresh == 0):
+                    self._refresh_terms(epoch, select.epoch)
+                loss, parts = self._minibatch_epoch(epoch, select.epoch)
             scores, val_loss = self.evaluate()
+            if _world_size() > 1:  # every rank takes rank 0's decision (stop, restart), whatever its own float noise
+                scores, val_loss = _from_rank0(scores, val_loss)
             bar.set_postfix(loss=f"{loss.item():.3f}", val=f"{scores['val']:.3f}", refresh=False)
             if select.update(epoch, scores, val_loss, {"loss": loss.item(), **parts}):
                 break
