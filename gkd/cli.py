@@ -263,7 +263,7 @@ def _cnn_methods() -> tuple[str, ...]:
 
 
 BENCHMARKS = ("baselines", "self_distill", "gnn2mlp", "inference_latency", "book_cost", "scale", "mhgd_digits",
-              "amkd")
+              "amkd", "minibatch")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
