@@ -91,7 +91,17 @@ def _add_term_flags(p, kind: str, weight_dest: str = "term_weights", weight_flag
                    f"--kind {kind}` lists each term's options and defaults)")
 
 
+def _add_minibatch_flags(parser: argparse.ArgumentParser, who: str = "") -> None:
+    b = parser.add_argument_group(f"mini-batches{who} (graphs too big for full-batch steps)")
+    b.add_argument("--batch-size", type=int, help="seed nodes per mini-batch of sampled neighbourhoods (default: "
+                   "full-batch)")
+    b.add_argument("--fanout", help="neighbours sampled per layer, one positive count per layer, e.g. 15,10 (default 10 "
+                   "each; for every neighbour give a count above the largest degree)")
+    b.add_argument("--refresh", type=int, help="epochs between the loss terms' full-graph refreshes (default 1)")
+
+
 def _add_teacher_flags(parser: argparse.ArgumentParser) -> None:
+    _add_minibatch_flags(parser, " of the teachers; the student trains full-batch")
     p = parser.add_argument_group("teacher")
     p.add_argument("--teacher", help="teacher GNN: gcn | gat | sage (default gcn)")
     p.add_argument("--teacher-method", help="how the teacher is trained: a `gkd train --method` (default "
@@ -123,12 +133,7 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--model", help="gcn | gat | sage | mlp (default gcn)")
     m.add_argument("--heads", type=int, help=f"GAT attention heads, at most {MAX_HEADS} (default 8)")
     _add_model_and_run_flags(parser)
-    b = parser.add_argument_group("mini-batches (graphs too big for full-batch steps)")
-    b.add_argument("--batch-size", type=int, help="seed nodes per mini-batch of sampled neighbourhoods (default: "
-                   "full-batch)")
-    b.add_argument("--fanout", help="neighbours sampled per layer, one positive count per layer, e.g. 15,10 (default 10 "
-                   "each; for every neighbour give a count above the largest degree)")
-    b.add_argument("--refresh", type=int, help="epochs between the loss terms' full-graph refreshes (default 1)")
+    _add_minibatch_flags(parser)
     p = parser.add_argument_group("method")
     p.add_argument("--method", help=f"plain | self-distill | one self term ({_terms('self')}) (default plain)")
     p.add_argument("--self-distill", dest="self_distill", action="store_true",

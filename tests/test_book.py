@@ -464,3 +464,26 @@ def test_float16_book_refuses_logits_beyond_its_range(tmp_path, small_graph):
     logits[1, 1] = float("nan")
     with pytest.raises(ConfigError, match="book logits would hold NaN/inf"):
         write_book(tmp_path / "bnan", small_graph, [logits], mask)
+
+
+def test_book_and_distill_train_their_teachers_on_minibatches(tmp_path, monkeypatch):
+    """`gkd book --batch-size` / `gkd distill --batch-size`: every teacher (each generation) trains on sampled
+    mini-batches of that size and fan-out; the student stays full-batch; teacher_args may not set them twice."""
+    import gkd.scale
+
+    calls = []
+    real = gkd.scale.neighbor_loader
+
+    def counting(data, fanout, batch_size, **kw):
+        calls.append((list(fanout), batch_size))
+        return real(data, fanout, batch_size, **kw)
+
+    monkeypatch.setattr(gkd.scale, "neighbor_loader", counting)
+    fast = ["--teachers", "2", "--teacher-generations", "1", "--teacher-method", "plain", "--teacher-arg",
+            "epochs=15", "--quiet", "--batch-size", "256", "--fanout", "5,3"]
+    assert main(["book", *CSBM, *fast, "--out", str(tmp_path / "b")]) == 0
+    assert calls == [([5, 3], 256)] * 2  # plain teachers: the training-node loader only, one per teacher
+    calls.clear()
+    assert main(["distill", *CSBM, *fast, "--runs", "1", "--epochs", "15", "--method", "glnn"]) == 0
+    assert calls == [([5, 3], 256)] * 2
+    assert main(["distill", *CSBM, "--teacher-arg", "batch_size=64", "--quiet"]) == 2

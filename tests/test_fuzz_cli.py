@@ -60,11 +60,11 @@ FLOAT_FLAGS = ["--dropout", "--lr", "--weight-decay"]
 COMMANDS = {
     "train": (INT_FLAGS + ["--heads", "--generations", "--batch-size", "--refresh"], FLOAT_FLAGS,
               ["--dataset", "--model", "--method", "--sd-terms", "--fanout"], ["--dataset-arg", "--sd-weight", "--term-arg"]),
-    "distill": (INT_FLAGS + ["--teachers", "--teacher-generations"],
+    "distill": (INT_FLAGS + ["--teachers", "--teacher-generations", "--batch-size", "--refresh"],
                 FLOAT_FLAGS + ["--inductive-fraction", "--kd-lambda", "--temperature", "--label-smoothing"],
-                ["--dataset", "--teacher", "--teacher-method", "--setting", "--student", "--method", "--terms"],
+                ["--dataset", "--teacher", "--teacher-method", "--setting", "--student", "--method", "--terms", "--fanout"],
                 ["--dataset-arg", "--teacher-arg", "--term-weight", "--term-arg"]),
-    "book": (["--teachers", "--teacher-generations", "--seed"], ["--inductive-fraction", "--temperature"],
+    "book": (["--teachers", "--teacher-generations", "--seed", "--batch-size"], ["--inductive-fraction", "--temperature"],
              ["--dataset", "--teacher", "--teacher-method", "--setting"], ["--dataset-arg", "--teacher-arg"]),
 }
 

@@ -62,6 +62,10 @@ class DistillConfig(DistillOptions, GraphRunConfig):
     inductive_fraction: float = 0.2
     terms: str | None = None  # a comma list here (a YAML/flag value); DistillOptions parses it
     book: str | None = None
+    # the teachers' mini-batches (gkd train's keys of the same names); the student trains full-batch
+    batch_size: int | None = None
+    fanout: str | list | None = None
+    refresh: int = 1
 
     def options(self) -> DistillOptions:
         names = {f.name for f in dataclasses.fields(DistillOptions)}
@@ -74,12 +78,13 @@ class DistillConfig(DistillOptions, GraphRunConfig):
 
     def teacher_config(self) -> TrainConfig:
         bad = sorted(set(self.teacher_args) & {"dataset", "root", "dataset_args", "runs", "seed", "model", "method",
-                                               "generations", "split", "device"})
+                                               "generations", "split", "device", "batch_size", "fanout", "refresh"})
         check(not bad, f"teacher_args may not set {bad}; use the distill options of the same name (teacher, "
               f"teacher_method, teacher_generations, ...)", ConfigError)
         flags = {"dataset": self.dataset, "root": self.root, "dataset_args": self.dataset_args, "runs": self.runs,
                  "split": self.split, "device": self.device, "seed": self.seed, "model": self.teacher,
-                 "method": self.teacher_method, "generations": self.teacher_generations, **self.teacher_args}
+                 "method": self.teacher_method, "generations": self.teacher_generations, "batch_size": self.batch_size,
+                 "fanout": self.fanout, "refresh": self.refresh, **self.teacher_args}
         try:
             return make_config(None, flags, source="teacher_args")
         except TypeError as e:
