@@ -131,17 +131,16 @@ class TrainConfig(GraphRunConfig):
         self.check_graph_run(self.model)
         check(self.heads >= 1, f"heads={self.heads}; expected an integer >= 1", ConfigError)
         check_int("generations", self.generations, 1, ConfigError)
-        check(isinstance(self.refresh, int) and not isinstance(self.refresh, bool) and self.refresh >= 1,
-              f"refresh={self.refresh!r}; expected an integer >= 1 (epochs between full-graph refreshes)", ConfigError)
+        from .train.trainer import REFRESH_MEANING
+
+        check_int("refresh", self.refresh, 1, ConfigError, REFRESH_MEANING)
         if self.batch_size is None:
             given = [f"{k}={v!r}" for k, v, unset in (("fanout", self.fanout, None), ("refresh", self.refresh, 1))
                      if v != unset]
             check(not given, f"{', '.join(given)}: read only with batch_size (mini-batch training); set batch_size "
                   "too", ConfigError)
         else:
-            check(isinstance(self.batch_size, int) and not isinstance(self.batch_size, bool) and self.batch_size >= 1,
-                  f"batch_size={self.batch_size!r}; expected an integer >= 1 (seed nodes per mini-batch)",
-                  ConfigError)
+            check_int("batch_size", self.batch_size, 1, ConfigError, "seed nodes per mini-batch")
             self.fanout_list()
         from .distill.registry import build_options
 

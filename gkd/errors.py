@@ -23,7 +23,8 @@ def check(condition: bool, message: str, error: type[GKDError] = GKDError) -> No
         raise error(message)
 
 
-def check_int(name: str, value, minimum: int = 1, error: type[GKDError] = GKDError) -> None:
-    """``value`` is an integer (not a bool, which Python counts as one) and ``>= minimum``."""
+def check_int(name: str, value, minimum: int = 1, error: type[GKDError] = GKDError, meaning: str = "") -> None:
+    """``value`` is an integer (not a bool, which Python counts as one) and ``>= minimum``; ``meaning`` (what the
+    number counts) is added to the message in brackets."""
     check(isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
-          f"{name}={value!r}; expected an integer >= {minimum}", error)
+          f"{name}={value!r}; expected an integer >= {minimum}{f' ({meaning})' if meaning else ''}", error)

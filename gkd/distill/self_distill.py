@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from ..errors import ConfigError, check
+from ..nn.hidden import _inner
 from ..nn.propagation import appnp_propagate, normalized_adjacency
 from ..train.trainer import LossTerm, Step
 from .losses import soft_kl
@@ -391,8 +392,7 @@ class DepthTerm(LateStart):
 
     def term_loss(self, step: Step) -> Tensor:
         d = step.data
-        model = getattr(step.model, "module", step.model)  # under DDP, the wrapped model
-        graph = step.graph if getattr(model, "uses_graph", True) else None  # an MLP has no neighbourhood
+        graph = step.graph if getattr(_inner(step.model), "uses_graph", True) else None  # an MLP: no neighbourhood
         return self.loss(step.logits, step.hidden, graph, d.y, d.train_mask)
 
 

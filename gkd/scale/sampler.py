@@ -76,9 +76,9 @@ class CSRNeighborSampler:
               f"world_size={world_size} ranks; expected at least one per rank", ConfigError)
         self.input_nodes, self.rank, self.world_size = input_nodes.cpu(), rank, world_size
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
-        # the shuffle is shared by the ranks, the neighbour draws are each rank's own
-        self.order = torch.Generator().manual_seed(seed) if seed is not None else None
-        if self.generator is not None and world_size > 1:
+        self.order = self.generator  # draws the shuffle
+        if world_size > 1:  # the shuffle is shared by the ranks, the neighbour draws are each rank's own
+            self.order = torch.Generator().manual_seed(seed)
             self.generator.manual_seed(seed * world_size + rank + 1)
 
     def __len__(self) -> int:
@@ -88,7 +88,7 @@ class CSRNeighborSampler:
     def __iter__(self) -> Iterator[Data]:
         ids = self.input_nodes
         if self.shuffle:
-            ids = ids[torch.randperm(ids.numel(), generator=self.order if self.world_size > 1 else self.generator)]
+            ids = ids[torch.randperm(ids.numel(), generator=self.order)]
         if self.world_size > 1:
             share = ids.numel() // self.world_size
             ids = ids[self.rank * share:(self.rank + 1) * share]

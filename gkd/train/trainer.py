@@ -21,12 +21,13 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from ..datasets.validate import check_data
-from ..errors import ConfigError, DatasetError, GKDError, check
+from ..errors import ConfigError, DatasetError, GKDError, check, check_int
 from ..limits import MAX_EPOCHS
 from ..nn import graph_of
 from ..nn.hidden import forward as model_forward
 
-Metric = Callable[[Tensor, Tensor], float]  # (logits or predictions, labels) -> score in [0, 1]
+Metric = Callable[[Tensor, Tensor], float]
+REFRESH_MEANING = "epochs between full-graph refreshes"  # the trainer's and the run config's messages  # (logits or predictions, labels) -> score in [0, 1]
 
 
 def seed_everything(seed: int) -> None:
@@ -292,8 +293,7 @@ class Trainer:
         self.loader, self.term_loader, self.guard = loader, term_loader, guard
         check(term_loader is None or loader is not None, "term_loader= needs loader= (mini-batch training)",
               ConfigError)
-        check(isinstance(refresh, int) and not isinstance(refresh, bool) and refresh >= 1,
-              f"refresh={refresh!r}; expected an integer >= 1 (epochs between full-graph refreshes)", ConfigError)
+        check_int("refresh", refresh, 1, ConfigError, REFRESH_MEANING)
         self.refresh = refresh
         full_only = [t.name for t in self.terms if not getattr(t, "minibatch", False)]
         check(loader is None or not full_only, f"loss terms {full_only} need full-batch steps; mini-batch training "
