@@ -55,7 +55,8 @@ def run_pool(fn: Callable[[Any], Any], tasks: Iterable, jobs: int, desc: str) ->
 def run_child(script: str, *args: Any) -> dict:
     """Run ``script`` (the calling benchmark's ``__file__``) with ``args`` in a fresh Python process, so that the peak
     memory it measures is its own; returns the JSON object the child printed last (see :func:`reply`)."""
-    proc = subprocess.run([sys.executable, script, *map(str, args)], capture_output=True, text=True, check=True)
+    # the child's stderr (progress, a traceback) goes to ours as it runs
+    proc = subprocess.run([sys.executable, script, *map(str, args)], stdout=subprocess.PIPE, text=True, check=True)
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 

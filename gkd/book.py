@@ -239,16 +239,17 @@ class Book:
     def num_teachers(self) -> int:
         return int(self.arrays["logits"].shape[0])
 
-    def knowledge(self, nodes: slice | np.ndarray | None = None) -> Knowledge:
+    def knowledge(self, nodes: slice | np.ndarray | None = None, *, hidden: bool = True) -> Knowledge:
         """The ensemble's knowledge (mean probability of the teachers, as a live ensemble gives), optionally for a
-        subset of rows only: a process reading a shard never loads the rest of the book."""
+        subset of rows only: a process reading a shard never loads the rest of the book. ``hidden=False`` leaves the
+        teacher's hidden features on disk (only the ``rsd`` term reads them; 1.25 GB at ogbn-products' size)."""
         idx = slice(None) if nodes is None else nodes
         logits = torch.from_numpy(np.array(self.arrays["logits"][:, idx], dtype=np.float32))  # copy: mmap is read-only
         probs = F.softmax(logits, dim=-1).mean(0)
         merged = logits[0] if logits.size(0) == 1 else probs.clamp_min(1e-12).log()
         mask = torch.from_numpy(np.array(self.arrays["mask"][idx], dtype=bool))
         opt = {k: torch.from_numpy(np.array(self.arrays[k][idx], dtype=np.float32))
-               for k in ("hidden", "reliability") if k in self.arrays}
+               for k in ("hidden", "reliability") if k in self.arrays and (hidden or k != "hidden")}
         return Knowledge(merged, mask, opt.get("hidden"), opt.get("reliability"))
 
     def check_data(self, data: Data) -> "Book":

@@ -98,10 +98,12 @@ def _add_minibatch_flags(parser: argparse.ArgumentParser, who: str = "") -> None
     b.add_argument("--fanout", help="neighbours sampled per layer, one positive count per layer, e.g. 15,10 (default 10 "
                    "each; for every neighbour give a count above the largest degree)")
     b.add_argument("--refresh", type=int, help="epochs between the loss terms' full-graph refreshes (default 1)")
+    b.add_argument("--term-nodes", type=int, help="seed nodes drawn afresh each epoch once a term that teaches "
+                   "unlabelled nodes is on (self-distillation, KD); default: every node each epoch")
 
 
 def _add_teacher_flags(parser: argparse.ArgumentParser) -> None:
-    _add_minibatch_flags(parser, " of the teachers; the student trains full-batch")
+    _add_minibatch_flags(parser, " of the teachers")
     p = parser.add_argument_group("teacher")
     p.add_argument("--teacher", help="teacher GNN: gcn | gat | sage (default gcn)")
     p.add_argument("--teacher-method", help="how the teacher is trained: a `gkd train --method` (default "
@@ -151,6 +153,9 @@ def _add_distill_flags(parser: argparse.ArgumentParser) -> None:
     _add_teacher_flags(parser)
     s = parser.add_argument_group("student")
     s.add_argument("--student", help="student model: mlp | gcn | gat | sage (default mlp)")
+    s.add_argument("--student-batch-size", type=int, help="nodes per mini-batch of a graph-free student (default: "
+                   "full-batch): its training steps hold a batch, not the graph (evaluation still covers every "
+                   "node); with --term-nodes N, N nodes drawn afresh each epoch")
     _add_model_and_run_flags(parser, width_help=f"student width, at most {MAX_WIDTH} (default 64)")
     p = parser.add_argument_group("method")
     p.add_argument("--method", help="plain | glnn | gkd | bookkd, optionally +TERM, e.g. gkd+amkd (default gkd = "
@@ -268,7 +273,7 @@ def _cnn_methods() -> tuple[str, ...]:
 
 
 BENCHMARKS = ("baselines", "self_distill", "gnn2mlp", "inference_latency", "book_cost", "scale", "mhgd_digits",
-              "amkd", "minibatch")
+              "amkd", "minibatch", "ogb_scale", "book_sweep")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

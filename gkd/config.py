@@ -111,6 +111,9 @@ class GraphRunConfig(RunConfig):
         check_dataset_args(self.dataset, self.dataset_args)
 
 
+TERM_NODES_MEANING = "seed nodes drawn per epoch for the terms that teach unlabelled nodes"
+
+
 @dataclass
 class TrainConfig(GraphRunConfig):
     """``gkd train``: one backbone (``model``) and its method, over ``runs`` seeds."""
@@ -126,6 +129,8 @@ class TrainConfig(GraphRunConfig):
     batch_size: int | None = None
     fanout: str | list | None = None  # neighbours sampled per layer, "15,10" or [15, 10]; None: 10 per layer
     refresh: int = 1  # with batch_size: epochs between the loss terms' full-graph refreshes
+    # with batch_size: seed nodes drawn per epoch once a term that teaches unlabelled nodes is on; None: every node
+    term_nodes: int | None = None
 
     def validate(self) -> "TrainConfig":
         self.check_graph_run(self.model)
@@ -135,12 +140,14 @@ class TrainConfig(GraphRunConfig):
 
         check_int("refresh", self.refresh, 1, ConfigError, REFRESH_MEANING)
         if self.batch_size is None:
-            given = [f"{k}={v!r}" for k, v, unset in (("fanout", self.fanout, None), ("refresh", self.refresh, 1))
-                     if v != unset]
+            given = [f"{k}={v!r}" for k, v, unset in (("fanout", self.fanout, None), ("refresh", self.refresh, 1),
+                                                       ("term_nodes", self.term_nodes, None)) if v != unset]
             check(not given, f"{', '.join(given)}: read only with batch_size (mini-batch training); set batch_size "
                   "too", ConfigError)
         else:
             check_int("batch_size", self.batch_size, 1, ConfigError, "seed nodes per mini-batch")
+            if self.term_nodes is not None:
+                check_int("term_nodes", self.term_nodes, 1, ConfigError, TERM_NODES_MEANING)
             self.fanout_list()
         from .distill.registry import build_options
 

@@ -210,6 +210,20 @@ def test_csbm_deterministic_and_homophily():
         assert abs(g.num_edges / g.num_nodes - 10) < 0.5
 
 
+@pytest.mark.parametrize("n", [3, 40, 700])
+def test_csbm_undirected_edges_equal_pyg_to_undirected(n):
+    """csbm's memory-lean undirected construction gives PyG's to_undirected edges exactly (duplicates, both
+    directions and self-loops in the sampled pairs included)."""
+    from torch_geometric.utils import to_undirected
+
+    from gkd.datasets.csbm import _undirected
+
+    g = torch.Generator().manual_seed(n)
+    src, dst = torch.randint(n, (4 * n,), generator=g), torch.randint(n, (4 * n,), generator=g)
+    keep = src != dst
+    assert torch.equal(_undirected(src, dst, n), to_undirected(torch.stack([src[keep], dst[keep]]), num_nodes=n))
+
+
 def test_csbm_through_load_and_bad_args():
     d = load("synthetic-csbm", num_nodes=1700, homophily=0.5)
     assert d.meta.num_classes == 5 and int(d.train_mask.sum()) == 100

@@ -112,18 +112,78 @@ def test_minibatch_self_distillation_terms_on_finite_and_gain_like_full_batch():
     assert gains["full"] > 0 and gains["mini"] > 0, gains
 
 
-def test_minibatch_plain_phase_is_plain_minibatch_training(graph):
-    """Until a late term starts, a self-distilled mini-batch run is plain mini-batch training batch for batch (the
-    same training-node batches, the same draws): the guard's baseline is the plain run's best epoch."""
+@pytest.mark.parametrize("batches", [{}, {"batch_size": 256}], ids=["full-batch", "mini-batch"])
+def test_plain_phase_is_plain_training(graph, batches):
+    """Until a late term starts, a self-distilled run is plain training step for step (mini-batch: the same
+    training-node batches, the same draws): the guard's baseline is the plain run's best epoch, with its validation
+    and test scores (benchmarks/ogb_scale.py reports the plain teacher from it)."""
     from gkd.config import make_config
     from gkd.pipeline.train import build_method, train_run
 
-    base = {"model": "sage", "epochs": 60, "patience": 10, "hidden_channels": 16, "batch_size": 256}
+    base = {"model": "sage", "epochs": 60, "patience": 10, "hidden_channels": 16, **batches}
     _, plain = train_run(make_config(flags=base), graph, 0)
     cfg = make_config(flags={**base, "method": "self-distill"})
     _, sd = train_run(cfg, graph, 0, terms_factory=build_method(cfg)[0])
-    assert sd.stats["guard"]["baseline_epoch"] == plain.best_epoch
-    assert sd.stats["guard"]["baseline_val"] == plain.val
+    guard = sd.stats["guard"]
+    assert guard["baseline_epoch"] == plain.best_epoch
+    assert guard["baseline_val"] == plain.val and guard["baseline_test"] == plain.test
+    assert 0 < guard["seconds_before_terms"] < sd.seconds
+
+
+def test_num_samples_draws_a_fresh_subset_each_epoch(graph):
+    s = CSRNeighborSampler(graph, [3], batch_size=100, seed=0, num_samples=250)
+    assert len(s) == 3
+    epochs = [torch.cat([b.n_id[:b.batch_size] for b in s]) for _ in range(2)]
+    for seeds in epochs:
+        assert seeds.numel() == 250 and seeds.unique().numel() == 250  # without replacement
+    assert not torch.equal(epochs[0].sort().values, epochs[1].sort().values)
+    train = graph.train_mask.nonzero().view(-1)
+    s = CSRNeighborSampler(graph, [3], batch_size=64, input_nodes=graph.train_mask, seed=0, num_samples=100)
+    assert bool(torch.isin(torch.cat([b.n_id[:b.batch_size] for b in s]), train).all())
+    # as many as there are: every node, as without num_samples
+    assert len(CSRNeighborSampler(graph, [3], batch_size=100, num_samples=10 ** 6)) == 20
+    with pytest.raises(ConfigError, match=r"num_samples=0; expected an integer >= 1 \(seed nodes per epoch\)"):
+        CSRNeighborSampler(graph, [3], num_samples=0)
+
+
+def test_node_batches_without_hops(graph):
+    b = next(iter(neighbor_loader(graph, [], batch_size=50, seed=0)))
+    assert b.batch_size == 50 and b.num_nodes == 50 and b.edge_index.shape == (2, 0)
+    assert torch.equal(b.x, graph.x[b.n_id]) and torch.equal(b.y, graph.y[b.n_id])
+
+
+def test_term_nodes_bound_the_all_node_epochs(graph):
+    """--term-nodes: once the self-distillation terms are on, each epoch draws that many seed nodes (not all 2000)."""
+    from gkd.config import make_config
+    from gkd.pipeline.train import minibatches
+
+    cfg = make_config(flags={"model": "sage", "batch_size": 100, "term_nodes": 300, "method": "self-distill"})
+    loaders = minibatches(cfg, graph, True, 0)
+    assert len(loaders["term_loader"]) == 3 and len(loaders["loader"]) == 5  # 500 training nodes
+
+
+def test_student_node_minibatches_match_full_batch():
+    """A graph-free student on node mini-batches (gkd's default terms: kd, neighbour, position) learns as well as
+    full-batch: the terms teach every epoch and the test scores agree within 3 points."""
+    from gkd.distill.knowledge import teacher_knowledge
+    from gkd.pipeline.student import DistillOptions, distill_mlp
+    from gkd.pipeline.train import train_run
+    from gkd.config import make_config
+
+    d = csbm(num_nodes=1500, avg_degree=8, seed=1, train_per_class=10, num_val=300, num_test=600)
+    d.meta = DatasetMeta(name="x", num_classes=5, split="s")
+    teacher, _ = train_run(make_config(flags={"model": "sage", "epochs": 100, "patience": 20}), d, 0)
+    know = teacher_knowledge(teacher, d.x, d.adj_t, noise=0.0)
+    out = {}
+    for name, kw in (("full", {}), ("mini", {"batch_size": 256, "num_samples": 1000})):
+        _, res = distill_mlp(d, know, DistillOptions(method="gkd"), epochs=200, patience=30, **kw)
+        assert all(row["kd"] > 0 and row["neighbour"] > 0 for row in res.history[1:])
+        out[name] = res.test
+    assert abs(out["full"] - out["mini"]) < 0.03, out
+    with pytest.raises(ConfigError, match="node mini-batches are for graph-free students"):
+        distill_mlp(d, know, student="sage", batch_size=64)
+    with pytest.raises(ConfigError, match="num_samples=10: read only with batch_size"):
+        distill_mlp(d, know, num_samples=10)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -137,6 +197,11 @@ def test_minibatch_plain_phase_is_plain_minibatch_training(graph):
     (["--batch-size", "64", "--refresh", "0"], "(epochs between full-graph refreshes)"),
     (["--fanout", "10,10"], "fanout='10,10': read only with batch_size"),
     (["--refresh", "5"], "refresh=5: read only with batch_size"),
+    (["--term-nodes", "100"], "term_nodes=100: read only with batch_size"),
+    (["--batch-size", "64", "--term-nodes", "100"], "term_nodes=100: read only when a term teaches unlabelled nodes"),
+    (["--batch-size", "64", "--term-nodes", "100", "--method", "time"], "method 'time' has none"),
+    (["--batch-size", "64", "--term-nodes", "0"],
+     "term_nodes=0; expected an integer >= 1 (seed nodes drawn per epoch for the terms that teach unlabelled nodes)"),
     (["--term-arg", "neighbour.choose=any", "--self-distill"], "neighbour choose='any'; expected one of first, best"),
 ])
 def test_cli_bad_minibatch_flags(args, message, capsys, monkeypatch):
@@ -145,6 +210,29 @@ def test_cli_bad_minibatch_flags(args, message, capsys, monkeypatch):
 
     monkeypatch.setattr(train_pipeline, "run_seeds", lambda *a, **k: pytest.fail("trained despite bad input"))
     assert main(["train", "--dataset", "synthetic-csbm", "--quiet", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gkd: error: ") and err.count("\n") == 1 and message in err, err
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--student-batch-size", "0"], "student_batch_size=0; expected an integer >= 1 (nodes per student mini-batch)"),
+    (["--student-batch-size", "64", "--student", "sage"], "node mini-batches are for graph-free students"),
+    (["--term-nodes", "500"], "term_nodes=500: read only with batch_size or student_batch_size"),
+    (["--student-batch-size", "64", "--term-nodes", "-1"], "term_nodes=-1; expected an integer >= 1"),
+    (["--student-batch-size", "64", "--student", "GraphSAGE"], "node mini-batches are for graph-free students"),
+    (["--student-batch-size", "64", "--method", "bookkd"],
+     "method bookkd need full-batch steps; expected method plain, glnn or gkd"),
+    (["--student-batch-size", "64", "--terms", "rsd"], "student term(s) ['rsd'] need full-batch steps"),
+    (["--student-batch-size", "64", "--method", "plain", "--term-nodes", "9"], "the student's method 'plain' has none"),
+    (["--batch-size", "64", "--teacher-method", "plain", "--teacher-generations", "1", "--term-nodes", "9"],
+     "read only when a term teaches"),
+])
+def test_cli_bad_student_minibatch_flags(args, message, capsys, monkeypatch):
+    from gkd.cli import main
+    from gkd.pipeline import gnn2mlp
+
+    monkeypatch.setattr(gnn2mlp, "run_seeds", lambda *a, **k: pytest.fail("trained despite bad input"))
+    assert main(["distill", "--dataset", "synthetic-csbm", "--quiet", *args]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gkd: error: ") and err.count("\n") == 1 and message in err, err
 
@@ -200,3 +288,14 @@ def test_ddp_shares_are_equal_and_disjoint(graph):
         CSRNeighborSampler(graph, [2], world_size=2, rank=0)
     with pytest.raises(ConfigError, match="expected 0 <= rank < world_size"):
         CSRNeighborSampler(graph, [2], seed=0, world_size=2, rank=2)
+
+
+def test_ogb_scale_refuses_an_unknown_preset():
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "ogb_scale.py"
+    proc = subprocess.run([sys.executable, str(script), "--presets", "arxiv,ogbn-nope"], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2 and "unknown preset(s) ['ogbn-nope']; expected some of arxiv, products" in proc.stderr

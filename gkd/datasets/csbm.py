@@ -5,8 +5,8 @@ Node ``i`` has class :math:`y_i` and features :math:`x_i = \mu_{y_i} + \sigma\,\
 default :math:`\sigma = 0.4` an MLP reaches about 63% (5 classes), so the graph matters. Each of the
 :math:`N d / 2` sampled edges starts at a uniform node and ends, with
 probability ``homophily``, at a uniform node of the same class, else at a uniform node of another class, so the edge
-homophily is ``homophily`` by construction. Vectorised: 2M nodes / 40M directed edges / 128 features take 26 s and
-4.9 GB peak RSS on 2 cores.
+homophily is ``homophily`` by construction. Vectorised: ogbn-products' size (2.45M nodes, 124M directed edges, 100
+features) takes 35 s and 7.8 GB peak RSS on 2 cores.
 """
 from __future__ import annotations
 
@@ -15,16 +15,29 @@ import math
 from pathlib import Path
 
 import torch
+from torch import Tensor
 from torch_geometric.data import Data
-from torch_geometric.utils import to_undirected
 
 from ..errors import DatasetError, check
 from .base import DatasetMeta, register
 
-# Bounds a 24 GB machine can hold (ogbn-products: 2.4M nodes, 61.9M directed edges, 100 features).
+# Bounds a 24 GB machine can hold (ogbn-products: 2.4M nodes, 61.9M undirected edges, 100 features).
 MAX_NODES = 50_000_000
 MAX_EDGES = 2_000_000_000
 MAX_FEATURE_ENTRIES = 2_000_000_000
+
+
+def _undirected(src: Tensor, dst: Tensor, n: int) -> Tensor:
+    """``to_undirected(stack([src, dst]))`` without self-loops, built from one int64 key per pair: the same sorted,
+    duplicate-free edges, at about a third of the peak memory (13 GB → 5 GB at ogbn-products' size)."""
+    keep = src != dst
+    lo, hi = torch.minimum(src[keep], dst[keep]), torch.maximum(src[keep], dst[keep])
+    pair = torch.unique(lo * n + hi)  # one key per undirected edge, lo < hi
+    del lo, hi, keep
+    lo, hi = pair.div(n, rounding_mode="floor"), pair.remainder(n)
+    key = torch.cat([pair, hi * n + lo]).sort().values  # both directions, sorted by (row, col) as coalesce does
+    del pair, lo, hi
+    return torch.stack([key.div(n, rounding_mode="floor"), key.remainder(n)])
 
 
 def csbm(num_nodes: int = 3000, num_classes: int = 5, avg_degree: float = 10.0, homophily: float = 0.8,
@@ -65,8 +78,9 @@ def csbm(num_nodes: int = 3000, num_classes: int = 5, avg_degree: float = 10.0, 
     offsets = torch.cumsum(counts, 0) - counts
     pick = (torch.rand(m, generator=g) * counts[target_class]).long().clamp_max_(counts[target_class] - 1)
     dst = by_class[offsets[target_class] + pick]
-    keep = src != dst
-    edge_index = to_undirected(torch.stack([src[keep], dst[keep]]), num_nodes=n)
+    del same, other, pick
+    edge_index = _undirected(src, dst, n)
+    del src, dst
     mu = torch.randn(k, int(num_features), generator=g) / int(num_features) ** 0.5
     x = mu[y] + float(feature_noise) * torch.randn(n, int(num_features), generator=g)
     # Planetoid-style split: train_per_class labelled nodes per class, then val and test from the rest.

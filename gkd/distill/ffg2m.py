@@ -17,8 +17,9 @@ from torch import Tensor
 
 from ..errors import ConfigError, DatasetError, check
 from ..nn.propagation import appnp_propagate, normalized_adjacency
-from ..train.trainer import LossTerm, Step
-from .losses import check_temperature, weighted_kl
+from ..train.trainer import LossTerm
+from .glnn import FixedTargets
+from .losses import check_temperature
 from .registry import StudentContext, TermOptions, register_term
 
 
@@ -48,27 +49,20 @@ def neighbour_targets(teacher_logits: Tensor, edge_index: Tensor, y: Tensor, tra
     return z / z.sum(-1, keepdim=True).clamp_min(1e-12)
 
 
-class NeighbourKD(LossTerm):
-    """KL from the student to :func:`neighbour_targets` over the nodes in ``mask``."""
+class NeighbourKD(FixedTargets):
+    """KL from the student to :func:`neighbour_targets` over the nodes in ``mask`` (full-batch or mini-batch)."""
 
     name = "neighbour"
 
     def __init__(self, teacher_logits: Tensor, edge_index: Tensor, y: Tensor, train_mask: Tensor, mask: Tensor, *,
                  temperature: float = 1.0, steps: int = 10, alpha: float = 0.1, clamp: bool = True,
                  weight: float = 1.0, node_weight: Tensor | None = None) -> None:
-        super().__init__(weight)
         check_temperature(temperature)
         NeighbourKDOptions(weight, steps, alpha)
         check(bool(mask.any()), "the distillation mask selects no node; expected at least one", DatasetError)
-        self.temperature = float(temperature)
         t = neighbour_targets(teacher_logits, edge_index, y, train_mask & mask, temperature=temperature,
                               steps=steps, alpha=alpha, clamp=clamp)
-        self.register_buffer("idx", mask.nonzero().view(-1))
-        self.register_buffer("target", t[mask])
-        self.node_weight = None if node_weight is None else node_weight[mask]
-
-    def forward(self, step: Step) -> Tensor:
-        return weighted_kl(self.target, step.logits[self.idx], self.temperature, self.node_weight)
+        super().__init__(t[mask], mask, temperature, weight, node_weight)
 
 
 @register_term("neighbour", kind="student", options=NeighbourKDOptions, paper="FF-G2M (AAAI 2023), C&S (ICLR 2021)",

@@ -16,21 +16,23 @@ from ..train.trainer import LossTerm, Step
 from .losses import check_temperature, weighted_kl
 
 
-class GLNN(LossTerm):
-    """Soft-label KD from fixed teacher logits over the nodes in ``mask`` (optionally weighted per node)."""
+class FixedTargets(LossTerm):
+    """KL from the student to fixed per-node target distributions ``target`` (rows of the nodes in ``mask``),
+    optionally weighted per node; full-batch or on mini-batches (a batch's seed nodes inside ``mask`` learn their
+    rows)."""
 
     name = "kd"
-    minibatch = True  # a mini-batch's seed nodes inside ``mask`` learn their rows of the fixed targets
+    minibatch = True
     all_nodes = True
 
-    def __init__(self, teacher_logits: Tensor, mask: Tensor, temperature: float = 1.0, weight: float = 1.0,
+    def __init__(self, target: Tensor, mask: Tensor, temperature: float = 1.0, weight: float = 1.0,
                  node_weight: Tensor | None = None) -> None:
         super().__init__(weight)
         check_temperature(temperature)
         check(bool(mask.any()), "the distillation mask selects no node; expected at least one", DatasetError)
         self.temperature = float(temperature)
         self.register_buffer("idx", mask.nonzero().view(-1))
-        self.register_buffer("target", F.softmax(teacher_logits[mask] / temperature, dim=-1))
+        self.register_buffer("target", target)
         self.node_weight = None if node_weight is None else node_weight[mask]
         self.num_nodes = mask.numel()
 
@@ -50,6 +52,18 @@ class GLNN(LossTerm):
         pos = pos[keep]
         weight = None if self.node_weight is None else self.node_weight[pos]
         return weighted_kl(self.target[pos], rows[keep], self.temperature, weight)
+
+
+class GLNN(FixedTargets):
+    """Soft-label KD from fixed teacher logits over the nodes in ``mask`` (optionally weighted per node)."""
+
+    name = "kd"
+
+    def __init__(self, teacher_logits: Tensor, mask: Tensor, temperature: float = 1.0, weight: float = 1.0,
+                 node_weight: Tensor | None = None) -> None:
+        check_temperature(temperature)
+        super().__init__(F.softmax(teacher_logits[mask] / temperature, dim=-1), mask, temperature, weight,
+                         node_weight)
 
 
 class OnlineKD(LossTerm):

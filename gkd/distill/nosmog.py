@@ -78,8 +78,9 @@ class PositionOptions(TermOptions):
 
 def position_features(edge_index: Tensor, num_nodes: int, observed: Tensor, dim: int, seed: int) -> Tensor:
     """FastRP on the observed graph; nodes outside it get zeros (graph-free)."""
-    keep = observed[edge_index[0]] & observed[edge_index[1]]
-    return fastrp(edge_index[:, keep], num_nodes, dim, seed=seed) * observed.unsqueeze(-1)
+    if not bool(observed.all()):  # transductive: every node observed, no copy of the edges
+        edge_index = edge_index[:, observed[edge_index[0]] & observed[edge_index[1]]]
+    return fastrp(edge_index, num_nodes, dim, seed=seed) * observed.unsqueeze(-1)
 
 
 def prepare_position(ctx: StudentContext, o: PositionOptions) -> None:

@@ -80,8 +80,23 @@ class FastMLP:
               f"FastMLP serves gkd's MLP (or a Student around one); got {type(mlp).__name__}", ConfigError)
         self.weights = [(layer.weight.detach().t().contiguous(), layer.bias.detach().clone()) for layer in layers]
 
-    @torch.inference_mode()  # no autograd or version-counter bookkeeping: ~10 us of a 10-row query
+    small_rows = 64  # a query of at most this many rows runs on one thread (see __call__)
+
     def __call__(self, x: Tensor, ids: Tensor | None = None) -> Tensor:
+        rows = x.size(0) if ids is None else ids.numel()
+        threads = torch.get_num_threads()
+        if rows > self.small_rows or threads == 1:
+            return self._forward(x, ids)
+        # waking a second thread costs more than a 10-row product saves (B = 10 at 2 threads: 40 us vs 34 us on
+        # one, benchmarks/results/inference_latency.json); the serving path picks one thread for small queries
+        torch.set_num_threads(1)
+        try:
+            return self._forward(x, ids)
+        finally:
+            torch.set_num_threads(threads)
+
+    @torch.inference_mode()  # no autograd or version-counter bookkeeping: ~10 us of a 10-row query
+    def _forward(self, x: Tensor, ids: Tensor | None) -> Tensor:
         h = x.detach() if ids is None else x.detach().index_select(0, ids)
         if self.positions is not None:
             pos = self.positions.index_select(0, ids) if ids is not None else \

@@ -44,7 +44,7 @@ from ..train.trainer import check_test_nodes, get_metric
 from . import artifact
 from .seeds import data_loader, run_seeds
 from .student import SETTINGS, DistillOptions, distill_mlp, ensemble
-from .train import build_method, train_run
+from .train import build_method, check_term_nodes, train_run
 
 
 @dataclass
@@ -66,6 +66,8 @@ class DistillConfig(DistillOptions, GraphRunConfig):
     batch_size: int | None = None
     fanout: str | list | None = None
     refresh: int = 1
+    term_nodes: int | None = None  # with batch_size / student_batch_size: seed nodes per epoch of the all-node terms
+    student_batch_size: int | None = None  # node mini-batches of the (graph-free) student; None: full-batch
 
     def options(self) -> DistillOptions:
         names = {f.name for f in dataclasses.fields(DistillOptions)}
@@ -78,13 +80,15 @@ class DistillConfig(DistillOptions, GraphRunConfig):
 
     def teacher_config(self) -> TrainConfig:
         bad = sorted(set(self.teacher_args) & {"dataset", "root", "dataset_args", "runs", "seed", "model", "method",
-                                               "generations", "split", "device", "batch_size", "fanout", "refresh"})
+                                               "generations", "split", "device", "batch_size", "fanout", "refresh",
+                                               "term_nodes"})
         check(not bad, f"teacher_args may not set {bad}; use the distill options of the same name (teacher, "
               f"teacher_method, teacher_generations, ...)", ConfigError)
         flags = {"dataset": self.dataset, "root": self.root, "dataset_args": self.dataset_args, "runs": self.runs,
                  "split": self.split, "device": self.device, "seed": self.seed, "model": self.teacher,
                  "method": self.teacher_method, "generations": self.teacher_generations, "batch_size": self.batch_size,
-                 "fanout": self.fanout, "refresh": self.refresh, **self.teacher_args}
+                 "fanout": self.fanout, "refresh": self.refresh,
+                 "term_nodes": self.term_nodes if self.batch_size is not None else None, **self.teacher_args}
         try:
             return make_config(None, flags, source="teacher_args")
         except TypeError as e:
@@ -98,7 +102,29 @@ class DistillConfig(DistillOptions, GraphRunConfig):
         self.check_graph_run(self.student)  # before any teacher trains
         check_int("teachers", self.teachers, 1, ConfigError)
         check_int("teacher_generations", self.teacher_generations, 1, ConfigError)
-        self.teacher_config()
+        if self.student_batch_size is not None:
+            from ..nn.models import model_class
+            from .student import MINIBATCH_STUDENT_TERMS
+
+            check_int("student_batch_size", self.student_batch_size, 1, ConfigError, "nodes per student mini-batch")
+            check(not model_class(self.student).uses_graph, f"student_batch_size={self.student_batch_size}: "
+                  f"node mini-batches are for graph-free students; student={self.student!r} reads the graph",
+                  ConfigError)
+            opts = self.options()
+            bad = [t for t in opts.active_terms if t not in MINIBATCH_STUDENT_TERMS]
+            what = "method bookkd" if opts.distiller == "bookkd" else f"student term(s) {bad}"
+            check(opts.distiller != "bookkd" and not bad, f"student_batch_size={self.student_batch_size}: {what} "
+                  "need full-batch steps; expected method plain, glnn or gkd with terms from "
+                  f"{', '.join(MINIBATCH_STUDENT_TERMS)}", ConfigError)
+            check(self.term_nodes is None or opts.distiller != "plain", f"term_nodes={self.term_nodes}: read only "
+                  "when a term teaches unlabelled nodes; the student's method 'plain' has none", ConfigError)
+        if self.term_nodes is not None:
+            from ..config import TERM_NODES_MEANING
+
+            check_int("term_nodes", self.term_nodes, 1, ConfigError, TERM_NODES_MEANING)
+            check(self.batch_size is not None or self.student_batch_size is not None, f"term_nodes={self.term_nodes}"
+                  ": read only with batch_size or student_batch_size (mini-batch training); set one too", ConfigError)
+        check_term_nodes(self.teacher_config())
         self.options()
         check_limits(self)
         return self
@@ -222,7 +248,7 @@ def stage_from_book(book, cfg: DistillConfig, data: Data) -> TeacherStage:
     setting = book.manifest.get("setting", {})
     check(setting.get("name", "transductive") == cfg.setting, f"book {str(book.path)!r} was made for the "
           f"{setting.get('name')!r} setting; this run asks for {cfg.setting!r}", ConfigError)
-    know = book.knowledge()
+    know = book.knowledge(hidden="rsd" in cfg.options().active_terms)
     observed = know.mask
     masks = {}
     if cfg.setting == "inductive":
@@ -283,7 +309,8 @@ def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
                                 num_layers=cfg.num_layers, dropout=cfg.dropout, lr=cfg.lr,
                                 weight_decay=cfg.weight_decay, epochs=cfg.epochs, patience=cfg.patience,
                                 student=cfg.student, seed=seed, teacher_edge_index=stage.edge_index,
-                                progress=progress, teacher=stage.view)
+                                progress=progress, teacher=stage.view, batch_size=cfg.student_batch_size,
+                                num_samples=cfg.term_nodes if cfg.student_batch_size is not None else None)
     seconds = time.perf_counter() - t0
     sgraph = to_adj_t(stage.edge_index, n).to(data.x.device) if takes_graph(student) else None
     sscores = _scores(student, data.x, sgraph, data.y, masks, metric) if masks else {}

@@ -41,7 +41,8 @@ from ..nn.serving import Student
 from ..scale.distributed import rank_and_world, shard_mask
 from ..train.trainer import FitResult, LossTerm, Trainer, get_metric, seed_everything
 
-GKD_TERMS = ("position", "neighbour")  # benchmarks/gnn2mlp.py: best validation accuracy, GCN and SAGE
+GKD_TERMS = ("position", "neighbour")
+MINIBATCH_STUDENT_TERMS = ("position", "reliability", "neighbour")  # the student terms node mini-batches support  # benchmarks/gnn2mlp.py: best validation accuracy, GCN and SAGE
 DISTILLERS = ("plain", "glnn", "gkd", "bookkd")
 SETTINGS = ("transductive", "inductive")
 
@@ -142,7 +143,8 @@ def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None,
                 hidden_channels: int = 64, num_layers: int = 2, dropout: float = 0.5, lr: float = 0.01,
                 weight_decay: float = 5e-4, epochs: int = 500, patience: int = 100,
                 student: str | torch.nn.Module = "mlp", seed: int = 0, teacher_edge_index: Tensor | None = None,
-                progress: bool | None = False, teacher: TeacherView | None = None) -> tuple[torch.nn.Module, FitResult]:
+                progress: bool | None = False, teacher: TeacherView | None = None, batch_size: int | None = None,
+                num_samples: int | None = None) -> tuple[torch.nn.Module, FitResult]:
     """Train a ``student`` (a zoo name, an MLP by default, or any module called as ``student(x)``, PyG's ``MLP``
     included) on ``data`` from the teacher's knowledge ``know``; returns it at its best-validation epoch with the
     trainer's result.
@@ -152,6 +154,10 @@ def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None,
     :class:`~gkd.nn.serving.Student` that adds them itself (``student(x, index)``; new nodes get zeros). A GNN
     student is returned as is. ``teacher_edge_index`` is the graph the teacher saw (default ``data.edge_index``);
     ``teacher`` (the live teacher) is read only by the ``amkd`` term.
+
+    ``batch_size``: a graph-free student trains on node mini-batches (memory bounded by the batch, not the graph):
+    batches of training nodes until the distillation terms are on, then of every node (``num_samples``: that many
+    drawn afresh each epoch), with the terms that support mini-batches (``kd``, ``neighbour``, ``position``).
     """
     opts = copy.copy(opts) if opts is not None else DistillOptions()
     if method is not None:
@@ -184,20 +190,34 @@ def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None,
         model = build_model(student, data.num_features, num_classes, hidden_channels=hidden_channels,
                             num_layers=num_layers, dropout=dropout).to(data.x.device)
     rank, world = rank_and_world()
-    train_data, trained = data, model
+    train_data, trained, batches = data, model, {}
+    check(num_samples is None or batch_size is not None, f"num_samples={num_samples}: read only with batch_size "
+          "(node mini-batches); expected batch_size too", ConfigError)
+    if batch_size is not None:
+        check(not takes_graph(model), f"student batch_size={batch_size}: "
+              f"node mini-batches are for graph-free students; {type(model).__name__} reads the graph", ConfigError)
+        from ..scale import neighbor_loader
+
+        batches = {"loader": neighbor_loader(data, [], batch_size, input_nodes=data.train_mask, seed=seed,
+                                             rank=rank, world_size=world),
+                   "term_loader": neighbor_loader(data, [], batch_size, seed=seed + 1, rank=rank, world_size=world,
+                                                  num_samples=num_samples)}
     if world > 1:  # DDP: this rank's loss covers its shard of the nodes; gradients are averaged over ranks
         from torch.nn.parallel import DistributedDataParallel
 
-        shard = shard_mask(data.num_nodes, rank, world).to(know.mask.device)
-        ctx.knowledge = Knowledge(know.logits, know.mask & shard, know.hidden, know.reliability)
-        train_data = copy.copy(data)
-        train_data.train_mask = data.train_mask & shard
+        if not batches:  # full-batch: each rank's loss covers its shard of the nodes (mini-batches: the loaders')
+            shard = shard_mask(data.num_nodes, rank, world).to(know.mask.device)
+            ctx.knowledge = Knowledge(know.logits, know.mask & shard, know.hidden, know.reliability)
+            train_data = copy.copy(data)
+            train_data.train_mask = data.train_mask & shard
         trained = DistributedDataParallel(model)
     terms = student_terms(opts, ctx, options)
+    check(num_samples is None or any(getattr(t, "all_nodes", False) for t in terms), f"num_samples={num_samples}: "
+          f"read only when a term teaches unlabelled nodes; method {opts.distiller!r} has none", ConfigError)
     trainer = Trainer(trained, train_data, lr=lr, weight_decay=weight_decay, epochs=epochs, patience=patience,
                       terms=terms, progress=progress, desc="student",
                       metric=get_metric(data.meta.metric) if getattr(data, "meta", None) else get_metric("acc"),
-                      ce_weight=opts.kd_lambda if opts.distiller != "plain" else 1.0)
+                      ce_weight=opts.kd_lambda if opts.distiller != "plain" else 1.0, **batches)
     fit = trainer.fit()
     if takes_graph(model):
         return model, fit

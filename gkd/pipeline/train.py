@@ -89,10 +89,24 @@ def train_run(cfg: TrainConfig, data: Data, seed: int, *, terms_factory: TermsFa
     return model, res
 
 
+def check_term_nodes(cfg: TrainConfig) -> None:
+    """``term_nodes`` bounds the epochs of the terms that teach unlabelled nodes: refused, before any data loads, for
+    a method without one (it would be silently ignored). Born-again generations teach every node too."""
+    if cfg.term_nodes is None or cfg.generations > 1:
+        return
+    names = cfg.terms()
+    options = build_options("self", names, cfg.term_args)
+    ctx = SelfContext(2, [cfg.hidden_channels] * (cfg.num_layers - 1), cfg.epochs, cfg.patience)  # shapes only
+    built = [get_term("self", n).build(ctx, options[n]) for n in names]
+    check(any(getattr(t, "all_nodes", False) for t in built if t is not None), f"term_nodes={cfg.term_nodes}: "
+          f"read only when a term teaches unlabelled nodes (self-distillation's neighbour or depth term, born-again "
+          f"generations); method {cfg.method!r} has none", ConfigError)
+
+
 def minibatches(cfg: TrainConfig, data: Data, all_nodes: bool, seed: int) -> dict:
     """The :class:`Trainer`'s mini-batch arguments (none: full-batch training): batches of ``cfg.batch_size`` seed
     nodes, the training nodes; with ``all_nodes`` (a term teaches unlabelled nodes), every node once such a term is
-    on (an epoch then covers the whole graph)."""
+    on (an epoch then covers the whole graph, or ``cfg.term_nodes`` nodes drawn afresh each epoch)."""
     if cfg.batch_size is None:
         return {}
     from ..scale import neighbor_loader
@@ -101,8 +115,8 @@ def minibatches(cfg: TrainConfig, data: Data, all_nodes: bool, seed: int) -> dic
     fanout = cfg.fanout_list()
     loader = neighbor_loader(data, fanout, cfg.batch_size, input_nodes=data.train_mask, seed=seed, rank=rank,
                              world_size=world)
-    everyone = neighbor_loader(data, fanout, cfg.batch_size, seed=seed + 1, rank=rank, world_size=world) \
-        if all_nodes else None
+    everyone = neighbor_loader(data, fanout, cfg.batch_size, seed=seed + 1, rank=rank, world_size=world,
+                               num_samples=cfg.term_nodes) if all_nodes else None
     return {"loader": loader, "term_loader": everyone, "refresh": cfg.refresh}
 
 
@@ -115,6 +129,7 @@ def run_training(cfg: TrainConfig, *, data: Data | None = None, terms_factory: T
     instead of the method's; ``save``: write the model of the best-validation seed there as a model artefact
     (:func:`gkd.save`); ``checkpoint_dir``/``resume``: each finished seed is kept there, and a killed run resumes."""
     cfg.validate()
+    check_term_nodes(cfg)
     factory, method_config = build_method(cfg)
     if terms_factory is not None:
         factory, method_config = terms_factory, {"terms": "custom (terms_factory)"}

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..errors import ConfigError, check
+from ..errors import ConfigError, check, check_int
 from ..nn.serving import gather_neighbours
 
 
@@ -36,12 +36,16 @@ def sample_neighbours(crow: Tensor, col: Tensor, nodes: Tensor, k: int,
 
 
 class CSRNeighborSampler:
-    """Mini-batches of seed nodes with their sampled ``len(num_neighbors)``-hop neighbourhoods.
+    """Mini-batches of seed nodes with their sampled ``len(num_neighbors)``-hop neighbourhoods (``[]``: the seed
+    nodes alone, with no edges: node mini-batches for graph-free students).
 
     Args:
         data: the graph (``x``, ``y``, ``edge_index`` or CSR ``adj_t``).
         num_neighbors: neighbours sampled per node at each hop (``-1``: all), e.g. ``[10, 10]``.
         input_nodes: seed nodes (bool mask or ids); default all nodes.
+        num_samples: seed nodes per epoch, drawn afresh each epoch at random from ``input_nodes`` (without
+            replacement; as ``torch.utils.data.RandomSampler(num_samples=...)``); default all of them. An epoch of a
+            term that teaches every node then costs ``num_samples`` seeds, not the whole graph.
         rank, world_size: multi-process training (DDP): each epoch the seed nodes are shuffled the same way on
             every rank (``seed`` must then be given) and cut into ``world_size`` equal shares, this rank taking share
             ``rank``; the fewer than ``world_size`` nodes left over sit out that epoch (others the next), so every
@@ -50,18 +54,20 @@ class CSRNeighborSampler:
 
     def __init__(self, data: Data, num_neighbors: Sequence[int], batch_size: int = 1024,
                  input_nodes: Tensor | None = None, shuffle: bool = True, seed: int | None = None,
-                 rank: int = 0, world_size: int = 1) -> None:
-        check(len(num_neighbors) >= 1 and all(isinstance(k, int) and (k >= 1 or k == -1) for k in num_neighbors),
+                 rank: int = 0, world_size: int = 1, num_samples: int | None = None) -> None:
+        check(all(isinstance(k, int) and (k >= 1 or k == -1) for k in num_neighbors),
               f"num_neighbors={list(num_neighbors)}; expected positive integers (or -1 for all)", ConfigError)
         check(isinstance(batch_size, int) and batch_size >= 1, f"batch_size={batch_size!r}; expected >= 1",
               ConfigError)
-        adj_t = getattr(data, "adj_t", None)
-        if adj_t is None:
-            from ..nn import to_adj_t
+        self.crow = self.col = None  # node batches (no hops) never read the graph
+        if len(num_neighbors):
+            adj_t = getattr(data, "adj_t", None)
+            if adj_t is None:
+                from ..nn import to_adj_t
 
-            adj_t = to_adj_t(data.edge_index, data.num_nodes)
-        # sampled on the CPU (its generator's device); the batches are moved to the data's device
-        self.crow, self.col = adj_t.crow_indices().cpu(), adj_t.col_indices().cpu()
+                adj_t = to_adj_t(data.edge_index, data.num_nodes)
+            # sampled on the CPU (its generator's device); the batches are moved to the data's device
+            self.crow, self.col = adj_t.crow_indices().cpu(), adj_t.col_indices().cpu()
         self.data, self.num_neighbors, self.batch_size, self.shuffle = data, list(num_neighbors), batch_size, shuffle
         if input_nodes is None:
             input_nodes = torch.arange(data.num_nodes)
@@ -74,7 +80,12 @@ class CSRNeighborSampler:
               "nodes the same way)", ConfigError)
         check(input_nodes.numel() >= world_size, f"input_nodes selects {input_nodes.numel()} node(s) for "
               f"world_size={world_size} ranks; expected at least one per rank", ConfigError)
+        if num_samples is not None:
+            check_int("num_samples", num_samples, 1, ConfigError, "seed nodes per epoch")
         self.input_nodes, self.rank, self.world_size = input_nodes.cpu(), rank, world_size
+        self.num_samples = None if num_samples is None or num_samples >= input_nodes.numel() else num_samples
+        check(self.num_samples is None or self.num_samples >= world_size, f"num_samples={num_samples} for "
+              f"world_size={world_size} ranks; expected at least one per rank", ConfigError)
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
         self.order = self.generator  # draws the shuffle
         if world_size > 1:  # the shuffle is shared by the ranks, the neighbour draws are each rank's own
@@ -82,13 +93,16 @@ class CSRNeighborSampler:
             self.generator.manual_seed(seed * world_size + rank + 1)
 
     def __len__(self) -> int:
-        share = self.input_nodes.numel() // self.world_size if self.world_size > 1 else self.input_nodes.numel()
+        total = self.input_nodes.numel() if self.num_samples is None else self.num_samples
+        share = total // self.world_size if self.world_size > 1 else total
         return (share + self.batch_size - 1) // self.batch_size
 
     def __iter__(self) -> Iterator[Data]:
         ids = self.input_nodes
-        if self.shuffle:
+        if self.shuffle or self.num_samples is not None:
             ids = ids[torch.randperm(ids.numel(), generator=self.order)]
+        if self.num_samples is not None:
+            ids = ids[: self.num_samples]
         if self.world_size > 1:
             share = ids.numel() // self.world_size
             ids = ids[self.rank * share:(self.rank + 1) * share]
@@ -107,6 +121,12 @@ class CSRNeighborSampler:
             new = nbr.unique()
             frontier = new[~torch.isin(new, seen)]
             seen = torch.cat([seen, frontier]).unique()
+        if not self.num_neighbors:  # node mini-batch: the seeds alone
+            d, n_id = self.data, seeds.to(self.data.x.device)
+            batch = Data(x=d.x[n_id], edge_index=torch.empty(2, 0, dtype=torch.long, device=n_id.device),
+                         y=d.y[n_id], n_id=n_id, num_nodes=n_id.numel())
+            batch.batch_size = seeds.numel()
+            return batch
         # relabel: n_id lists nodes in order of first appearance, so the seeds come first
         all_ids = torch.cat(ids)
         uniq, inv = torch.unique(all_ids, return_inverse=True)
@@ -127,11 +147,13 @@ class CSRNeighborSampler:
 
 def neighbor_loader(data: Data, num_neighbors: Sequence[int], batch_size: int = 1024,
                     input_nodes: Tensor | None = None, shuffle: bool = True, seed: int | None = None,
-                    rank: int = 0, world_size: int = 1):
-    """PyG's ``NeighborLoader`` when a sampling backend is importable, else :class:`CSRNeighborSampler`; with
-    ``world_size > 1`` (DDP) always the latter, whose per-rank shares keep the ranks' batch counts equal."""
-    if world_size > 1:
-        return CSRNeighborSampler(data, num_neighbors, batch_size, input_nodes, shuffle, seed, rank, world_size)
+                    rank: int = 0, world_size: int = 1, num_samples: int | None = None):
+    """PyG's ``NeighborLoader`` when a sampling backend is importable, else :class:`CSRNeighborSampler`; always the
+    latter with ``world_size > 1`` (DDP: its per-rank shares keep the ranks' batch counts equal), ``num_samples``
+    (seed nodes drawn per epoch) or no hops (``num_neighbors=[]``: node mini-batches)."""
+    if world_size > 1 or num_samples is not None or not list(num_neighbors):
+        return CSRNeighborSampler(data, num_neighbors, batch_size, input_nodes, shuffle, seed, rank, world_size,
+                                  num_samples)
     try:
         import torch_geometric.typing as pyg_typing
 

@@ -175,12 +175,14 @@ class BestValidation:
         self.history: list[dict] = []
         self.baseline: tuple | None = None  # (best, epoch, scores, state) before the late terms started
         self.held = False
+        self.held_seconds: float | None = None  # when the late terms started (seconds into the run)
 
     def hold_baseline(self) -> None:
         """Hold the best model so far as the guard's baseline (once, at the first late term's start; nothing is held
         when a term starts before the first evaluation)."""
         if not self.held:
             self.held = True
+            self.held_seconds = time.perf_counter() - self.start  # what the run cost before the terms
             if self.state:
                 self.baseline = (self.best, self.epoch, self.scores, self.state)
 
@@ -201,7 +203,9 @@ class BestValidation:
         stats = term_stats(terms)
         if self.baseline is not None:
             kept = self.best[0] > self.baseline[0][0]
+            # the baseline's scores are those of plain training (the run is plain training until the terms start)
             stats["guard"] = {"baseline_epoch": self.baseline[1], "baseline_val": self.baseline[0][0],
+                              "baseline_test": self.baseline[2]["test"], "seconds_before_terms": self.held_seconds,
                               "kept": "terms" if kept else "baseline"}
             if not kept:
                 self.best, self.epoch, self.scores, self.state = self.baseline
@@ -298,7 +302,7 @@ class Trainer:
         full_only = [t.name for t in self.terms if not getattr(t, "minibatch", False)]
         check(loader is None or not full_only, f"loss terms {full_only} need full-batch steps; mini-batch training "
               "(loader=...) takes the terms that declare minibatch = True (self-distillation, born-again, label "
-              "smoothing, tf-kd-reg, soft-label KD)", ConfigError)
+              "smoothing, tf-kd-reg, soft-label KD, the student's neighbour KD)", ConfigError)
         self._full_logits: Tensor | None = None  # the last evaluation's logits, while the weights are unchanged
 
     def loss(self, step: Step) -> tuple[Tensor, dict[str, float]]:
