@@ -66,8 +66,9 @@ class FastMLP:
     gradient, so no autograd or module dispatch. Call with feature rows, or with ``(features, ids)`` to fetch the rows
     as part of the query.
 
-    Measured (2 cores, 128 -> 256 -> 5, under ``inference_mode``): 61-63 us for 10 rows at 1 or 2 threads
-    (benchmarks/results/inference_latency.json), about the cost of NumPy's BLAS; NumPy was not
+    Queries of at most ``small_rows`` rows run on one thread whatever the process's thread count: waking a second
+    thread cost more than it saved (benchmarks/results/inference_latency.json: 10 rows of 128 features, 64 wide,
+    19 us at 1 and at 2 threads). A fused ``addmm`` chain costs about what NumPy's BLAS does; NumPy was not
     kept because its thread pool and torch's fight when one process runs both (10 ms instead of 1.2 ms for 1,000 rows).
     """
 
@@ -87,8 +88,8 @@ class FastMLP:
         threads = torch.get_num_threads()
         if rows > self.small_rows or threads == 1:
             return self._forward(x, ids)
-        # waking a second thread costs more than a 10-row product saves (B = 10 at 2 threads: 40 us vs 34 us on
-        # one, benchmarks/results/inference_latency.json); the serving path picks one thread for small queries
+        # waking a second thread costs more than a 10-row product saves (before this switch, B = 10 measured 40 us
+        # at 2 threads against 34 us at 1); toggling the count costs about 0.2 us here
         torch.set_num_threads(1)
         try:
             return self._forward(x, ids)

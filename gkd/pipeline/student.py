@@ -41,8 +41,8 @@ from ..nn.serving import Student
 from ..scale.distributed import rank_and_world, shard_mask
 from ..train.trainer import FitResult, LossTerm, Trainer, get_metric, seed_everything
 
-GKD_TERMS = ("position", "neighbour")
-MINIBATCH_STUDENT_TERMS = ("position", "reliability", "neighbour")  # the student terms node mini-batches support  # benchmarks/gnn2mlp.py: best validation accuracy, GCN and SAGE
+GKD_TERMS = ("position", "neighbour")  # benchmarks/gnn2mlp.py: best validation accuracy, GCN and SAGE
+MINIBATCH_STUDENT_TERMS = ("position", "reliability", "neighbour")  # the student terms node mini-batches support
 DISTILLERS = ("plain", "glnn", "gkd", "bookkd")
 SETTINGS = ("transductive", "inductive")
 
@@ -157,7 +157,7 @@ def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None,
 
     ``batch_size``: a graph-free student trains on node mini-batches (memory bounded by the batch, not the graph):
     batches of training nodes until the distillation terms are on, then of every node (``num_samples``: that many
-    drawn afresh each epoch), with the terms that support mini-batches (``kd``, ``neighbour``, ``position``).
+    drawn afresh each epoch), with the terms that support mini-batches (``kd`` and :data:`MINIBATCH_STUDENT_TERMS`).
     """
     opts = copy.copy(opts) if opts is not None else DistillOptions()
     if method is not None:
