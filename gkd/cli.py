@@ -338,7 +338,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .pipeline.train import run_training
     from .train import fmt
 
-    from .scale.distributed import dist_env, init_from_env, rank_and_world
+    from .scale.distributed import dist_env, init_from_env, peer_failures, rank_and_world
 
     cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(TrainConfig)]))
     if args.json is not None:
@@ -351,8 +351,9 @@ def cmd_train(args: argparse.Namespace) -> int:
               ConfigError)
     init_from_env()
     rank, world = rank_and_world()
-    result = run_training(cfg, save=args.save, progress=False if args.quiet or rank else None,
-                          checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+    with peer_failures():
+        result = run_training(cfg, save=args.save, progress=False if args.quiet or rank else None,
+                              checkpoint_dir=args.checkpoint_dir, resume=args.resume)
     result["world_size"] = world
     if rank:
         return 0
@@ -372,7 +373,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     from .io import write_json
     from .train import fmt
 
-    from .scale.distributed import init_from_env, rank_and_world
+    from .scale.distributed import init_from_env, peer_failures, rank_and_world
 
     cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(DistillConfig)]), DistillConfig)
     if args.json is not None:
@@ -384,8 +385,9 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if world > 1 and (args.checkpoint_dir or args.save):
         raise ConfigError("--checkpoint-dir and --save are not supported under torchrun yet (ranks would disagree "
                           "on which seeds remain); run the seeds as separate torchrun jobs instead")
-    r = run_distillation(cfg, progress=False if args.quiet or rank else None, checkpoint_dir=args.checkpoint_dir,
-                         resume=args.resume, save=args.save)
+    with peer_failures():
+        r = run_distillation(cfg, progress=False if args.quiet or rank else None,
+                             checkpoint_dir=args.checkpoint_dir, resume=args.resume, save=args.save)
     r["world_size"] = world
     if rank:
         return 0

@@ -299,3 +299,67 @@ def test_ogb_scale_refuses_an_unknown_preset():
     proc = subprocess.run([sys.executable, str(script), "--presets", "arxiv,ogbn-nope"], capture_output=True,
                           text=True)
     assert proc.returncode == 2 and "unknown preset(s) ['ogbn-nope']; expected some of arxiv, products" in proc.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+DYING_ARGS = ["train", "--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=2000", "--model", "sage",
+              "--batch-size", "64", "--runs", "1", "--epochs", "50", "--quiet"]
+
+
+@pytest.mark.parametrize("mode", ["exit", "stall"])
+def test_a_rank_that_dies_or_stalls_mid_epoch_stops_its_peer_with_one_error(mode):
+    """Two ranks started without torchrun's agent (as on two machines: nothing kills the survivor): rank 1 exits, or
+    hangs, after 5 mini-batches. Rank 0 stops with exit 2 and one `gkd: error:` line naming itself, within
+    GKD_DIST_TIMEOUT plus slack, instead of a backend traceback or waiting forever."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(_free_port()),
+           "GKD_DIST_TIMEOUT": "8", "DIE_RANK": "1", "DIE_AFTER": "5", "DIE_MODE": mode, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, str(root / "tests" / "dying_rank.py"), *DYING_ARGS]
+    peer = subprocess.Popen(cmd, env={**env, "RANK": "1", "LOCAL_RANK": "1"}, cwd=root,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, env={**env, "RANK": "0", "LOCAL_RANK": "0"}, cwd=root, capture_output=True,
+                              text=True, timeout=120)
+        waited = time.perf_counter() - start
+    finally:
+        peer.kill()
+        peer.wait()
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert lines[0].startswith("gkd: error: rank 0 of WORLD_SIZE=2 stopped: a peer rank exited or stalled"), lines
+    assert waited < 60, waited
+
+
+def test_torchrun_stops_the_job_when_a_rank_dies_mid_epoch():
+    """Under torchrun (one machine) a rank exiting mid-epoch ends the whole job promptly with a non-zero status and
+    torchrun's report naming the failed rank; the surviving rank does not hang."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "DIE_RANK": "1", "DIE_AFTER": "5", "DIE_MODE": "exit", "OMP_NUM_THREADS": "1"}
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                           str(root / "tests" / "dying_rank.py"), *DYING_ARGS], env=env, cwd=root,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0
+    assert "rank      : 1" in proc.stderr or "rank: 1" in proc.stderr, proc.stderr[-2000:]
+    assert time.perf_counter() - start < 60

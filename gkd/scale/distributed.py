@@ -7,11 +7,14 @@ rank ``i mod N``); DDP averages the gradients, so a step equals the full-batch s
 each epoch every rank takes an equal share of the shuffled seed nodes (:class:`~gkd.scale.CSRNeighborSampler`), so
 the ranks run the same number of steps. Every rank evaluates on the whole validation set with the same synchronised
 weights, so early stopping (and the late terms' start) agrees across ranks. Backend: ``gloo`` on CPU, ``nccl`` on GPU.
+A rank that exits or hangs stops its peers with one error (:func:`peer_failures`), not a hang.
 """
 from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.distributed as dist
@@ -73,6 +76,29 @@ def init_from_env() -> bool:
                            f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} within {timeout:g}s "
                            f"(GKD_DIST_TIMEOUT): {first}") from None
     return True
+
+
+# Words in the errors gloo and NCCL raise when a peer is gone or stalled; the DDP reducer re-raises them as plain
+# RuntimeErrors from backward(), so the type alone cannot tell them from a bug.
+_PEER_SIGNS = ("gloo", "nccl", "connection reset", "connection closed", "broken pipe", "timed out", "timeout")
+
+
+@contextmanager
+def peer_failures() -> Iterator[None]:
+    """Report a collective that failed because a peer rank stopped (or stalled past ``GKD_DIST_TIMEOUT``) as one
+    :class:`GKDError` naming this rank, instead of a backend traceback. torchrun itself stops the other local ranks
+    as soon as one exits; this covers the ranks it cannot stop (other machines, or ranks launched without it)."""
+    try:
+        yield
+    except RuntimeError as e:
+        text = " ".join(str(e).split())
+        if not (dist.is_available() and dist.is_initialized()) or not (
+                isinstance(e, dist.DistError) or any(s in text.lower() for s in _PEER_SIGNS)):
+            raise
+        timeout = os.environ.get("GKD_DIST_TIMEOUT", str(DEFAULT_TIMEOUT_S))
+        raise GKDError(f"rank {dist.get_rank()} of WORLD_SIZE={dist.get_world_size()} stopped: a peer rank exited "
+                       f"or stalled for more than {timeout}s (GKD_DIST_TIMEOUT) mid-training; see that rank's log. "
+                       f"Backend said: {text[:300]}") from None
 
 
 def rank_and_world() -> tuple[int, int]:
