@@ -167,6 +167,9 @@ def _add_distill_flags(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--label-smoothing", type=float, help="bookkd's label smoothing on the hard-label term (default 0.1)")
     _add_term_flags(p, "student")
     p.add_argument("--book", help="learn from this knowledge book (gkd book) instead of training a teacher")
+    p.add_argument("--no-student-guard", dest="student_guard", action="store_const", const=False,
+                   help="do not also train the student plainly (labels only) to keep it where it is better on "
+                   "validation (the guard costs one more student training a seed)")
     _add_output_flags(parser)
 
 
@@ -405,6 +408,10 @@ def cmd_distill(args: argparse.Namespace) -> int:
         if "test_ind_graph_aided_mean" in r:
             line += f"\n  graph-aided ind {fmt(r['test_ind_graph_aided_mean'], r['test_ind_graph_aided_std'])}"
     print(line + f"  ({r['seconds']:.1f}s)")
+    kept = [x["guard"]["kept"] for x in r["runs"] if "guard" in x]
+    if "plain" in kept:
+        print(f"  guard: the plainly trained student was better on validation and kept in {kept.count('plain')} "
+              f"of {len(kept)} seeds")
     return 0
 
 

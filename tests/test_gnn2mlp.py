@@ -261,3 +261,21 @@ def test_distill_and_book_are_deterministic(tmp_path):
         assert main(["book", *CSBM, "--teacher-arg", "epochs=30", "--out", str(tmp_path / f"b{i}"), "--quiet"]) == 0
         shas.append({k: v["sha256"] for k, v in open_book(tmp_path / f"b{i}").manifest["arrays"].items()})
     assert shas[0] == shas[1]
+
+
+def test_student_guard_keeps_the_plain_student_where_the_teacher_misleads(tmp_path):
+    """csbm at homophily 0.2 with 5 classes (edges ignore the classes): a GCN teacher is far below an MLP, so the
+    GLNN student it teaches is too. The guard also trains the student plainly and keeps it (better on validation);
+    with --no-student-guard the distilled student is returned, the very one the guard compared."""
+    base = ["distill", *CSBM, "--dataset-arg", "homophily=0.2", "--runs", "1", "--epochs", "60", "--patience", "60",
+            "--teacher-arg", "epochs=60", "--teachers", "1", "--teacher-generations", "1", "--teacher-method",
+            "plain", "--method", "glnn", "--quiet"]
+    runs = []
+    for extra in ([], ["--no-student-guard"]):
+        assert main(base + extra + ["--json", str(tmp_path / "r.json")]) == 0
+        runs.append(json.loads((tmp_path / "r.json").read_text())["runs"][0])
+    guarded, unguarded = runs
+    g = guarded["guard"]
+    assert g["kept"] == "plain" and g["plain_val"] > g["distilled_val"] + 0.03
+    assert guarded["val"] == g["plain_val"] and guarded["test"] > guarded["teacher_test"] + 0.1
+    assert "guard" not in unguarded and unguarded["val"] == g["distilled_val"]

@@ -68,6 +68,9 @@ class DistillConfig(DistillOptions, GraphRunConfig):
     refresh: int = 1
     term_nodes: int | None = None  # with batch_size / student_batch_size: seed nodes per epoch of the all-node terms
     student_batch_size: int | None = None  # node mini-batches of the (graph-free) student; None: full-batch
+    # also train the student plainly (labels only) and keep it where it beats the distilled one on validation: on
+    # heterophilous graphs a GNN teacher can be worse than an MLP (benchmarks/gnn2mlp.py: Texas, Wisconsin, Cornell)
+    student_guard: bool = True
 
     def options(self) -> DistillOptions:
         names = {f.name for f in dataclasses.fields(DistillOptions)}
@@ -312,13 +315,25 @@ def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
                                 progress=progress, teacher=stage.view, batch_size=cfg.student_batch_size,
                                 num_samples=cfg.term_nodes if cfg.student_batch_size is not None else None)
     seconds = time.perf_counter() - t0
+    guard = None
+    if cfg.student_guard and opts.distiller != "plain" and isinstance(cfg.student, str):
+        plain, pres = distill_mlp(sdata, stage.knowledge, DistillOptions(method="plain"),
+                                  hidden_channels=cfg.hidden_channels, num_layers=cfg.num_layers, dropout=cfg.dropout,
+                                  lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs, patience=cfg.patience,
+                                  student=cfg.student, seed=seed, teacher_edge_index=stage.edge_index,
+                                  progress=progress, batch_size=cfg.student_batch_size)
+        kept = "plain" if pres.val > sres.val else "distilled"
+        guard = {"kept": kept, "distilled_val": sres.val, "plain_val": pres.val}
+        guard_seconds = round(time.perf_counter() - t0 - seconds, 3)
+        if kept == "plain":
+            student, sres = plain, pres
     sgraph = to_adj_t(stage.edge_index, n).to(data.x.device) if takes_graph(student) else None
     sscores = _scores(student, data.x, sgraph, data.y, masks, metric) if masks else {}
     run = {"run": r, "seed": seed, "split": data.meta.split_index, "val": sres.val, "test": sres.test,
            "train": sres.train, "best_epoch": sres.best_epoch, "epochs_run": sres.epochs_run,
            "seconds": round(seconds, 3), "teacher_seconds": round(stage.seconds, 3),
            "seconds_per_epoch": seconds / max(sres.epochs_run, 1), **({"stats": sres.stats} if sres.stats else {}),
-           **sscores, **{f"teacher_{k}": v for k, v in stage.scores.items()}}
+           **({"guard": guard, "guard_seconds": guard_seconds} if guard else {}), **sscores, **{f"teacher_{k}": v for k, v in stage.scores.items()}}
     if isinstance(student, Student) and student.positions is not None and masks:
         # graph-aided: new nodes' positions from their observed neighbours
         pos = student.positions[:-1]
