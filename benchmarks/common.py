@@ -88,6 +88,14 @@ def save_json(out: str | os.PathLike, name: str, result: dict) -> None:
     write_json(Path(out) / f"{name}.json", result)
 
 
+def mean_se(diffs: Sequence[float]) -> tuple[float, float | None]:
+    """Mean and standard error of paired differences (``None`` for fewer than two)."""
+    m = sum(diffs) / len(diffs)
+    if len(diffs) < 2:
+        return m, None
+    return m, (sum((x - m) ** 2 for x in diffs) / (len(diffs) - 1) / len(diffs)) ** 0.5
+
+
 def md_row(cells: Sequence[Any]) -> str:
     """One Markdown table row; an empty cell is ``| |``."""
     return "|" + "".join(f" {c} |" if str(c) else " |" for c in cells)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import load_results, md_table, parser, run_pool, save_json, save_markdown
+from common import load_results, md_table, mean_se, parser, run_pool, save_json, save_markdown
 
 ABLATION = [("plain MLP", "plain", ()), ("GLNN", "glnn", ()), ("+ position", "glnn", ("position",)),
             ("+ neighbour", "glnn", ("neighbour",)), ("+ reliability", "glnn", ("reliability",)),
@@ -184,11 +184,8 @@ def report(result: dict, out: Path) -> int:
             return "—"
         other = {x["seed"]: x[kb] for x in b["runs"]}
         d = [100 * (x["test"] - other[x["seed"]]) for x in a["runs"] if x["seed"] in other]
-        if len(d) < 2:
-            return "—"
-        mean = sum(d) / len(d)
-        se = (sum((v - mean) ** 2 for v in d) / (len(d) - 1) / len(d)) ** 0.5
-        return f"{mean:+.2f} ± {se:.2f}"
+        mean, se = mean_se(d) if d else (0.0, None)
+        return "—" if se is None else f"{mean:+.2f} ± {se:.2f}"
 
     def kept_plain(r):
         """Seeds where the student guard kept the plainly trained student ("—": run before the guard)."""
@@ -247,10 +244,10 @@ def report(result: dict, out: Path) -> int:
     took = "; ".join(f"{k}: {v:.0f} min" for k, v in took.items()) if isinstance(took, dict) else ""
     lines += ["", "Cells: accuracy % (mean ± std). The teacher answers unseen nodes with their edges (full graph); "
               "students never read a graph at inference. gkd − teacher, gkd − plain MLP: paired differences over "
-              "the same seeds / splits, mean ± standard error. *guard kept plain*: seeds where the student trained on the "
-              "labels alone was better on validation and was kept (the default student guard; —: rows measured "
-              "before it, where it would have kept every distilled student). *graph-aided*: position features of unseen nodes from "
-              "their neighbours (the only term that needs the graph for new nodes); without it they get zeros.",
+              "the same seeds / splits, mean ± standard error. *guard kept plain*: seeds where the student trained "
+              "on the labels alone was better on validation and was kept (the default student guard; —: rows "
+              "measured before it, where it would have kept every distilled student). *graph-aided*: position "
+              "features of unseen nodes from their neighbours (the only term that needs the graph for new nodes); without it they get zeros.",
               f"gkd's terms ({', '.join(result['gkd_terms'])}) are the ablation's choice on validation accuracy.",
               f"Measured on {env['cpu']}, torch {env['torch']}" + (f" (run time {took})" if took else "")
               + ". Regenerate: `python benchmarks/gnn2mlp.py` (`--datasets` re-runs a subset)."]

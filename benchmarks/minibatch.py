@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import md_table, parser, save_json, save_markdown
+from common import md_table, mean_se, parser, save_json, save_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,12 +52,7 @@ def run(argv: list[str], ddp: bool) -> tuple[dict, float]:
 
 
 def paired(a: list[float], b: list[float]) -> tuple[float, float | None]:
-    d = [y - x for x, y in zip(a, b)]
-    m = sum(d) / len(d)
-    if len(d) < 2:
-        return m, None
-    var = sum((x - m) ** 2 for x in d) / (len(d) - 1)
-    return m, (var / len(d)) ** 0.5
+    return mean_se([y - x for x, y in zip(a, b)])
 
 
 def main(argv=None) -> int:

@@ -13,11 +13,10 @@ Writes benchmarks/results/self_distill.{json,md}.
 """
 from __future__ import annotations
 
-import math
 import sys
 from pathlib import Path
 
-from common import load_results, md_table, parser, run_pool, save_json, save_markdown
+from common import load_results, md_table, mean_se, parser, run_pool, save_json, save_markdown
 
 DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor")
 TERMS = ("depth", "time", "neighbour", "normalised")
@@ -118,10 +117,8 @@ def paired(rows: list[dict], r: dict, key: str = "test") -> tuple[float, float]:
     base = next(x for x in rows if x["variant"] == "plain" and x["model"] == r["model"]
                 and x["dataset"] == r["dataset"] and x["dataset_args"] == r["dataset_args"])
     by_seed = {x["seed"]: x[key] for x in base["runs"]}
-    d = [x[key] - by_seed[x["seed"]] for x in r["runs"]]
-    mean = sum(d) / len(d)
-    se = math.sqrt(sum((v - mean) ** 2 for v in d) / (len(d) - 1) / len(d)) if len(d) > 1 else 0.0
-    return mean, se
+    mean, se = mean_se([x[key] - by_seed[x["seed"]] for x in r["runs"]])
+    return mean, 0.0 if se is None else se
 
 
 def main(argv=None) -> int:

@@ -307,21 +307,16 @@ def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
     n, observed, masks = data.num_nodes, stage.observed, stage.masks
     sdata = copy.copy(data)
     sdata.adj_t = None
+    fit = dict(hidden_channels=cfg.hidden_channels, num_layers=cfg.num_layers, dropout=cfg.dropout, lr=cfg.lr,
+               weight_decay=cfg.weight_decay, epochs=cfg.epochs, patience=cfg.patience, student=cfg.student,
+               seed=seed, teacher_edge_index=stage.edge_index, progress=progress, batch_size=cfg.student_batch_size)
     t0 = time.perf_counter()
-    student, sres = distill_mlp(sdata, stage.knowledge, opts, hidden_channels=cfg.hidden_channels,
-                                num_layers=cfg.num_layers, dropout=cfg.dropout, lr=cfg.lr,
-                                weight_decay=cfg.weight_decay, epochs=cfg.epochs, patience=cfg.patience,
-                                student=cfg.student, seed=seed, teacher_edge_index=stage.edge_index,
-                                progress=progress, teacher=stage.view, batch_size=cfg.student_batch_size,
+    student, sres = distill_mlp(sdata, stage.knowledge, opts, teacher=stage.view, **fit,
                                 num_samples=cfg.term_nodes if cfg.student_batch_size is not None else None)
     seconds = time.perf_counter() - t0
     guard = None
     if cfg.student_guard and opts.distiller != "plain" and isinstance(cfg.student, str):
-        plain, pres = distill_mlp(sdata, stage.knowledge, DistillOptions(method="plain"),
-                                  hidden_channels=cfg.hidden_channels, num_layers=cfg.num_layers, dropout=cfg.dropout,
-                                  lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs, patience=cfg.patience,
-                                  student=cfg.student, seed=seed, teacher_edge_index=stage.edge_index,
-                                  progress=progress, batch_size=cfg.student_batch_size)
+        plain, pres = distill_mlp(sdata, stage.knowledge, DistillOptions(method="plain"), **fit)
         kept = "plain" if pres.val > sres.val else "distilled"
         guard = {"kept": kept, "distilled_val": sres.val, "plain_val": pres.val}
         guard_seconds = round(time.perf_counter() - t0 - seconds, 3)
@@ -333,7 +328,8 @@ def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
            "train": sres.train, "best_epoch": sres.best_epoch, "epochs_run": sres.epochs_run,
            "seconds": round(seconds, 3), "teacher_seconds": round(stage.seconds, 3),
            "seconds_per_epoch": seconds / max(sres.epochs_run, 1), **({"stats": sres.stats} if sres.stats else {}),
-           **({"guard": guard, "guard_seconds": guard_seconds} if guard else {}), **sscores, **{f"teacher_{k}": v for k, v in stage.scores.items()}}
+           **({"guard": guard, "guard_seconds": guard_seconds} if guard else {}), **sscores,
+           **{f"teacher_{k}": v for k, v in stage.scores.items()}}
     if isinstance(student, Student) and student.positions is not None and masks:
         # graph-aided: new nodes' positions from their observed neighbours
         pos = student.positions[:-1]
