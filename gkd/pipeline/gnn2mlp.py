@@ -314,6 +314,7 @@ def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
     student, sres = distill_mlp(sdata, stage.knowledge, opts, teacher=stage.view, **fit,
                                 num_samples=cfg.term_nodes if cfg.student_batch_size is not None else None)
     seconds = time.perf_counter() - t0
+    per_epoch = seconds / max(sres.epochs_run, 1)  # the distilled student's, whichever the guard keeps
     guard = None
     if cfg.student_guard and opts.distiller != "plain" and isinstance(cfg.student, str):
         plain, pres = distill_mlp(sdata, stage.knowledge, DistillOptions(method="plain"), **fit)
@@ -327,7 +328,7 @@ def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
     run = {"run": r, "seed": seed, "split": data.meta.split_index, "val": sres.val, "test": sres.test,
            "train": sres.train, "best_epoch": sres.best_epoch, "epochs_run": sres.epochs_run,
            "seconds": round(seconds, 3), "teacher_seconds": round(stage.seconds, 3),
-           "seconds_per_epoch": seconds / max(sres.epochs_run, 1), **({"stats": sres.stats} if sres.stats else {}),
+           "seconds_per_epoch": per_epoch, **({"stats": sres.stats} if sres.stats else {}),
            **({"guard": guard, "guard_seconds": guard_seconds} if guard else {}), **sscores,
            **{f"teacher_{k}": v for k, v in stage.scores.items()}}
     if isinstance(student, Student) and student.positions is not None and masks:
