@@ -74,6 +74,11 @@ def test_input_dropout_only_touches_nonzeros_and_is_unbiased():
     assert abs(float(vals.mean()) - 1.0) < 0.05  # E[dropout(x)] = x
     dense = torch.randn(20, 10)  # dense input falls back to F.dropout
     assert ((model._input_dropout(dense) == 0).float().mean() - 0.5).abs() < 0.2
+    model.eval()  # evaluation hands the features over as they are: no copy rebuilt from the nonzeros
+    assert model._input_dropout(x) is x
+    gcn = build_model("gcn", 50, 3, dropout=0.5).eval()
+    ei = torch.randint(0, 200, (2, 600))
+    assert torch.equal(gcn(x, ei), gcn.layers[1](torch.relu(gcn.layers[0](x, ei)), ei))
 
 
 def test_constructor_order_matches_pyg_basic_gnn():
