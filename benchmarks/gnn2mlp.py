@@ -67,8 +67,11 @@ def one(task: tuple) -> list[dict]:
     if base.teachers > 1 and not core:
         variants += [(v, alone) for v in ONE_TEACHER]
     for (label, method, terms, *width), st in variants:
+        # each ablation row is its student as trained (no guard); the guarded GLNN and gkd rows are derived from
+        # them (guard_rows)
         cfg = DistillConfig(**{**base.to_dict(), "method": method, "terms": ",".join(terms),
-                               "hidden_channels": width[0] if width else base.hidden_channels})
+                               "hidden_channels": width[0] if width else base.hidden_channels,
+                               "student_guard": False})
         run = student_stage(cfg, data, st, r, progress=False)[1]
         rows.append({"dataset": data.meta.name, "variant": label, "method": method, "terms": list(terms),
                      "hidden": cfg.hidden_channels,
@@ -77,16 +80,65 @@ def one(task: tuple) -> list[dict]:
     return rows
 
 
-def add_gkd_rows(table: list[dict]) -> list[dict]:
-    """gkd is GLNN + GKD_TERMS: its rows are the ablation rows with exactly those terms (same computation)."""
-    from gkd.pipeline.student import GKD_TERMS
+def raw_val(run: dict) -> float:
+    """The validation score of the student a run trained (a run measured with the guard on keeps it in ``guard``)."""
+    return run["guard"]["distilled_val"] if "guard" in run else run["val"]
+
+
+def guarded(candidates: dict[str, dict]) -> dict:
+    """One seed as the student guard makes it: ``candidates`` maps ``distilled`` (then ``no terms``, then ``plain``)
+    to the ablation rows' runs of that seed; the best on validation is kept (:func:`gkd.pipeline.gnn2mlp.guard_pick`).
+
+    Exact for runs measured with the guard on as well: a candidate is kept only with a validation score at least the
+    plain student's, and then its own guard had kept it too (a tie keeps the distilled student)."""
+    from gkd.pipeline.gnn2mlp import guard_pick
+
+    val = {k: (r["val"] if k == "plain" else raw_val(r)) for k, r in candidates.items()}
+    kept = guard_pick(val)
+    first, picked = candidates["distilled"], candidates[kept]
+    run = {**{k: v for k, v in picked.items() if k != "guard" and "seconds" not in k},
+           **{k: v for k, v in first.items() if "seconds" in k},  # the distilled student's time, as student_stage
+           "guard": {"kept": kept, **{f"{k.replace(' ', '_')}_val": v for k, v in val.items()}}}
+    if "test_ind_graph_aided" in first and "test_ind_graph_aided" not in picked:
+        run["test_ind_graph_aided"] = picked["test_ind"]  # a student without positions reads no graph
+    return run
+
+
+def guard_rows(table: list[dict]) -> list[dict]:
+    """The rows gkd distill's default student guard gives, seed by seed, made from the ablation rows' own runs:
+    GLNN (its student or the plain MLP row's) and gkd = GLNN + GKD_TERMS (the terms row's student, the GLNN row's
+    or the plain MLP row's). Each candidate is the very student that student_stage trains for that seed (same seed,
+    same teachers; tests/test_gnn2mlp.py checks it), so this is the guard's choice, not another training."""
     from gkd.pipeline.gnn2mlp import DistillConfig
+    from gkd.pipeline.student import GKD_TERMS
+    from gkd.train.logger import summarize
 
     default = DistillConfig()
-    same = [r for r in table if r["method"] == "glnn" and tuple(r["terms"]) == GKD_TERMS
-            and r.get("hidden", default.hidden_channels) == default.hidden_channels
-            and r.get("teachers", 1) == default.teachers]
-    return table + [{**r, "variant": f"gkd (= GLNN + {' + '.join(GKD_TERMS)})", "method": "gkd"} for r in same]
+    table = [r for r in table if r["method"] != "gkd"]
+    index = {(r["dataset"], r["teacher"], r["setting"], r["variant"]): r for r in table}
+
+    def rebuilt(row: dict, runs: list[dict], **extra) -> dict:
+        return {**{k: v for k, v in row.items() if k != "runs" and not k.endswith(("_mean", "_std"))},
+                **summarize(runs), **extra, "runs": runs}
+
+    out = []
+    for r in table:
+        key = (r["dataset"], r["teacher"], r["setting"])
+        plain = index.get((*key, "plain MLP"))
+        if r["variant"] == "GLNN" and plain is not None:
+            alone = {x["seed"]: x for x in plain["runs"]}
+            r = rebuilt(r, [guarded({"distilled": x, "plain": alone[x["seed"]]}) for x in r["runs"]])
+        out.append(r)
+        glnn = index.get((*key, "GLNN"))
+        if not (r["method"] == "glnn" and tuple(r["terms"]) == GKD_TERMS and glnn is not None and plain is not None
+                and r.get("hidden", default.hidden_channels) == default.hidden_channels
+                and r.get("teachers", 1) == default.teachers):
+            continue
+        by_seed = [{x["seed"]: x for x in row["runs"]} for row in (glnn, plain)]
+        runs = [guarded({"distilled": x, "no terms": by_seed[0][x["seed"]], "plain": by_seed[1][x["seed"]]})
+                for x in r["runs"]]
+        out.append(rebuilt(r, runs, variant=f"gkd (= GLNN + {' + '.join(GKD_TERMS)}, guarded)", method="gkd"))
+    return out
 
 
 def main(argv=None) -> int:
@@ -108,7 +160,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.report_only:
         result = load_results(args.out, "gnn2mlp")
-        result["rows"] = add_gkd_rows([r for r in result["rows"] if r["method"] != "gkd"])
+        result["rows"] = guard_rows(result["rows"])
         result["gkd_terms"] = list(GKD_TERMS)
         return report(result, Path(args.out))
     teachers = ["gcn"] if args.quick else args.teachers.split(",")
@@ -147,7 +199,7 @@ def main(argv=None) -> int:
                       "runs": [{k: v for k, v in x.items() if k not in ("dataset", "variant", "method", "terms",
                                                                          "teacher", "setting", "hidden", "teachers")}
                                for x in rs]})
-    table = add_gkd_rows(table)
+    table = guard_rows(table)
     order = [d for d in DATASETS + tuple(datasets) if any(r["dataset"].lower() == d.lower() for r in table)]
     result = {"benchmark": "gnn2mlp", "dataset": order[0], "datasets": list(dict.fromkeys(order)),
               "quick": args.quick, "runs": runs, "gkd_terms": list(GKD_TERMS), "teachers": teachers,
@@ -178,19 +230,25 @@ def report(result: dict, out: Path) -> int:
     def cell(r, key="test"):
         return "—" if r is None or f"{key}_mean" not in r else fmt(r[f"{key}_mean"], r[f"{key}_std"])
 
-    def gain(a, b, kb="test"):
-        """``a``'s test minus ``b``'s ``kb``, paired over the same seeds / splits: mean ± standard error."""
+    def paired(a, b, kb="test", ka="test"):
+        """``a``'s ``ka`` minus ``b``'s ``kb``, paired over the same seeds / splits: (mean, standard error)."""
         if a is None or b is None:
-            return "—"
+            return None
         other = {x["seed"]: x[kb] for x in b["runs"]}
-        d = [100 * (x["test"] - other[x["seed"]]) for x in a["runs"] if x["seed"] in other]
-        mean, se = mean_se(d) if d else (0.0, None)
-        return "—" if se is None else f"{mean:+.2f} ± {se:.2f}"
+        d = [100 * (x[ka] - other[x["seed"]]) for x in a["runs"] if x["seed"] in other]
+        return mean_se(d) if len(d) > 1 else None
 
-    def kept_plain(r):
-        """Seeds where the student guard kept the plainly trained student ("—": run before the guard)."""
+    def gain(a, b, kb="test", ka="test"):
+        g = paired(a, b, kb, ka)
+        return "—" if g is None else f"{g[0]:+.2f} ± {g[1]:.2f}"
+
+    def kept(r):
+        """Seeds where the student guard kept another student than the distilled one ("—": run before the guard)."""
         guarded = [x["guard"]["kept"] for x in (r or {}).get("runs", []) if "guard" in x]
-        return f"{guarded.count('plain')} of {len(guarded)}" if guarded else "—"
+        if not guarded:
+            return "—"
+        other = [f"{guarded.count(k)} {k}" for k in ("no terms", "plain") if k in guarded]
+        return f"{', '.join(other) or 'none'} of {len(guarded)}"
 
     name = {"gcn": "GCN", "sage": "SAGE", "gat": "GAT"}
     ts = result["teachers"]
@@ -219,7 +277,7 @@ def report(result: dict, out: Path) -> int:
              *md_table(["teacher", "student", "tran", "ind", "ind, graph-aided", "production"], ind)]
     others = [d for d in result.get("datasets", [result["dataset"]])]
     if len(others) > 1:
-        six_t, six_p = [], []
+        six_t, six_p, choose = [], [], []
         for ds in others:
             among = [r for r in every if r["dataset"] == ds]
             for t in ts:
@@ -228,27 +286,51 @@ def report(result: dict, out: Path) -> int:
                     continue
                 mlp, k = get(t, "transductive", "plain MLP", among), get(t, "transductive", gkd, among)
                 six_t.append([ds, name.get(t, t), cell(tr, "teacher_test"), cell(mlp), cell(tr), cell(k),
-                              gain(k, k, "teacher_test"), gain(k, mlp), f"{kept_plain(tr)} / {kept_plain(k)}"])
+                              gain(k, k, "teacher_test"), gain(k, mlp), f"{kept(tr)} / {kept(k)}"])
+                terms = get(t, "transductive", f"+ {' + '.join(result['gkd_terms'])}", among)
+                raw = None
+                if terms is not None and mlp is not None:
+                    raw = paired(*({"runs": [{"seed": x["seed"], "val": raw_val(x)} for x in row["runs"]]}
+                                   for row in (terms, tr)), "val", "val")
+                    alone = {x["seed"]: x for x in mlp["runs"]}  # the previous default: terms, guard against plain
+                    terms = {"runs": [guarded({"distilled": x, "plain": alone[x["seed"]]}) for x in terms["runs"]]}
+                choose.append((ds, name.get(t, t), raw, *(paired(x, tr, *keys) for x in (terms, k)
+                                                          for keys in (("val", "val"), ("test", "test")))))
                 if g is not None:
                     k = get(t, "inductive", gkd, among)
                     six_p.append([ds, name.get(t, t), cell(g, "teacher_test"), cell(g), cell(k),
                                   cell(g, "teacher_test_ind"), cell(g, "test_ind"), cell(k, "test_ind")])
         lines += ["", f"### Every dataset: transductive ({result['runs']} seeds / splits)", "",
                   *md_table(["dataset", "teachers", "teacher", "plain MLP", "GLNN", "gkd", "gkd − teacher",
-                             "gkd − plain MLP", "guard kept plain: GLNN / gkd"], six_t),
+                             "gkd − plain MLP", "guard kept: GLNN / gkd"], six_t),
                   "", "### Every dataset: production (80% observed + 20% unseen test nodes) and unseen nodes alone", "",
                   *md_table(["dataset", "teachers", "teacher: production", "GLNN", "gkd", "teacher: unseen",
                              "GLNN", "gkd"], six_p)]
+        both = [c for c in choose if None not in c]
+        if both:
+            cell2 = lambda g: f"{g[0]:+.2f} ± {g[1]:.2f}"  # noqa: E731
+            avg = [f"{sum(c[i][0] for c in both) / len(both):+.2f}" for i in range(2, 7)]
+            lines += ["", "### Choosing gkd's terms: gain over GLNN (same teachers, paired, mean ± s.e.)", "",
+                      *md_table(["dataset", "teachers", "terms, no guard: validation (both unguarded)",
+                                 "terms, guard against plain only (before): validation",
+                                 "(test)", "terms, guard against GLNN and plain (the default): validation", "(test)"],
+                                [[ds, t, *(cell2(g) for g in gs)] for ds, t, *gs in both]
+                                + [[f"mean of {len(both)}", "", *avg]])]
     env = result["environment"]
     took = result.get("minutes")
     took = "; ".join(f"{k}: {v:.0f} min" for k, v in took.items()) if isinstance(took, dict) else ""
     lines += ["", "Cells: accuracy % (mean ± std). The teacher answers unseen nodes with their edges (full graph); "
               "students never read a graph at inference. gkd − teacher, gkd − plain MLP: paired differences over "
-              "the same seeds / splits, mean ± standard error. *guard kept plain*: seeds where the student trained "
-              "on the labels alone was better on validation and was kept (the default student guard; —: rows "
-              "measured before it, where it would have kept every distilled student). *graph-aided*: position "
+              "the same seeds / splits, mean ± standard error. *guard kept*: seeds where the student guard (on by "
+              "default) kept, as better on validation, the student trained without gkd's terms (*no terms*) or on the "
+              "labels alone (*plain*) instead of the distilled one. The gkd rows "
+              "are that choice made on the ablation rows' own runs (GLNN, + terms, plain MLP), and so is the GLNN row "
+              "(against the plain MLP); the other ablation rows are their students as trained. Choosing gkd's "
+              "terms: each way against the GLNN row (no guard: both students as trained), on validation; test gains "
+              "are shown, not used to choose. "
+              "*graph-aided*: position "
               "features of unseen nodes from their neighbours (the only term that needs the graph for new nodes); without it they get zeros.",
-              f"gkd's terms ({', '.join(result['gkd_terms'])}) are the ablation's choice on validation accuracy.",
+              f"gkd's terms ({', '.join(result['gkd_terms'])}) are the Cora ablation's choice on validation accuracy.",
               f"Measured on {env['cpu']}, torch {env['torch']}" + (f" (run time {took})" if took else "")
               + ". Regenerate: `python benchmarks/gnn2mlp.py` (`--datasets` re-runs a subset)."]
     return save_markdown(out, "gnn2mlp", lines)

@@ -67,9 +67,12 @@ class PositionOptions(TermOptions):
     """``position``: ``dim`` FastRP columns appended to the student's input (it adds no loss, so it has no weight)."""
 
     dim: int = 64
+    drop: float = 0.0  # share of nodes whose position columns are zeroed at each training step (PositionDropout)
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check(isinstance(self.drop, (int, float)) and 0.0 <= self.drop < 1.0,
+              f"position drop={self.drop!r}; expected a share of nodes in [0, 1)", ConfigError)
         check(self.weight == 1.0, f"position weight={self.weight!r}: the position term adds input columns, not a "
               "loss, so it takes no weight; expected the default 1.0 (drop the term to switch it off)", ConfigError)
         check_int("position dim", self.dim, 1, ConfigError)

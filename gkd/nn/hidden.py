@@ -59,10 +59,15 @@ def capture(model: nn.Module, hidden: Sequence[str] | None = None) -> Iterator[l
 
 
 def _inner(model: nn.Module) -> nn.Module:
-    """The wrapped module of a ``DistributedDataParallel`` (it is called through the wrapper, which syncs)."""
+    """The wrapped module of a ``DistributedDataParallel`` (it is called through the wrapper, which syncs) or of a
+    training-time input wrapper (``PositionDropout``), through any nesting of the two."""
     from torch.nn.parallel import DistributedDataParallel
 
-    return model.module if isinstance(model, DistributedDataParallel) else model
+    from .position import PositionDropout
+
+    while isinstance(model, (DistributedDataParallel, PositionDropout)):
+        model = model.module
+    return model
 
 
 def forward(model: nn.Module, x: Tensor, graph: Tensor | None, *, want_hidden: bool = True,

@@ -65,3 +65,20 @@ def extend_to_new_nodes(emb: Tensor, edge_index: Tensor, new: Tensor) -> Tensor:
     deg = torch.bincount(dst[keep], minlength=n).clamp_min(1).unsqueeze(-1).float()
     out[new] = (summed / deg)[new]
     return out
+
+
+class PositionDropout(torch.nn.Module):
+    """The student while it trains with ``position.drop``: each training forward zeroes the position columns (the
+    last ``dim`` of the input) of a random share ``p`` of the rows, so that the student also learns to answer from
+    the features alone, as it must for a node it never saw (whose positions are zeros). In evaluation the input
+    passes through unchanged; ``module`` is the student itself (its weights are the wrapper's)."""
+
+    def __init__(self, module: torch.nn.Module, dim: int, p: float) -> None:
+        super().__init__()
+        self.module, self.dim, self.p = module, int(dim), float(p)
+
+    def forward(self, x: Tensor, *args, **kwargs):
+        if self.training and self.p > 0:
+            keep = (torch.rand(x.size(0), 1, device=x.device) >= self.p).to(x.dtype)
+            x = torch.cat([x[:, :-self.dim], x[:, -self.dim:] * keep], dim=-1)
+        return self.module(x, *args, **kwargs)
