@@ -341,6 +341,8 @@ def test_position_drop_trains_a_plain_student_and_is_checked(small_graph, traine
     for bad in (1.0, -0.1):
         with pytest.raises(ConfigError, match=r"expected a share of nodes in \[0, 1\)"):
             DistillOptions(method="gkd", term_args={"position": {"drop": bad}}).validate()
+    with pytest.raises(ConfigError, match="student to answer without positions"):
+        DistillConfig(student="sage", term_args={"position": {"drop": 0.5}}).validate()  # before any teacher trains
 
 
 def test_benchmark_derives_the_guard_from_the_ablation_rows():

@@ -106,6 +106,12 @@ class DistillConfig(DistillOptions, GraphRunConfig):
         self.check_graph_run(self.student)  # before any teacher trains
         check_int("teachers", self.teachers, 1, ConfigError)
         check_int("teacher_generations", self.teacher_generations, 1, ConfigError)
+        drop = self.options().term_options().get("position")
+        if drop is not None and drop.drop > 0 and isinstance(self.student, str):
+            from ..nn.models import model_class
+
+            check(not model_class(self.student).uses_graph, f"position drop={drop.drop}: it trains a graph-free "
+                  f"student to answer without positions; student={self.student!r} reads the graph", ConfigError)
         if self.student_batch_size is not None:
             from ..nn.models import model_class
             from .student import MINIBATCH_STUDENT_TERMS
@@ -349,8 +355,8 @@ def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
         pos = student.positions[:-1]
         aided = Student(student.model, extend_to_new_nodes(pos, data.edge_index.to(pos.device), ~observed))
         run["test_ind_graph_aided"] = _scores(aided, data.x, None, data.y, {"m": masks["test_ind"]}, metric)["m"]
-    elif "position" in opts.active_terms and "test_ind" in run:  # the guard kept a student without positions: no graph to aid
-        run["test_ind_graph_aided"] = run["test_ind"]
+    elif "position" in opts.active_terms and "test_ind" in run:
+        run["test_ind_graph_aided"] = run["test_ind"]  # the guard kept a student without positions: no graph to aid
     return student, run
 
 
