@@ -323,9 +323,9 @@ def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
     fit = dict(hidden_channels=cfg.hidden_channels, num_layers=cfg.num_layers, dropout=cfg.dropout, lr=cfg.lr,
                weight_decay=cfg.weight_decay, epochs=cfg.epochs, patience=cfg.patience, student=cfg.student,
                seed=seed, teacher_edge_index=stage.edge_index, progress=progress, batch_size=cfg.student_batch_size)
+    num_samples = cfg.term_nodes if cfg.student_batch_size is not None else None
     t0 = time.perf_counter()
-    student, sres = distill_mlp(sdata, stage.knowledge, opts, teacher=stage.view, **fit,
-                                num_samples=cfg.term_nodes if cfg.student_batch_size is not None else None)
+    student, sres = distill_mlp(sdata, stage.knowledge, opts, teacher=stage.view, **fit, num_samples=num_samples)
     seconds = time.perf_counter() - t0
     per_epoch = seconds / max(sres.epochs_run, 1)  # the distilled student's, whichever the guard keeps
     guard = None
@@ -336,8 +336,7 @@ def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
         candidates = {"distilled": (student, sres)}
         for name, o in rivals.items():
             candidates[name] = distill_mlp(sdata, stage.knowledge, o, teacher=stage.view, **fit,
-                                           num_samples=cfg.term_nodes if cfg.student_batch_size is not None
-                                           and o.distiller != "plain" else None)
+                                           num_samples=num_samples if o.distiller != "plain" else None)
         kept = guard_pick({name: res.val for name, (_, res) in candidates.items()})
         guard = {"kept": kept, **{f"{name.replace(' ', '_')}_val": res.val for name, (_, res) in candidates.items()}}
         guard_seconds = round(time.perf_counter() - t0 - seconds, 3)
