@@ -88,6 +88,38 @@ def save_json(out: str | os.PathLike, name: str, result: dict) -> None:
     write_json(Path(out) / f"{name}.json", result)
 
 
+def invocations(old: dict | None, kept: bool, ran: str, minutes: float) -> list[dict]:
+    """Every invocation whose rows the results file holds, oldest first, this one last: what it ran, how long it
+    took, on which machine. A re-run of a subset (``--datasets``, ``--missing``) keeps older rows that may have run
+    on another machine; files from before this record name only the last machine, and are listed as such."""
+    import datetime
+
+    from gkd.train import environment
+
+    past: list[dict] = []
+    if old is not None and kept:
+        past = list(old.get("invocations", []))
+        if not past and "environment" in old:
+            env = old["environment"]
+            past = [{"ran": "the earlier rows (not recorded per invocation; the machine of the last of them)",
+                     "cpu": env["cpu"], "torch": env["torch"]}]
+    env = environment()
+    return past + [{"ran": ran, "minutes": round(minutes, 1), "date": datetime.date.today().isoformat(),
+                    "cpu": env["cpu"], "torch": env["torch"], "threads_per_worker": bench_threads()}]
+
+
+def invocations_line(result: dict) -> str:
+    """The footer sentence naming each invocation's machine (or, for files from before, the last one's)."""
+    calls = result.get("invocations")
+    if not calls:
+        env = result["environment"]
+        return f"Measured on {env['cpu']}, torch {env['torch']}."
+    parts = [f"{c['ran']}" + (f" ({c['minutes']:.0f} min, {c['date']})" if "minutes" in c else "")
+             + f": {c['cpu']}, torch {c['torch']}" for c in calls]
+    return "Measured in " + ("one invocation" if len(calls) == 1 else f"{len(calls)} invocations") + ": " \
+        + "; ".join(parts) + "."
+
+
 def mean_se(diffs: Sequence[float]) -> tuple[float, float | None]:
     """Mean and standard error of paired differences (``None`` for fewer than two)."""
     m = sum(diffs) / len(diffs)

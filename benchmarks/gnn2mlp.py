@@ -16,7 +16,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import load_results, md_table, mean_se, parser, run_pool, save_json, save_markdown
+from common import (invocations, invocations_line, load_results, md_table, mean_se, parser, run_pool, save_json,
+                    save_markdown)
 
 ABLATION = [("plain MLP", "plain", ()), ("GLNN", "glnn", ()), ("+ position", "glnn", ("position",)),
             ("+ neighbour", "glnn", ("neighbour",)), ("+ reliability", "glnn", ("reliability",)),
@@ -157,6 +158,7 @@ def main(argv=None) -> int:
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--report-only", action="store_true",
                    help="rebuild the gkd rows (current GKD_TERMS) and the Markdown from the existing JSON")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     if args.report_only:
         result = load_results(args.out, "gnn2mlp")
@@ -210,7 +212,8 @@ def main(argv=None) -> int:
                           "born-again generations each), trained once per seed and setting, shared by all student "
                           "variants; teacher rows = its first member; inductive: 20% of test nodes held out "
                           "(production = 0.8 tran + 0.2 ind)",
-              "rows": table, "environment": environment()}
+              "rows": table, "environment": environment(),
+              "invocations": invocations(old, bool(kept), f"`{' '.join(['gnn2mlp.py', *argv])}`", minutes)}
     return report(result, Path(args.out))
 
 
@@ -316,9 +319,9 @@ def report(result: dict, out: Path) -> int:
                                  "(test)", "terms, guard against GLNN and plain (the default): validation", "(test)"],
                                 [[ds, t, *(cell2(g) for g in gs)] for ds, t, *gs in both]
                                 + [[f"mean of {len(both)}", "", *avg]])]
-    env = result["environment"]
     took = result.get("minutes")
     took = "; ".join(f"{k}: {v:.0f} min" for k, v in took.items()) if isinstance(took, dict) else ""
+    untimed = any("minutes" not in c for c in result.get("invocations", [{}]))  # files from before the record
     lines += ["", "Cells: accuracy % (mean ± std). The teacher answers unseen nodes with their edges (full graph); "
               "students never read a graph at inference. gkd − teacher, gkd − plain MLP: paired differences over "
               "the same seeds / splits, mean ± standard error. *guard kept*: seeds where the student guard (on by "
@@ -328,10 +331,10 @@ def report(result: dict, out: Path) -> int:
               "(against the plain MLP); the other ablation rows are their students as trained. Choosing gkd's "
               "terms: each way against the GLNN row (no guard: both students as trained), on validation; test gains "
               "are shown, not used to choose. "
-              "*graph-aided*: position "
-              "features of unseen nodes from their neighbours (the only term that needs the graph for new nodes); without it they get zeros.",
+              "*graph-aided*: position features of unseen nodes from their neighbours (the only term that needs the "
+              "graph for new nodes); without it they get zeros.",
               f"gkd's terms ({', '.join(result['gkd_terms'])}) are the Cora ablation's choice on validation accuracy.",
-              f"Measured on {env['cpu']}, torch {env['torch']}" + (f" (run time {took})" if took else "")
+              invocations_line(result)[:-1] + (f" (run time {took})" if took and untimed else "")
               + ". Regenerate: `python benchmarks/gnn2mlp.py` (`--datasets` re-runs a subset)."]
     return save_markdown(out, "gnn2mlp", lines)
 

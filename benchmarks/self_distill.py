@@ -4,43 +4,49 @@
 
 For GCN, GAT and GraphSAGE on Cora and CiteSeer (Planetoid public split, 10 seeds) and Texas, Wisconsin, Cornell and
 Actor (the 10 geom-gcn splits): plain training, each self-distillation term alone, gkd's default terms and the
-candidate defaults; on the first dataset also label smoothing, Tf-KD-reg and all terms together. Test accuracy at the
-best-validation epoch, and the gain over plain as a paired difference (same seeds / splits): mean ± standard error.
-The candidates are compared on validation gain averaged over the six datasets and the sweep (how the default is
-chosen; test is reported, never used). Epoch time relative to plain is measured on the first dataset.
-``--datasets`` re-runs a subset: the other datasets' rows are kept from the existing JSON.
-Writes benchmarks/results/self_distill.{json,md}.
+candidate defaults (term sets and neighbour-graph options); on the first dataset also label smoothing, Tf-KD-reg and
+all terms together. Test accuracy at the best-validation epoch, and the gain over plain as a paired difference
+(same seeds / splits): mean ± standard error. The candidates are compared on validation gain averaged over the six
+datasets and the sweep (how the default is chosen; test is reported, never used). Epoch time relative to plain is
+measured on the first dataset. ``--datasets`` re-runs a subset: the other datasets' rows are kept from the existing
+JSON. Writes benchmarks/results/self_distill.{json,md}.
 """
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
-from common import load_results, md_table, mean_se, parser, run_pool, save_json, save_markdown
+from common import (invocations, invocations_line, load_results, md_table, mean_se, parser, run_pool, save_json,
+                    save_markdown)
 
 DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor")
 TERMS = ("depth", "time", "neighbour", "normalised")
 MODELS = ("gcn", "gat", "sage")
 NAMES = {"gcn": "GCN", "gat": "GAT", "sage": "GraphSAGE"}
-# The candidate defaults, compared on validation; the one equal to the library's default is the default row.
-CANDIDATES = {"graphs=input": {"neighbour": {"graphs": "input"}},
-              "graphs=input,features": {"neighbour": {"graphs": "input,features"}},
-              "graphs=input,features, choose=first": {"neighbour": {"graphs": "input,features", "choose": "first"}}}
+# The candidate defaults, compared on validation: label -> (terms, per-term options). The one equal to the library's
+# default is the default row.
+_BOTH_FIRST = {"neighbour": {"graphs": "input,features", "choose": "first"}}
+CANDIDATES = {"neighbour,time, graphs=input": ("neighbour,time", {"neighbour": {"graphs": "input"}}),
+              "neighbour,time, graphs=input,features": ("neighbour,time",
+                                                        {"neighbour": {"graphs": "input,features", "choose": "best"}}),
+              "neighbour,time, graphs=input,features, choose=first": ("neighbour,time", _BOTH_FIRST),
+              "neighbour, graphs=input,features, choose=first": ("neighbour", _BOTH_FIRST),
+              "depth,time,neighbour,normalised, graphs=input,features, choose=first": (",".join(TERMS), _BOTH_FIRST)}
 
 
 def candidate_label(name: str) -> str:
-    from gkd.distill import SELF_DISTILL_TERMS
-
-    return f"SD: {','.join(SELF_DISTILL_TERMS)}, {name}"
+    return f"SD: {name}"
 
 
 def default_label() -> str:
     """The candidate row that is the library's default (the same computation as ``gkd train --self-distill``)."""
+    from gkd.distill import SELF_DISTILL_TERMS
     from gkd.distill.self_distill import NeighbourOptions
 
     d = NeighbourOptions()
-    return next(candidate_label(k) for k, v in CANDIDATES.items()
-                if v["neighbour"]["graphs"] == d.graphs and v["neighbour"].get("choose", "best") == d.choose)
+    return next(candidate_label(k) for k, (terms, args) in CANDIDATES.items()
+                if terms == ",".join(SELF_DISTILL_TERMS) and args["neighbour"]["graphs"] == d.graphs
+                and args["neighbour"].get("choose", d.choose) == d.choose)
 
 
 def variants(first: bool, per_term: bool = True) -> list[tuple[str, dict]]:
@@ -53,8 +59,8 @@ def variants(first: bool, per_term: bool = True) -> list[tuple[str, dict]]:
         out += [(f"SD: {t}", {"method": "self-distill", "sd_terms": t}) for t in TERMS]
     if first and per_term:
         out.append(("SD: all terms", {"method": "self-distill", "sd_terms": ",".join(TERMS)}))
-    out += [(candidate_label(name), {"method": "self-distill", "term_args": args})
-            for name, args in CANDIDATES.items()]
+    out += [(candidate_label(name), {"method": "self-distill", "sd_terms": terms, "term_args": args})
+            for name, (terms, args) in CANDIDATES.items()]
     return out
 
 
@@ -112,6 +118,30 @@ def _key(dataset: str, model: str, variant: str, dataset_args: dict | None) -> t
     return dataset.lower(), model, variant, tuple(sorted((dataset_args or {}).items()))
 
 
+def reuse_same_runs(tasks: list[tuple], rows: list[dict]) -> tuple[list[tuple], list[dict]]:
+    """Split ``tasks`` into those still to run and copies of ``rows`` that already ran the same computation (same
+    dataset, split, backbone and resolved term configuration: a candidate default equal to a term run alone). Runs
+    are seeded, so the copy is what a re-run would give; it keeps its own label and names the row it copies."""
+    import json
+
+    from gkd.config import make_config
+    from gkd.pipeline.train import build_method
+
+    todo, copies = [], []
+    for task in tasks:
+        label, model, flags, extra = task
+        cfg = make_config(flags={"model": model, **flags, **extra})
+        config = json.loads(json.dumps(build_method(cfg)[1]))  # as stored in the JSON (tuples become lists)
+        same = next((r for r in rows if r["dataset"].lower() == cfg.dataset.lower() and r["model"] == model
+                     and r["dataset_args"] == cfg.dataset_args and r["method_config"] == config
+                     and "same_as" not in r), None)
+        if same is None:
+            todo.append(task)
+        else:
+            copies.append({**same, "variant": label, "same_as": same["variant"]})
+    return todo, copies
+
+
 def paired(rows: list[dict], r: dict, key: str = "test") -> tuple[float, float]:
     """Mean and standard error of ``r``'s per-seed ``key`` minus plain's on the same seeds / splits."""
     base = next(x for x in rows if x["variant"] == "plain" and x["model"] == r["model"]
@@ -142,11 +172,13 @@ def main(argv=None) -> int:
                    help="re-measure only the epoch-time ratios and rewrite the report from the existing JSON")
     p.add_argument("--report-only", action="store_true",
                    help="rewrite the report from the existing JSON (the default row follows the library's default)")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.report_only:
         result = load_results(out, "self_distill")
         result["default"] = default_label()
+        result["candidates"] = [candidate_label(c) for c in CANDIDATES]
         return report(result, out)
     if args.timing_only:
         result = load_results(out, "self_distill")
@@ -177,12 +209,14 @@ def main(argv=None) -> int:
         if args.missing:
             have = {_key(r["dataset"], r["model"], r["variant"], r.get("dataset_args")) for r in old["rows"]}
             tasks = [t for t in tasks if _key(t[3]["dataset"], t[1], t[0], t[3].get("dataset_args")) not in have]
-            kept = old["rows"]
+            tasks, copies = reuse_same_runs(tasks, old["rows"])
+            kept = old["rows"] + copies
         else:
             rerun = {(t[3]["dataset"].lower(), t[1]) for t in tasks}
             kept = [r for r in old["rows"] if (r["dataset"].lower(), r["model"]) not in rerun
                     and (r["dataset"] != "synthetic-csbm" or args.no_sweep)]
-    elif old is not None and (args.no_sweep or args.missing or {d.lower() for d in datasets} != {d.lower() for d in DATASETS}):
+    elif old is not None and (args.no_sweep or args.missing
+                              or {d.lower() for d in datasets} != {d.lower() for d in DATASETS}):
         p.error(f"{out / 'self_distill.json'} was run with other --runs, --sweep-runs or --quick: a subset "
                 "(--datasets, --no-sweep) would drop its other rows; re-run everything, or pick another --out")
     import time
@@ -207,7 +241,9 @@ def main(argv=None) -> int:
                           "(Planetoid public split) or the 10 geom-gcn splits; gains are paired differences over the "
                           f"same seeds/splits, mean ± standard error; {args.jobs} worker processes with one torch "
                           "thread each",
-              "rows": rows, "environment": environment(), "epoch_time": times}
+              "rows": rows, "environment": environment(), "epoch_time": times,
+              "invocations": invocations(old, bool(kept), f"`{' '.join(['self_distill.py', *argv])}` "
+                                         f"({len(rows) - len(kept)} rows)", minutes)}
     return report(result, out)
 
 
@@ -219,6 +255,22 @@ def _cell(r: dict | None, with_gain: bool = True) -> str:
     if not with_gain or r["variant"] == "plain":
         return fmt(r["test_mean"], r["test_std"])
     return f"{fmt(r['test_mean'], r['test_std'])} ({r['gain'] * 100:+.2f} ± {r['gain_se'] * 100:.2f})"
+
+
+def versus(rows: list[dict], label: str, other: str, datasets: list[str], models: list[str]
+           ) -> tuple[float, float] | None:
+    """Validation accuracy (points) of ``label`` minus ``other``'s, paired by dataset, backbone and seed / split over
+    the real datasets: mean and standard error (``None`` where they share fewer than two runs)."""
+    def runs(variant: str) -> dict[tuple, float]:
+        return {(x["dataset"].lower(), x["model"], r["seed"]): r["val"] for x in rows
+                if x["variant"] == variant and x["dataset"] in datasets and x["model"] in models for r in x["runs"]}
+
+    a, b = runs(label), runs(other)
+    diffs = [(a[k] - b[k]) * 100 for k in a.keys() & b.keys()]
+    if len(diffs) < 2:
+        return None
+    mean, se = mean_se(diffs)
+    return mean, se
 
 
 def report(result: dict, out: Path) -> int:
@@ -245,11 +297,14 @@ def report(result: dict, out: Path) -> int:
     alone = sorted({r["method_config"]["term_args"]["neighbour"]["graphs"] for r in rows
                     if r["variant"] in ("SD: neighbour", "SD: all terms")})
     lines += ["", "`graphs`: which graph the neighbour term propagates over (`input`: the graph itself; `features`: "
-              "each node's 10 nearest neighbours by feature cosine; both: each epoch the trusted one better on validation, or "
+              "each node's 10 nearest neighbours by feature cosine; both: each epoch the trusted one better on "
+              "validation, or "
               "with `choose=first` the input graph while it is trusted, else the features graph). "
               "—: not run (each term alone is run where `--per-term` says)."
               + (f" The neighbour term alone ran with its default of the time, `graphs={', '.join(alone)}`."
-                 if alone else "")]
+                 if alone else "")
+              + (" A candidate whose resolved configuration equals a row already run (a term alone) is that row, "
+                 "not run twice (the runs are seeded)." if any("same_as" in r for r in rows) else "")]
     # how the default was chosen: validation, averaged over the datasets and the sweep
     cands = result["candidates"]
     choice = []
@@ -263,13 +318,22 @@ def report(result: dict, out: Path) -> int:
             return sum(x[key] for x in xs) / len(xs) * 100 if xs else float("nan")
 
         worst = min(real, key=lambda x: x["val_gain"])
-        choice.append([label + (" (the default)" if label == default else ""), f"{avg(real, 'val_gain'):+.2f}",
+        vs = versus(rows, label, default, datasets, models)
+        short = f" ({len(real)} of {len(datasets) * len(models)} runs)" if len(real) < len(datasets) * len(models) \
+            else ""
+        choice.append([label + (" (the default)" if label == default else "") + short,
+                       f"{avg(real, 'val_gain'):+.2f}",
+                       "" if label == default or vs is None else f"{vs[0]:+.2f} ± {vs[1]:.2f}",
                        f"{avg(synth, 'val_gain'):+.2f}" if synth else "—",
                        f"{worst['val_gain'] * 100:+.2f} ({worst['dataset']}, {NAMES[worst['model']]})",
                        f"{avg(real, 'gain'):+.2f}"])
     lines += ["", "#### Choosing the default: validation gain over plain, averaged", "",
-              *md_table(["setting", f"{len(datasets)} datasets × {len(models)} models: val gain", "sweep: val gain",
-                         "worst val gain", "(test gain, not used to choose)"], choice)]
+              *md_table(["setting", f"{len(datasets)} datasets × {len(models)} models: val gain",
+                         "− the default's, paired", "sweep: val gain", "worst val gain",
+                         "(test gain, not used to choose)"], choice),
+              "", "*− the default's, paired*: the setting's validation accuracy minus the default's on the same "
+              "dataset, backbone and seed / split, mean ± standard error over those pairs (a default changes only "
+              "for a difference of more than twice its standard error)."]
     cost = []
     for ds in datasets:
         parts = []
@@ -305,8 +369,7 @@ def report(result: dict, out: Path) -> int:
                   f"{result['sweep_runs']} seeds)", "",
                   *md_table(["homophily", *(f"{m} {kind}" for m in result["sweep_models"]
                                             for kind in ("plain", *sel_label))], sweep)]
-    env = result["environment"]
-    lines += ["", f"Measured on {env['cpu']}, torch {env['torch']}; accuracy runs in 2 processes × 1 thread.",
+    lines += ["", invocations_line(result) + " Accuracy runs in worker processes of one torch thread each.",
               f"The runs took {result['minutes']:.0f} minutes. Regenerate: `python benchmarks/self_distill.py` "
               "(`--datasets` re-runs a subset, `--timing-only` re-measures the epoch times)."]
     return save_markdown(out, "self_distill", lines)

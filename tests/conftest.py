@@ -66,4 +66,20 @@ def assert_one_line_error(text: str) -> None:
     assert "Traceback" not in text
 
 
+
+def load_benchmark(name: str):
+    """``benchmarks/NAME.py`` as a module (the scripts import their ``common`` helper as a top-level module)."""
+    import importlib.util
+    import sys
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    sys.path.insert(0, str(bench))
+    try:
+        spec = importlib.util.spec_from_file_location(f"{name}_bench", bench / f"{name}.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.remove(str(bench))
+    return mod
+
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))

@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, load_benchmark
 from gkd.cli import main
 from gkd.datasets.inductive import inductive_split
 from gkd.distill.ffg2m import neighbour_targets
@@ -348,18 +348,7 @@ def test_position_drop_trains_a_plain_student_and_is_checked(small_graph, traine
 def test_benchmark_derives_the_guard_from_the_ablation_rows():
     """benchmarks/gnn2mlp.py makes its guarded rows from the ablation rows' runs: the best on validation, a tie
     keeping the distilled student; runs measured with the older plain-only guard give the same choice."""
-    import importlib.util
-    import sys
-    from pathlib import Path
-
-    bench = Path(__file__).resolve().parents[1] / "benchmarks"
-    sys.path.insert(0, str(bench))
-    try:
-        spec = importlib.util.spec_from_file_location("gnn2mlp_bench", bench / "gnn2mlp.py")
-        mod = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(mod)
-    finally:
-        sys.path.remove(str(bench))
+    mod = load_benchmark("gnn2mlp")
     terms = {"seed": 0, "val": 0.70, "test": 0.71, "seconds": 3.0, "test_ind": 0.6, "test_ind_graph_aided": 0.65}
     glnn = {"seed": 0, "val": 0.72, "test": 0.69, "seconds": 2.0, "test_ind": 0.62}
     plain = {"seed": 0, "val": 0.72, "test": 0.80, "seconds": 1.0, "test_ind": 0.7}

@@ -10,7 +10,7 @@ from gkd.errors import ConfigError, GKDError
 from gkd.nn import build_model
 from gkd.train import LossTerm, Step, Trainer, seed_everything
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, load_benchmark
 
 PATH = torch.tensor([[0, 1, 1, 2], [1, 0, 2, 1]])  # 0 - 1 - 2
 
@@ -480,3 +480,44 @@ def test_optional_option_type_error_names_both_types():
 
     with pytest.raises(ConfigError, match=r"term_args time.warmup=1.5; expected int or None"):
         build_options("self", ["time"], {"time": {"warmup": 1.5}})
+
+
+def test_benchmark_candidate_equal_to_a_term_alone_is_that_run():
+    """benchmarks/self_distill.py does not run a candidate default twice: one whose resolved term configuration equals
+    a row already run (the neighbour term alone, under today's options) is that row, relabelled; one that differs in
+    any option (an older row's graphs) still runs."""
+    import json as js
+
+    from gkd.config import make_config
+    from gkd.pipeline.train import build_method
+
+    mod = load_benchmark("self_distill")
+    config = js.loads(js.dumps(build_method(make_config(flags={"method": "self-distill", "sd_terms": "neighbour"}))[1]))
+    older = js.loads(js.dumps(config))
+    older["term_args"]["neighbour"]["graphs"] = "input"
+    rows = [{"dataset": "Cora", "model": "gcn", "dataset_args": {}, "variant": "SD: neighbour", "method_config": config,
+             "runs": [{"seed": 0, "val": 0.8, "test": 0.81}]},
+            {"dataset": "Texas", "model": "gcn", "dataset_args": {}, "variant": "SD: neighbour",
+             "method_config": older, "runs": [{"seed": 0, "val": 0.5, "test": 0.5}]}]
+    alone = dict(mod.variants(False))["SD: neighbour, graphs=input,features, choose=first"]
+    everything = dict(mod.variants(False))[f"SD: {','.join(mod.TERMS)}, graphs=input,features, choose=first"]
+    tasks = [("SD: neighbour, graphs=input,features, choose=first", "gcn", alone, {"dataset": ds, "runs": 1})
+             for ds in ("Cora", "Texas")] + [("all", "gcn", everything, {"dataset": "Cora", "runs": 1})]
+    todo, copies = mod.reuse_same_runs(tasks, rows)
+    assert [(c["dataset"], c["variant"], c["same_as"], c["runs"]) for c in copies] == \
+        [("Cora", "SD: neighbour, graphs=input,features, choose=first", "SD: neighbour", rows[0]["runs"])]
+    assert [(t[3]["dataset"], t[0]) for t in todo] == [("Texas", tasks[1][0]), ("Cora", "all")]
+    assert mod.default_label() in {mod.candidate_label(c) for c in mod.CANDIDATES}
+
+
+def test_benchmark_footer_names_each_invocations_machine():
+    """A re-run of a subset keeps older rows, so the results name every invocation's machine, including the one
+    recorded before per-invocation records (the file's single ``environment``)."""
+    common = load_benchmark("common")
+    old = {"environment": {"cpu": "Old CPU", "torch": "2.0"}, "rows": []}
+    calls = common.invocations(old, True, "`self_distill.py --datasets Actor`", 12.3)
+    line = common.invocations_line({"invocations": calls})
+    assert line.startswith("Measured in 2 invocations: the earlier rows") and "Old CPU, torch 2.0" in line
+    assert "`self_distill.py --datasets Actor` (12 min, " in line
+    assert len(common.invocations(old, False, "all", 1.0)) == 1  # a full re-run drops what it replaced
+    assert common.invocations_line({"environment": {"cpu": "X", "torch": "1"}}) == "Measured on X, torch 1."
