@@ -88,10 +88,12 @@ def save_json(out: str | os.PathLike, name: str, result: dict) -> None:
     write_json(Path(out) / f"{name}.json", result)
 
 
-def invocations(old: dict | None, kept: bool, ran: str, minutes: float) -> list[dict]:
-    """Every invocation whose rows the results file holds, oldest first, this one last: what it ran, how long it
-    took, on which machine. A re-run of a subset (``--datasets``, ``--missing``) keeps older rows that may have run
-    on another machine; files from before this record name only the last machine, and are listed as such."""
+def invocations(old: dict | None, kept: bool, ran: str, minutes: float, rows: int | None = None,
+                replaced: int = 0) -> list[dict]:
+    """Every invocation whose rows the results file holds, oldest first, this one last: what it ran (``rows`` new
+    rows, ``replaced`` of them re-runs of stale ones), how long it took, on which machine. A re-run of a subset
+    (``--datasets``, ``--missing``) keeps older rows that may have run on another machine; files from before this
+    record name only the last machine, and are listed as such."""
     import datetime
 
     from gkd.train import environment
@@ -101,11 +103,14 @@ def invocations(old: dict | None, kept: bool, ran: str, minutes: float) -> list[
         past = list(old.get("invocations", []))
         if not past and "environment" in old:
             env = old["environment"]
-            past = [{"ran": "the earlier rows (not recorded per invocation; the machine of the last of them)",
+            past = [{"ran": "earlier invocations (recorded together, under the last one's machine)",
                      "cpu": env["cpu"], "torch": env["torch"]}]
     env = environment()
-    return past + [{"ran": ran, "minutes": round(minutes, 1), "date": datetime.date.today().isoformat(),
-                    "cpu": env["cpu"], "torch": env["torch"], "threads_per_worker": bench_threads()}]
+    now = {"ran": ran, "minutes": round(minutes, 1), "date": datetime.date.today().isoformat(), "cpu": env["cpu"],
+           "torch": env["torch"], "threads_per_worker": bench_threads()}
+    if rows is not None:
+        now.update(rows=rows, replaced=replaced)
+    return past + [now]
 
 
 def invocations_line(result: dict) -> str:
@@ -114,10 +119,17 @@ def invocations_line(result: dict) -> str:
     if not calls:
         env = result["environment"]
         return f"Measured on {env['cpu']}, torch {env['torch']}."
-    parts = [f"{c['ran']}" + (f" ({c['minutes']:.0f} min, {c['date']})" if "minutes" in c else "")
-             + f": {c['cpu']}, torch {c['torch']}" for c in calls]
-    return "Measured in " + ("one invocation" if len(calls) == 1 else f"{len(calls)} invocations") + ": " \
-        + "; ".join(parts) + "."
+
+    def one(c: dict) -> str:
+        what = [f"{c['rows']} rows" + (f", {c['replaced']} of them stale ones re-run" if c.get("replaced") else "")
+                ] if "rows" in c else []
+        what += [f"{c['minutes']:.0f} min", c["date"]] if "minutes" in c else []
+        threads = c.get("threads_per_worker")
+        where = f"{c['cpu']}, torch {c['torch']}" + (
+            f", {threads} torch thread{'s' if threads != 1 else ''} per worker" if threads else "")
+        return c["ran"] + (f" ({', '.join(what)})" if what else "") + f": {where}"
+
+    return "Measured, by invocation: " + "; ".join(map(one, calls)) + "."
 
 
 def mean_se(diffs: Sequence[float]) -> tuple[float, float | None]:

@@ -6,8 +6,9 @@ For GCN, GAT and GraphSAGE on Cora and CiteSeer (Planetoid public split, 10 seed
 Actor (the 10 geom-gcn splits): plain training, each self-distillation term alone, gkd's default terms and the
 candidate defaults (term sets and neighbour-graph options); on the first dataset also label smoothing, Tf-KD-reg and
 all terms together. Test accuracy at the best-validation epoch, and the gain over plain as a paired difference
-(same seeds / splits): mean ± standard error. The candidates are compared on validation gain averaged over the six
-datasets and the sweep (how the default is chosen; test is reported, never used). Epoch time relative to plain is
+(same seeds / splits): mean ± standard error. The candidates are compared on validation over the six datasets
+and the sweep: each against the default, paired by dataset, backbone and seed / split; a default changes only for a
+difference of more than twice its standard error (test is reported, never used). Epoch time relative to plain is
 measured on the first dataset. ``--datasets`` re-runs a subset: the other datasets' rows are kept from the existing
 JSON. Writes benchmarks/results/self_distill.{json,md}.
 """
@@ -38,15 +39,20 @@ def candidate_label(name: str) -> str:
     return f"SD: {name}"
 
 
-def default_label() -> str:
-    """The candidate row that is the library's default (the same computation as ``gkd train --self-distill``)."""
-    from gkd.distill import SELF_DISTILL_TERMS
-    from gkd.distill.self_distill import NeighbourOptions
+def candidate_flags(name: str) -> dict:
+    terms, args = CANDIDATES[name]
+    return {"method": "self-distill", "sd_terms": terms, "term_args": args}
 
-    d = NeighbourOptions()
-    return next(candidate_label(k) for k, (terms, args) in CANDIDATES.items()
-                if terms == ",".join(SELF_DISTILL_TERMS) and args["neighbour"]["graphs"] == d.graphs
-                and args["neighbour"].get("choose", d.choose) == d.choose)
+
+def default_label() -> str:
+    """The candidate row that is the library's default: the one resolving to the terms and options of
+    ``gkd train --self-distill``."""
+    want = resolved(("", "gcn", {"method": "self-distill"}, {}))[1]
+    for name in CANDIDATES:
+        if resolved(("", "gcn", candidate_flags(name), {}))[1] == want:
+            return candidate_label(name)
+    raise SystemExit("benchmarks/self_distill.py: no entry of CANDIDATES resolves to the library's default "
+                     f"self-distillation ({want}); add it, so that the default is compared with the others")
 
 
 def variants(first: bool, per_term: bool = True) -> list[tuple[str, dict]]:
@@ -59,9 +65,31 @@ def variants(first: bool, per_term: bool = True) -> list[tuple[str, dict]]:
         out += [(f"SD: {t}", {"method": "self-distill", "sd_terms": t}) for t in TERMS]
     if first and per_term:
         out.append(("SD: all terms", {"method": "self-distill", "sd_terms": ",".join(TERMS)}))
-    out += [(candidate_label(name), {"method": "self-distill", "sd_terms": terms, "term_args": args})
-            for name, (terms, args) in CANDIDATES.items()]
+    out += [(candidate_label(name), candidate_flags(name)) for name in CANDIDATES]
     return out
+
+
+# what a row's computation depends on besides its dataset, backbone and term configuration (``method_config``)
+_NOT_SETTINGS = ("method", "sd_terms", "term_args", "dataset", "dataset_args", "model", "root", "device")
+
+
+def settings(cfg) -> dict:
+    """The resolved training settings of a row (epochs, patience, lr, widths, seeds, ...), stored with it so that
+    a later invocation can tell whether a stored row is the computation a task asks for."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in _NOT_SETTINGS}
+
+
+def resolved(task: tuple[str, str, dict, dict]):
+    """``(config, method_config)`` a task resolves to, with no data loaded; ``method_config`` as stored in the JSON
+    (tuples become lists)."""
+    import json
+
+    from gkd.config import make_config
+    from gkd.pipeline.train import build_method
+
+    label, model, flags, extra = task
+    cfg = make_config(flags={"model": model, **flags, **extra})
+    return cfg, json.loads(json.dumps(build_method(cfg)[1]))
 
 
 def one(task: tuple[str, str, dict, dict]) -> dict:
@@ -73,7 +101,8 @@ def one(task: tuple[str, str, dict, dict]) -> dict:
     r = run_training(cfg, progress=False)
     epochs = sum(x["epochs_run"] for x in r["runs"])
     return {"variant": label, "model": model, "dataset": r["dataset"], "dataset_args": cfg.dataset_args,
-            "method": r["method"], "method_config": r["method_config"], "test_mean": r["test_mean"],
+            "method": r["method"], "method_config": r["method_config"], "settings": settings(cfg),
+            "test_mean": r["test_mean"],
             "test_std": r["test_std"], "val_mean": r["val_mean"], "runs": r["runs"],
             "seconds_per_epoch": sum(x["seconds"] for x in r["runs"]) / epochs}
 
@@ -118,28 +147,45 @@ def _key(dataset: str, model: str, variant: str, dataset_args: dict | None) -> t
     return dataset.lower(), model, variant, tuple(sorted((dataset_args or {}).items()))
 
 
+def _same_computation(r: dict, cfg, config: dict) -> bool:
+    return (r["dataset"].lower() == cfg.dataset.lower() and r["model"] == cfg.model
+            and r["dataset_args"] == cfg.dataset_args and r["method_config"] == config
+            and r.get("settings") == settings(cfg) and "same_as" not in r)
+
+
 def reuse_same_runs(tasks: list[tuple], rows: list[dict]) -> tuple[list[tuple], list[dict]]:
     """Split ``tasks`` into those still to run and copies of ``rows`` that already ran the same computation (same
-    dataset, split, backbone and resolved term configuration: a candidate default equal to a term run alone). Runs
-    are seeded, so the copy is what a re-run would give; it keeps its own label and names the row it copies."""
-    import json
-
-    from gkd.config import make_config
-    from gkd.pipeline.train import build_method
-
+    dataset, split, backbone, resolved term configuration and training settings, seeds included: a candidate
+    default equal to a term run alone). Runs are seeded, so the copy is what a re-run would give; it keeps its own
+    label and names the row it copies. Rows stored without their settings (older files) are never copied."""
     todo, copies = [], []
     for task in tasks:
-        label, model, flags, extra = task
-        cfg = make_config(flags={"model": model, **flags, **extra})
-        config = json.loads(json.dumps(build_method(cfg)[1]))  # as stored in the JSON (tuples become lists)
-        same = next((r for r in rows if r["dataset"].lower() == cfg.dataset.lower() and r["model"] == model
-                     and r["dataset_args"] == cfg.dataset_args and r["method_config"] == config
-                     and "same_as" not in r), None)
+        cfg, config = resolved(task)
+        same = next((r for r in rows if _same_computation(r, cfg, config)), None)
         if same is None:
             todo.append(task)
         else:
-            copies.append({**same, "variant": label, "same_as": same["variant"]})
+            copies.append({**same, "variant": task[0], "same_as": same["variant"]})
     return todo, copies
+
+
+def stale_rows(tasks: list[tuple], rows: list[dict]) -> list[dict]:
+    """The stored rows whose label now resolves to another term configuration than the one they ran (an option
+    whose value differs, or a term set that differs; an option the row predates is not a difference): kept, they
+    would report one computation under another's name."""
+    out = []
+    for task in tasks:
+        cfg, config = resolved(task)
+        for r in rows:
+            if r["variant"] != task[0] or r["model"] != task[1] or r["dataset"].lower() != cfg.dataset.lower() \
+                    or r["dataset_args"] != cfg.dataset_args:
+                continue
+            old = r["method_config"]
+            if old.get("terms") != config.get("terms") or any(
+                    opts.get(k, v) != v for t, given in config.get("term_args", {}).items()
+                    for opts in [old.get("term_args", {}).get(t, {})] for k, v in given.items()):
+                out.append(r)
+    return out
 
 
 def paired(rows: list[dict], r: dict, key: str = "test") -> tuple[float, float]:
@@ -202,15 +248,19 @@ def main(argv=None) -> int:
     if not args.no_sweep:
         tasks += [(label, m, flags, {**sweep, "dataset_args": {"homophily": h}})
                   for h in homs for m in sweep_models for label, flags in variants(False, per_term=False)]
+    default = default_label()  # before any run: a CANDIDATES without the default stops here, not after hours
     old = load_results(out, "self_distill") if (out / "self_distill.json").is_file() else None
     kept: list[dict] = []
+    stale: list[dict] = []
     if old is not None and (old.get("runs"), old.get("quick")) == (runs, args.quick) and \
-            (not args.no_sweep or old.get("sweep_runs") == sweep["runs"]):
+            (not (args.no_sweep or args.missing) or old.get("sweep_runs") == sweep["runs"]):
         if args.missing:
-            have = {_key(r["dataset"], r["model"], r["variant"], r.get("dataset_args")) for r in old["rows"]}
+            stale = stale_rows(tasks, old["rows"])
+            current = [r for r in old["rows"] if all(r is not x for x in stale)]
+            have = {_key(r["dataset"], r["model"], r["variant"], r.get("dataset_args")) for r in current}
             tasks = [t for t in tasks if _key(t[3]["dataset"], t[1], t[0], t[3].get("dataset_args")) not in have]
-            tasks, copies = reuse_same_runs(tasks, old["rows"])
-            kept = old["rows"] + copies
+            tasks, copies = reuse_same_runs(tasks, current)
+            kept = current + copies
         else:
             rerun = {(t[3]["dataset"].lower(), t[1]) for t in tasks}
             kept = [r for r in old["rows"] if (r["dataset"].lower(), r["model"]) not in rerun
@@ -235,15 +285,15 @@ def main(argv=None) -> int:
     result = {"benchmark": "self_distill", "quick": args.quick, "runs": runs, "datasets": order,
               "models": sorted({r["model"] for r in rows if r["dataset"] != "synthetic-csbm"}, key=MODELS.index),
               "sweep_models": sweep_models, "homophily": list(homs), "sweep_runs": sweep["runs"],
-              "default": default_label(), "candidates": [candidate_label(c) for c in CANDIDATES],
+              "default": default, "candidates": [candidate_label(c) for c in CANDIDATES],
               "minutes": round(minutes + (old.get("minutes", 0) if kept and old else 0), 1),
               "protocol": "test accuracy at the best-validation epoch; mean ± unbiased std over seeds 0..runs-1 "
                           "(Planetoid public split) or the 10 geom-gcn splits; gains are paired differences over the "
                           f"same seeds/splits, mean ± standard error; {args.jobs} worker processes with one torch "
                           "thread each",
               "rows": rows, "environment": environment(), "epoch_time": times,
-              "invocations": invocations(old, bool(kept), f"`{' '.join(['self_distill.py', *argv])}` "
-                                         f"({len(rows) - len(kept)} rows)", minutes)}
+              "invocations": invocations(old, bool(kept), f"`{' '.join(['self_distill.py', *argv])}`", minutes,
+                                         rows=len(rows) - len(kept), replaced=len(stale))}
     return report(result, out)
 
 
@@ -257,20 +307,19 @@ def _cell(r: dict | None, with_gain: bool = True) -> str:
     return f"{fmt(r['test_mean'], r['test_std'])} ({r['gain'] * 100:+.2f} ± {r['gain_se'] * 100:.2f})"
 
 
-def versus(rows: list[dict], label: str, other: str, datasets: list[str], models: list[str]
-           ) -> tuple[float, float] | None:
+def paired_val_difference(rows: list[dict], label: str, other: str, datasets: list[str], models: list[str]
+                          ) -> tuple[float, float | None] | None:
     """Validation accuracy (points) of ``label`` minus ``other``'s, paired by dataset, backbone and seed / split over
     the real datasets: mean and standard error (``None`` where they share fewer than two runs)."""
     def runs(variant: str) -> dict[tuple, float]:
         return {(x["dataset"].lower(), x["model"], r["seed"]): r["val"] for x in rows
-                if x["variant"] == variant and x["dataset"] in datasets and x["model"] in models for r in x["runs"]}
+                if x["variant"] == variant and x["dataset"].lower() in real and x["model"] in models
+                for r in x["runs"]}
 
+    real = {d.lower() for d in datasets}
     a, b = runs(label), runs(other)
     diffs = [(a[k] - b[k]) * 100 for k in a.keys() & b.keys()]
-    if len(diffs) < 2:
-        return None
-    mean, se = mean_se(diffs)
-    return mean, se
+    return mean_se(diffs) if len(diffs) >= 2 else None
 
 
 def report(result: dict, out: Path) -> int:
@@ -318,16 +367,16 @@ def report(result: dict, out: Path) -> int:
             return sum(x[key] for x in xs) / len(xs) * 100 if xs else float("nan")
 
         worst = min(real, key=lambda x: x["val_gain"])
-        vs = versus(rows, label, default, datasets, models)
-        short = f" ({len(real)} of {len(datasets) * len(models)} runs)" if len(real) < len(datasets) * len(models) \
-            else ""
+        vs = paired_val_difference(rows, label, default, datasets, models)
+        short = f" ({len(real)} of {len(datasets) * len(models)} dataset × backbone rows)" \
+            if len(real) < len(datasets) * len(models) else ""
         choice.append([label + (" (the default)" if label == default else "") + short,
                        f"{avg(real, 'val_gain'):+.2f}",
-                       "" if label == default or vs is None else f"{vs[0]:+.2f} ± {vs[1]:.2f}",
+                       "" if label == default else "—" if vs is None else f"{vs[0]:+.2f} ± {vs[1]:.2f}",
                        f"{avg(synth, 'val_gain'):+.2f}" if synth else "—",
                        f"{worst['val_gain'] * 100:+.2f} ({worst['dataset']}, {NAMES[worst['model']]})",
                        f"{avg(real, 'gain'):+.2f}"])
-    lines += ["", "#### Choosing the default: validation gain over plain, averaged", "",
+    lines += ["", "#### Choosing the default: validation gain, paired against the default and averaged over plain", "",
               *md_table(["setting", f"{len(datasets)} datasets × {len(models)} models: val gain",
                          "− the default's, paired", "sweep: val gain", "worst val gain",
                          "(test gain, not used to choose)"], choice),
@@ -369,7 +418,7 @@ def report(result: dict, out: Path) -> int:
                   f"{result['sweep_runs']} seeds)", "",
                   *md_table(["homophily", *(f"{m} {kind}" for m in result["sweep_models"]
                                             for kind in ("plain", *sel_label))], sweep)]
-    lines += ["", invocations_line(result) + " Accuracy runs in worker processes of one torch thread each.",
+    lines += ["", invocations_line(result),
               f"The runs took {result['minutes']:.0f} minutes. Regenerate: `python benchmarks/self_distill.py` "
               "(`--datasets` re-runs a subset, `--timing-only` re-measures the epoch times)."]
     return save_markdown(out, "self_distill", lines)

@@ -66,7 +66,6 @@ def assert_one_line_error(text: str) -> None:
     assert "Traceback" not in text
 
 
-
 def load_benchmark(name: str):
     """``benchmarks/NAME.py`` as a module (the scripts import their ``common`` helper as a top-level module)."""
     import importlib.util

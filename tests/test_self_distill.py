@@ -483,31 +483,56 @@ def test_optional_option_type_error_names_both_types():
 
 
 def test_benchmark_candidate_equal_to_a_term_alone_is_that_run():
-    """benchmarks/self_distill.py does not run a candidate default twice: one whose resolved term configuration equals
-    a row already run (the neighbour term alone, under today's options) is that row, relabelled; one that differs in
-    any option (an older row's graphs) still runs."""
-    import json as js
+    """benchmarks/self_distill.py does not run a candidate default twice: one whose resolved configuration (terms,
+    options, training settings, seeds) equals a row already run is that row, relabelled; one that differs in any of
+    them (an older row's graphs, another seed count, a row stored without its settings) still runs."""
+    mod = load_benchmark("self_distill")
+    label = "SD: neighbour, graphs=input,features, choose=first"
+    alone = dict(mod.variants(False))[label]
+    task = (label, "gcn", alone, {"dataset": "Cora", "runs": 2})
+    cfg, config = mod.resolved(("SD: neighbour", "gcn", {"method": "self-distill", "sd_terms": "neighbour"},
+                                {"dataset": "Cora", "runs": 2}))
+    row = {"dataset": "Cora", "model": "gcn", "dataset_args": {}, "variant": "SD: neighbour", "method_config": config,
+           "settings": mod.settings(cfg), "runs": [{"seed": 0, "val": 0.8, "test": 0.81}]}
+    todo, copies = mod.reuse_same_runs([task], [row])
+    assert todo == [] and [(c["variant"], c["same_as"], c["runs"]) for c in copies] == \
+        [(label, "SD: neighbour", row["runs"])]
+    older = {**row, "method_config": {**config, "term_args": {"neighbour": {
+        **config["term_args"]["neighbour"], "graphs": "input"}}}}
+    three_seeds = (label, "gcn", alone, {"dataset": "Cora", "runs": 3})
+    unrecorded = {k: v for k, v in row.items() if k != "settings"}
+    everything = (f"SD: {','.join(mod.TERMS)}, graphs=input,features, choose=first", "gcn",
+                  dict(mod.variants(False))[f"SD: {','.join(mod.TERMS)}, graphs=input,features, choose=first"],
+                  {"dataset": "Cora", "runs": 2})
+    for tasks, rows in (([task], [older]), ([three_seeds], [row]), ([task], [unrecorded]), ([everything], [row])):
+        assert mod.reuse_same_runs(tasks, rows) == (tasks, [])
 
-    from gkd.config import make_config
-    from gkd.pipeline.train import build_method
+
+def test_benchmark_drops_a_row_whose_label_now_means_another_run():
+    """A stored row whose label resolves today to other term options than it ran with (the candidate
+    `graphs=input,features` once picked up a changed `choose` default) is stale: `--missing` re-runs it. An option
+    the row predates is not a difference."""
+    mod = load_benchmark("self_distill")
+    label = "SD: neighbour,time, graphs=input,features"
+    task = (label, "gat", dict(mod.variants(False))[label], {"dataset": "Actor", "runs": 10})
+    config = mod.resolved(task)[1]
+    ran_first = {"dataset": "Actor", "model": "gat", "dataset_args": {}, "variant": label, "method_config": {
+        **config, "term_args": {**config["term_args"], "neighbour": {**config["term_args"]["neighbour"],
+                                                                     "choose": "first"}}}}
+    predates = {**ran_first, "method_config": {**config, "term_args": {**config["term_args"], "neighbour": {
+        k: v for k, v in config["term_args"]["neighbour"].items() if k != "choose"}}}}
+    assert mod.stale_rows([task], [ran_first, predates]) == [ran_first]
+    assert mod.stale_rows([task], [{**ran_first, "model": "gcn"}]) == []
+
+
+def test_benchmark_default_row_is_the_library_default():
+    from gkd.distill import SELF_DISTILL_TERMS
 
     mod = load_benchmark("self_distill")
-    config = js.loads(js.dumps(build_method(make_config(flags={"method": "self-distill", "sd_terms": "neighbour"}))[1]))
-    older = js.loads(js.dumps(config))
-    older["term_args"]["neighbour"]["graphs"] = "input"
-    rows = [{"dataset": "Cora", "model": "gcn", "dataset_args": {}, "variant": "SD: neighbour", "method_config": config,
-             "runs": [{"seed": 0, "val": 0.8, "test": 0.81}]},
-            {"dataset": "Texas", "model": "gcn", "dataset_args": {}, "variant": "SD: neighbour",
-             "method_config": older, "runs": [{"seed": 0, "val": 0.5, "test": 0.5}]}]
-    alone = dict(mod.variants(False))["SD: neighbour, graphs=input,features, choose=first"]
-    everything = dict(mod.variants(False))[f"SD: {','.join(mod.TERMS)}, graphs=input,features, choose=first"]
-    tasks = [("SD: neighbour, graphs=input,features, choose=first", "gcn", alone, {"dataset": ds, "runs": 1})
-             for ds in ("Cora", "Texas")] + [("all", "gcn", everything, {"dataset": "Cora", "runs": 1})]
-    todo, copies = mod.reuse_same_runs(tasks, rows)
-    assert [(c["dataset"], c["variant"], c["same_as"], c["runs"]) for c in copies] == \
-        [("Cora", "SD: neighbour, graphs=input,features, choose=first", "SD: neighbour", rows[0]["runs"])]
-    assert [(t[3]["dataset"], t[0]) for t in todo] == [("Texas", tasks[1][0]), ("Cora", "all")]
-    assert mod.default_label() in {mod.candidate_label(c) for c in mod.CANDIDATES}
+    name = mod.default_label().removeprefix("SD: ")
+    assert mod.resolved(("", "gcn", mod.candidate_flags(name), {}))[1] == \
+        mod.resolved(("", "gcn", {"method": "self-distill"}, {}))[1]
+    assert mod.CANDIDATES[name][0] == ",".join(SELF_DISTILL_TERMS)
 
 
 def test_benchmark_footer_names_each_invocations_machine():
@@ -515,9 +540,10 @@ def test_benchmark_footer_names_each_invocations_machine():
     recorded before per-invocation records (the file's single ``environment``)."""
     common = load_benchmark("common")
     old = {"environment": {"cpu": "Old CPU", "torch": "2.0"}, "rows": []}
-    calls = common.invocations(old, True, "`self_distill.py --datasets Actor`", 12.3)
+    calls = common.invocations(old, True, "`self_distill.py --datasets Actor`", 12.3, rows=44, replaced=3)
     line = common.invocations_line({"invocations": calls})
-    assert line.startswith("Measured in 2 invocations: the earlier rows") and "Old CPU, torch 2.0" in line
-    assert "`self_distill.py --datasets Actor` (12 min, " in line
+    assert line.startswith("Measured, by invocation: earlier invocations") and "Old CPU, torch 2.0" in line
+    assert "`self_distill.py --datasets Actor` (44 rows, 3 of them stale ones re-run, 12 min, " in line
+    assert "1 torch thread per worker" in line
     assert len(common.invocations(old, False, "all", 1.0)) == 1  # a full re-run drops what it replaced
     assert common.invocations_line({"environment": {"cpu": "X", "torch": "1"}}) == "Measured on X, torch 1."
