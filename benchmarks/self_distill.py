@@ -180,12 +180,19 @@ def stale_rows(tasks: list[tuple], rows: list[dict]) -> list[dict]:
             if r["variant"] != task[0] or r["model"] != task[1] or r["dataset"].lower() != cfg.dataset.lower() \
                     or r["dataset_args"] != cfg.dataset_args:
                 continue
-            old = r["method_config"]
-            if old.get("terms") != config.get("terms") or any(
-                    opts.get(k, v) != v for t, given in config.get("term_args", {}).items()
-                    for opts in [old.get("term_args", {}).get(t, {})] for k, v in given.items()):
+            if _ran_other_options(r["method_config"], config):
                 out.append(r)
     return out
+
+
+def _ran_other_options(ran: dict, now: dict) -> bool:
+    if ran.get("terms") != now.get("terms"):
+        return True
+    for term, options in now.get("term_args", {}).items():
+        had = ran.get("term_args", {}).get(term, {})
+        if any(key in had and had[key] != value for key, value in options.items()):
+            return True
+    return False
 
 
 def paired(rows: list[dict], r: dict, key: str = "test") -> tuple[float, float]:
