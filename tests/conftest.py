@@ -81,4 +81,5 @@ def load_benchmark(name: str):
         sys.path.remove(str(bench))
     return mod
 
+
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
