@@ -113,6 +113,17 @@ def test_bench_runs_one_quick_benchmark_end_to_end(tmp_path):
     assert "speed-up" in (tmp_path / "inference_latency.md").read_text()
 
 
+def test_bench_knows_every_benchmark_script():
+    """`gkd bench all` runs every script in benchmarks/ (a new one left out of BENCHMARKS would never run)."""
+    from pathlib import Path
+
+    from gkd.cli import BENCHMARKS
+
+    folder = Path(__file__).resolve().parents[1] / "benchmarks"
+    scripts = {p.stem for p in folder.glob("*.py")} - {"common", "report"}
+    assert set(BENCHMARKS) == scripts
+
+
 def test_bench_unknown_name(capsys):
     assert main(["bench", "mhgd_digit"]) == 2
     err = capsys.readouterr().err

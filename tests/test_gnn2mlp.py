@@ -360,3 +360,24 @@ def test_benchmark_derives_the_guard_from_the_ablation_rows():
     assert mod.guarded({"distilled": old, "no terms": glnn, "plain": plain})["test"] == 0.69
     better = {**plain, "val": 0.75}
     assert mod.guarded({"distilled": terms, "no terms": glnn, "plain": better})["guard"]["kept"] == "plain"
+
+
+def test_teacher_cost_takes_a_costlier_setting_only_for_a_clear_validation_gain():
+    """benchmarks/teacher_cost.py's rule: settings in order of cost, a costlier one replaces the choice only for a
+    paired validation gain above twice its standard error (a larger but noisy gain is not enough)."""
+    mod = load_benchmark("teacher_cost")
+
+    def row(vals):
+        return {"runs": [{"seed": s, "val": v} for s, v in enumerate(vals)]}
+
+    cheap = [0.70, 0.72, 0.71, 0.69, 0.73, 0.70]
+    noisy = [v + d for v, d in zip(cheap, (0.05, -0.04, 0.06, -0.03, 0.05, -0.02))]  # +1.2 points, s.e. 1.9
+    clear = [v + d for v, d in zip(cheap, (0.010, 0.012, 0.011, 0.009, 0.010, 0.011))]  # +1.05, s.e. 0.04
+    rows = {(1, 1): [row(cheap)], (1, 2): [row(noisy)], (3, 1): [row(clear)], (3, 2): [row(clear)]}
+    choice, steps = mod.choose(rows)
+    assert choice == (3, 1)  # 3 × 2 ties 3 × 1: no gain, so the cheaper stays
+    assert [(c, a, t) for c, a, _, _, t in steps] == [((1, 2), (1, 1), False), ((3, 1), (1, 1), True),
+                                                      ((3, 2), (3, 1), False)]
+    assert steps[0][2] == pytest.approx(1.1667, abs=1e-3)
+    rows[(3, 1)] = [row(cheap)]
+    assert mod.choose(rows)[0] == (3, 2)  # against the cheapest again, 3 × 2's clear gain earns its cost
