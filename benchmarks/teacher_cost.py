@@ -69,6 +69,20 @@ def one(task: tuple) -> list[dict]:
     return rows
 
 
+def run_settings(extra: dict) -> dict:
+    """What a row was trained with besides its dataset, seeds and teacher setting (gkd distill's options as resolved
+    now): rows of another configuration are never pooled with these."""
+    from gkd.pipeline.gnn2mlp import DistillConfig
+    from gkd.pipeline.train import build_method
+
+    skip = ("dataset", "dataset_args", "root", "runs", "teachers", "teacher_generations", "generations")
+    cfg = DistillConfig(teacher="gcn", **extra)
+    tcfg = cfg.teacher_config()
+    return {**{k: v for k, v in cfg.to_dict().items() if k not in skip},
+            "teacher_config": {k: v for k, v in tcfg.to_dict().items() if k not in skip},
+            "teacher_terms": build_method(tcfg)[1]}
+
+
 def main(argv=None) -> int:
     from gkd.train.logger import summarize
 
@@ -93,14 +107,17 @@ def main(argv=None) -> int:
     tasks = [(ds, {}, r, runs, quick) for ds in datasets for r in range(runs)]
     if not args.no_sweep:
         tasks += [(SWEEP, {"homophily": h}, r, sweep_runs, quick) for h in homs for r in range(sweep_runs)]
+    settings = run_settings(quick)
     old = load_results(out, "teacher_cost") if (out / "teacher_cost.json").is_file() else None
     kept: list[dict] = []
-    if old is not None and (old["runs"], old["sweep_runs"], old["quick"]) == (runs, sweep_runs, args.quick):
+    same = old is not None and (old["runs"], old["sweep_runs"], old["quick"], old.get("settings")) == (
+        runs, sweep_runs, args.quick, settings)
+    if same:
         again = {d.lower() for d in datasets} | (set() if args.no_sweep else {SWEEP})
         kept = [r for r in old["rows"] if r["dataset"].lower() not in again]
     elif old is not None and (args.no_sweep or {d.lower() for d in datasets} != {d.lower() for d in DATASETS}):
-        p.error(f"{out / 'teacher_cost.json'} was run with other --runs, --sweep-runs or --quick: a subset would "
-                "drop its other rows; re-run everything, or pick another --out")
+        p.error(f"{out / 'teacher_cost.json'} was run with other --runs, --sweep-runs, --quick or distill settings "
+                "(or records none): a subset would mix its rows with these; re-run everything, or pick another --out")
     start = time.perf_counter()
     per_task = run_pool(one, tasks, args.jobs, "teacher_cost")
     minutes = (time.perf_counter() - start) / 60
@@ -121,7 +138,7 @@ def main(argv=None) -> int:
               "protocol": "gkd distill's default student (gkd terms, student guard on) from GCN teachers "
                           "(self-distilled), transductive; accuracy at the student's best-validation epoch; seeds "
                           "0..runs-1 or the 10 geom-gcn splits; settings paired by seed / split",
-              "rule": RULE, "rows": table,
+              "rule": RULE, "settings": settings, "rows": table,
               "invocations": invocations(old, bool(kept), f"`{' '.join(['teacher_cost.py', *argv])}`", minutes,
                                          rows=len(table) - len(kept))}
     return report(result, out)

@@ -381,3 +381,21 @@ def test_teacher_cost_takes_a_costlier_setting_only_for_a_clear_validation_gain(
     assert steps[0][2] == pytest.approx(1.1667, abs=1e-3)
     rows[(3, 1)] = [row(cheap)]
     assert mod.choose(rows)[0] == (3, 2)  # against the cheapest again, 3 × 2's clear gain earns its cost
+
+
+def test_teacher_cost_refuses_to_pool_rows_of_other_settings(tmp_path):
+    """A subset re-run (--datasets) keeps the other datasets' rows only if they were trained with the same distill
+    settings; a file recording other (or no) settings stops it before any teacher trains."""
+    import json
+
+    mod = load_benchmark("teacher_cost")
+    old = {"runs": 10, "sweep_runs": 5, "quick": False, "rows": [{"dataset": "Cora"}]}
+    (tmp_path / "teacher_cost.json").write_text(json.dumps(old))
+    with pytest.raises(SystemExit) as e:
+        mod.main(["--datasets", "Texas", "--no-sweep", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    other = {**old, "settings": {**mod.run_settings({}), "lr": 0.05}}
+    (tmp_path / "teacher_cost.json").write_text(json.dumps(other))
+    with pytest.raises(SystemExit):
+        mod.main(["--datasets", "Texas", "--no-sweep", "--out", str(tmp_path)])
+    assert mod.run_settings({})["teacher_terms"]["terms"]  # the teachers' resolved terms are part of it
