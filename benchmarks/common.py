@@ -140,6 +140,13 @@ def mean_se(diffs: Sequence[float]) -> tuple[float, float | None]:
     return m, (sum((x - m) ** 2 for x in diffs) / (len(diffs) - 1) / len(diffs)) ** 0.5
 
 
+def paired_points(a: dict, b: dict, key: str = "val", b_key: str | None = None) -> list[float]:
+    """Row ``a``'s ``key`` minus row ``b``'s ``b_key`` (default the same key), in points, seed by seed over the seeds /
+    splits both rows ran."""
+    other = {x["seed"]: x[b_key or key] for x in b["runs"]}
+    return [100 * (x[key] - other[x["seed"]]) for x in a["runs"] if x["seed"] in other]
+
+
 def md_row(cells: Sequence[Any]) -> str:
     """One Markdown table row; an empty cell is ``| |``."""
     return "|" + "".join(f" {c} |" if str(c) else " |" for c in cells)

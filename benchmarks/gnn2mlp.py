@@ -16,8 +16,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import (invocations, invocations_line, load_results, md_table, mean_se, parser, run_pool, save_json,
-                    save_markdown)
+from common import (invocations, invocations_line, load_results, md_table, mean_se, paired_points, parser, run_pool,
+                    save_json, save_markdown)
 
 ABLATION = [("plain MLP", "plain", ()), ("GLNN", "glnn", ()), ("+ position", "glnn", ("position",)),
             ("+ neighbour", "glnn", ("neighbour",)), ("+ reliability", "glnn", ("reliability",)),
@@ -237,8 +237,7 @@ def report(result: dict, out: Path) -> int:
         """``a``'s ``ka`` minus ``b``'s ``kb``, paired over the same seeds / splits: (mean, standard error)."""
         if a is None or b is None:
             return None
-        other = {x["seed"]: x[kb] for x in b["runs"]}
-        d = [100 * (x[ka] - other[x["seed"]]) for x in a["runs"] if x["seed"] in other]
+        d = paired_points(a, b, ka, kb)
         return mean_se(d) if len(d) > 1 else None
 
     def gain(a, b, kb="test", ka="test"):

@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (invocations, invocations_line, load_results, md_table, mean_se, parser, run_pool, save_json,
-                    save_markdown)
+from common import (invocations, invocations_line, load_results, md_table, mean_se, paired_points, parser, run_pool,
+                    save_json, save_markdown)
 
 DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor")
 SETTINGS = ((1, 1), (1, 2), (3, 1), (3, 2))  # (teachers, generations), in order of cost
@@ -144,19 +144,18 @@ def main(argv=None) -> int:
     return report(result, out)
 
 
-def paired(a: dict, b: dict, key: str = "val") -> list[float]:
-    """``a`` minus ``b`` in points, seed by seed (the same seeds / splits)."""
-    other = {x["seed"]: x[key] for x in b["runs"]}
-    return [100 * (x[key] - other[x["seed"]]) for x in a["runs"] if x["seed"] in other]
+def pooled_points(rows: dict[tuple, list[dict]], setting: tuple, against: tuple, key: str = "val") -> list[float]:
+    """``setting``'s rows minus ``against``'s, graph by graph and seed by seed, in points (``rows``: setting → its
+    rows, in the same graph order for every setting)."""
+    return [x for a, b in zip(rows[setting], rows[against]) for x in paired_points(a, b, key)]
 
 
 def choose(rows: dict[tuple, list[dict]]) -> tuple[tuple[int, int], list[tuple]]:
-    """The rule of the module docstring over ``rows`` (setting → its rows, in the same order for every setting):
-    ``(choice, steps)``, each step ``(candidate, against, mean, se, taken)``."""
+    """The rule of the module docstring over ``rows`` (as :func:`pooled_points` takes them): ``(choice, steps)``,
+    each step ``(candidate, against, mean, se, taken)``."""
     choice, steps = SETTINGS[0], []
     for cand in SETTINGS[1:]:
-        d = [x for a, b in zip(rows[cand], rows[choice]) for x in paired(a, b)]
-        m, se = mean_se(d)
+        m, se = mean_se(pooled_points(rows, cand, choice))
         taken = se is not None and m > 2 * se
         steps.append((cand, choice, m, se, taken))
         choice = cand if taken else choice
@@ -186,9 +185,9 @@ def report(result: dict, out: Path) -> int:
             kept = [x["guard"]["kept"] for x in r["runs"] if "guard" in x]
             per.append([ds, label(k, g), fmt(r["teacher_test_mean"], r["teacher_test_std"]),
                         fmt(r["val_mean"], r["val_std"]), fmt(r["test_mean"], r["test_std"]),
-                        "" if (k, g) == cheap else ms(paired(r, base)),
-                        "" if (k, g) == cheap else ms(paired(r, base, "test")),
-                        " / ".join(str(kept.count(k)) for k in ("distilled", "no terms", "plain")),
+                        "" if (k, g) == cheap else ms(paired_points(r, base)),
+                        "" if (k, g) == cheap else ms(paired_points(r, base, "test")),
+                        " / ".join(str(kept.count(name)) for name in ("distilled", "no terms", "plain")),
                         f"{sum(x['teacher_seconds'] for x in r['runs']) / len(r['runs']):.0f}"])
     # pooled pairs: only the graphs every setting has, in one order for all (a pair is one graph's seed / split)
     graphs = [g for g in dict.fromkeys((r["dataset"], r["homophily"]) for r in rows)
@@ -200,7 +199,7 @@ def report(result: dict, out: Path) -> int:
     choice, steps = choose(both) if graphs else (None, [])
 
     def pooled(s: tuple, against: tuple, key: str = "val", among=both) -> str:
-        return ms([x for a, b in zip(among[s], among[against]) for x in paired(a, b, key)])
+        return ms(pooled_points(among, s, against, key))
 
     summary = [[label(*s), str(s[0] * s[1]), *("" if s == cheap else pooled(s, cheap, among=a)
                                                for a in (both, real, sweep)),
@@ -226,7 +225,7 @@ def report(result: dict, out: Path) -> int:
             for s in SETTINGS:
                 r = next((x for x in sweep[s] if x["homophily"] == h), None)
                 line.append("—" if r is None else fmt(r["val_mean"], r["val_std"]) + (
-                    "" if s == cheap else f" ({ms(paired(r, get[(SWEEP, h, *cheap)]))})"))
+                    "" if s == cheap else f" ({ms(paired_points(r, get[(SWEEP, h, *cheap)]))})"))
             cells.append(line)
         lines += ["", f"#### Homophily sweep (synthetic-csbm, 3,000 nodes; {result['sweep_runs']} seeds): student "
                   "validation, in brackets the paired difference to the cheapest", "",
