@@ -147,6 +147,19 @@ def paired_points(a: dict, b: dict, key: str = "val", b_key: str | None = None) 
     return [100 * (x[key] - other[x["seed"]]) for x in a["runs"] if x["seed"] in other]
 
 
+def choose_in_order(names: Sequence[Any], points: Callable[[Any, Any], list[float]]) -> tuple[Any, list[tuple]]:
+    """``names`` in order (cheapest or simplest first): each replaces the current choice only if its paired
+    differences against it, ``points(name, choice)``, average more than twice their standard error. Returns
+    ``(choice, steps)``, each step ``(name, against, mean, se, taken)``."""
+    choice, steps = names[0], []
+    for name in names[1:]:
+        m, se = mean_se(points(name, choice))
+        taken = se is not None and m > 2 * se
+        steps.append((name, choice, m, se, taken))
+        choice = name if taken else choice
+    return choice, steps
+
+
 def md_row(cells: Sequence[Any]) -> str:
     """One Markdown table row; an empty cell is ``| |``."""
     return "|" + "".join(f" {c} |" if str(c) else " |" for c in cells)

@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (invocations, invocations_line, load_results, md_table, mean_se, paired_points, parser, run_pool,
-                    save_json, save_markdown)
+from common import (choose_in_order, invocations, invocations_line, load_results, md_table, mean_se, paired_points,
+                    parser, run_pool, save_json, save_markdown)
 
 DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor")
 SETTINGS = ((1, 1), (1, 2), (3, 1), (3, 2))  # (teachers, generations), in order of cost
@@ -153,13 +153,7 @@ def pooled_points(rows: dict[tuple, list[dict]], setting: tuple, against: tuple,
 def choose(rows: dict[tuple, list[dict]]) -> tuple[tuple[int, int], list[tuple]]:
     """The rule of the module docstring over ``rows`` (as :func:`pooled_points` takes them): ``(choice, steps)``,
     each step ``(candidate, against, mean, se, taken)``."""
-    choice, steps = SETTINGS[0], []
-    for cand in SETTINGS[1:]:
-        m, se = mean_se(pooled_points(rows, cand, choice))
-        taken = se is not None and m > 2 * se
-        steps.append((cand, choice, m, se, taken))
-        choice = cand if taken else choice
-    return choice, steps
+    return choose_in_order(SETTINGS, lambda cand, choice: pooled_points(rows, cand, choice))
 
 
 def report(result: dict, out: Path) -> int:

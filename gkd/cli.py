@@ -276,7 +276,8 @@ def _cnn_methods() -> tuple[str, ...]:
 
 
 BENCHMARKS = ("baselines", "self_distill", "gnn2mlp", "inference_latency", "book_cost", "scale", "mhgd_digits",
-              "amkd", "minibatch", "ogb_scale", "book_sweep", "feature_ceiling", "position_drop", "teacher_cost")
+              "amkd", "minibatch", "ogb_scale", "book_sweep", "feature_ceiling", "position_drop", "teacher_cost",
+              "student_guard")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -399,3 +399,63 @@ def test_teacher_cost_refuses_to_pool_rows_of_other_settings(tmp_path):
     with pytest.raises(SystemExit):
         mod.main(["--datasets", "Texas", "--no-sweep", "--out", str(tmp_path)])
     assert mod.run_settings({})["teacher_terms"]["terms"]  # the teachers' resolved terms are part of it
+
+
+def test_student_guard_rules_and_decision():
+    """benchmarks/student_guard.py: a k-s.e. rule keeps the simpler student unless the richer one wins clearly on
+    half A; today's rule keeps the best (a tie: the richer); a rule replaces today's only for a clear half-B gain."""
+    import torch
+
+    mod = load_benchmark("student_guard")
+    a = torch.tensor([1, 1, 0, 1, 0, 1, 1, 0, 1, 1])
+    b = torch.tensor([1, 0, 0, 1, 0, 1, 1, 0, 1, 0])
+    m, se = mod.paired(a, b)
+    assert m == pytest.approx(0.2) and se == pytest.approx(0.1333, abs=1e-3)
+
+    def run(acc_a, pairs, acc_b):
+        cands = {n: {"a": acc_a[n], "b": acc_b[n], "test": acc_b[n]} for n in acc_a}
+        return {"candidates": cands, "pairs": pairs}
+
+    x = run({"plain": 0.70, "no terms": 0.72, "distilled": 0.74},
+            {"no terms - plain": (0.02, 0.015), "distilled - plain": (0.04, 0.03),
+             "distilled - no terms": (0.02, 0.01)},
+            {"plain": 0.75, "no terms": 0.70, "distilled": 0.71})
+    assert mod.pick(x, None) == "distilled"
+    assert mod.pick(x, 1.0) == "distilled"  # no terms: +2 > 1 s.e. (1.5); then gkd's terms: +2 > 1.0
+    assert mod.pick(x, 2.0) == "plain"  # +2 < 2 s.e. (3.0) against plain, and +4 < 6.0 against plain too
+    tie = run({"plain": 0.70, "no terms": 0.70, "distilled": 0.70},
+              {"no terms - plain": (0.0, 0.0), "distilled - plain": (0.0, 0.0), "distilled - no terms": (0.0, 0.0)},
+              {"plain": 0.7, "no terms": 0.7, "distilled": 0.7})
+    assert mod.pick(tie, None) == "distilled" and mod.pick(tie, 1.0) == "plain"
+
+    def kept(rule_b):  # runs where '1 s.e.' keeps plain, '2 s.e.' too, 'best' the distilled student
+        return [{"dataset": "Cora", "homophily": None, "teacher": t,
+                 "run": {"seed": s, "kept": {"best": "distilled", "1 s.e.": "plain", "2 s.e.": "plain"},
+                         "candidates": {"plain": {"b": p}, "distilled": {"b": d}}}}
+                for s, (p, d) in enumerate(rule_b) for t in ("gcn", "sage")]
+
+    clear = kept([(0.80, 0.70), (0.81, 0.70), (0.79, 0.70), (0.80, 0.71)])
+    choice, steps = mod.choose(clear)
+    assert choice == "1 s.e." and [(c, a, t) for c, a, _, _, t in steps] == [("1 s.e.", "best", True),
+                                                                             ("2 s.e.", "1 s.e.", False)]
+    noisy = kept([(0.80, 0.70), (0.60, 0.72), (0.79, 0.70), (0.65, 0.71)])
+    assert mod.choose(noisy)[0] == "best"
+    assert len(mod.rule_points(clear, "1 s.e.", "best")) == 4  # a seed's two teachers make one pair
+
+
+def test_student_guard_chooses_on_half_a_and_scores_half_b():
+    """One seed of benchmarks/student_guard.py on Texas: the validation nodes split in two disjoint halves, the
+    students' own validation score is their half-A accuracy (they early-stopped on A, never saw B's labels), and
+    every rule keeps one of the three guard candidates."""
+    mod = load_benchmark("student_guard")
+    from gkd.datasets import load
+
+    data = load("Texas", None, split=0)
+    quick = {"epochs": 30, "patience": 30, "teacher_args": {"epochs": 30, "patience": 10}}
+    row = mod.one(("Texas", {}, "gcn", 0, 1, quick))
+    run = row["run"]
+    assert run["nodes_a"] + run["nodes_b"] == int(data.val_mask.sum()) and abs(run["nodes_a"] - run["nodes_b"]) <= 1
+    assert set(run["candidates"]) == {"distilled", "no terms", "plain"}
+    assert set(run["pairs"]) == {"no terms - plain", "distilled - plain", "distilled - no terms"}
+    assert set(run["kept"]) == set(mod.RULES) and set(run["kept"].values()) <= set(run["candidates"])
+    assert run["kept"]["best"] == mod.pick(run, None)

@@ -150,11 +150,11 @@ class DistillConfig(DistillOptions, GraphRunConfig):
 def _scores(model: nn.Module, x: Tensor, graph: Tensor | None, y: Tensor, masks: dict[str, Tensor],
             metric) -> dict[str, float]:
     model.eval()
-    out = _logits(model, x, graph)
+    out = node_logits(model, x, graph)
     return {k: metric(out[m], y[m]) for k, m in masks.items()}
 
 
-def _logits(model: nn.Module, x: Tensor, graph: Tensor | None) -> Tensor:
+def node_logits(model: nn.Module, x: Tensor, graph: Tensor | None = None) -> Tensor:
     """Every node's logits: a :class:`Student` with its stored positions, any other model as it is called."""
     if isinstance(model, Student):
         return model(x, torch.arange(x.size(0), device=x.device))
@@ -313,6 +313,39 @@ def guard_pick(val: dict[str, float]) -> str:
     return max(val, key=lambda name: (val[name], -list(val).index(name)))
 
 
+def guard_rivals(opts: DistillOptions) -> dict[str, DistillOptions]:
+    """The students the guard trains beside the distilled one, in :func:`guard_pick`'s tie order: without gkd's terms
+    (when it has terms: the terms answer to validation too), then on the labels alone."""
+    rivals = {"plain": DistillOptions(method="plain")}
+    if opts.active_terms:
+        rivals = {"no terms": dataclasses.replace(opts, method=opts.distiller, terms=(), term_args={}), **rivals}
+    return rivals
+
+
+def student_candidates(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int, progress: bool | None = None,
+                       guard: bool | None = None) -> dict[str, tuple[nn.Module, Any, float]]:
+    """Train the stage's student, and with the guard (``cfg.student_guard`` unless ``guard`` says) its rivals
+    (:func:`guard_rivals`): ``{"distilled": (student, result, seconds), "no terms": ..., "plain": ...}``."""
+    opts = cfg.options()
+    sdata = copy.copy(data)
+    sdata.adj_t = None
+    fit = dict(hidden_channels=cfg.hidden_channels, num_layers=cfg.num_layers, dropout=cfg.dropout, lr=cfg.lr,
+               weight_decay=cfg.weight_decay, epochs=cfg.epochs, patience=cfg.patience, student=cfg.student,
+               seed=cfg.seed + r, teacher_edge_index=stage.edge_index, progress=progress,
+               batch_size=cfg.student_batch_size)
+    num_samples = cfg.term_nodes if cfg.student_batch_size is not None else None
+    todo = {"distilled": opts}
+    if (cfg.student_guard if guard is None else guard) and opts.distiller != "plain" and isinstance(cfg.student, str):
+        todo.update(guard_rivals(opts))
+    out = {}
+    for name, o in todo.items():
+        t0 = time.perf_counter()
+        model, res = distill_mlp(sdata, stage.knowledge, o, teacher=stage.view, **fit,
+                                 num_samples=None if name != "distilled" and o.distiller == "plain" else num_samples)
+        out[name] = (model, res, time.perf_counter() - t0)
+    return out
+
+
 def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
                   progress: bool | None = None) -> tuple[nn.Module, dict]:
     """Distil the stage's knowledge into ``cfg.student`` and score it in ``cfg.setting``: ``(student, run record)``.
@@ -321,29 +354,15 @@ def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
     opts = cfg.options()
     metric = get_metric(data.meta.metric)
     n, observed, masks = data.num_nodes, stage.observed, stage.masks
-    sdata = copy.copy(data)
-    sdata.adj_t = None
-    fit = dict(hidden_channels=cfg.hidden_channels, num_layers=cfg.num_layers, dropout=cfg.dropout, lr=cfg.lr,
-               weight_decay=cfg.weight_decay, epochs=cfg.epochs, patience=cfg.patience, student=cfg.student,
-               seed=seed, teacher_edge_index=stage.edge_index, progress=progress, batch_size=cfg.student_batch_size)
-    num_samples = cfg.term_nodes if cfg.student_batch_size is not None else None
-    t0 = time.perf_counter()
-    student, sres = distill_mlp(sdata, stage.knowledge, opts, teacher=stage.view, **fit, num_samples=num_samples)
-    seconds = time.perf_counter() - t0
+    candidates = student_candidates(cfg, data, stage, r, progress)
+    student, sres, seconds = candidates["distilled"]
     per_epoch = seconds / max(sres.epochs_run, 1)  # the distilled student's, whichever the guard keeps
     guard = None
-    if cfg.student_guard and opts.distiller != "plain" and isinstance(cfg.student, str):
-        rivals = {"plain": DistillOptions(method="plain")}
-        if opts.active_terms:  # the terms answer to validation too: the same distiller without them competes
-            rivals = {"no terms": dataclasses.replace(opts, method=opts.distiller, terms=(), term_args={}), **rivals}
-        candidates = {"distilled": (student, sres)}
-        for name, o in rivals.items():
-            candidates[name] = distill_mlp(sdata, stage.knowledge, o, teacher=stage.view, **fit,
-                                           num_samples=num_samples if o.distiller != "plain" else None)
-        kept = guard_pick({name: res.val for name, (_, res) in candidates.items()})
-        guard = {"kept": kept, **{f"{name.replace(' ', '_')}_val": res.val for name, (_, res) in candidates.items()}}
-        guard_seconds = round(time.perf_counter() - t0 - seconds, 3)
-        student, sres = candidates[kept]
+    if len(candidates) > 1:
+        kept = guard_pick({name: res.val for name, (_, res, _) in candidates.items()})
+        guard = {"kept": kept, **{f"{name.replace(' ', '_')}_val": res.val for name, (_, res, _) in candidates.items()}}
+        guard_seconds = round(sum(s for name, (_, _, s) in candidates.items() if name != "distilled"), 3)
+        student, sres, _ = candidates[kept]
     sgraph = to_adj_t(stage.edge_index, n).to(data.x.device) if takes_graph(student) else None
     sscores = _scores(student, data.x, sgraph, data.y, masks, metric) if masks else {}
     run = {"run": r, "seed": seed, "split": data.meta.split_index, "val": sres.val, "test": sres.test,
