@@ -40,7 +40,7 @@ from ..nn.hidden import takes_graph
 from ..nn.position import extend_to_new_nodes
 from ..nn.serving import Student
 from ..train.checkpoint import RunCheckpoint
-from ..train.trainer import check_test_nodes, get_metric
+from ..train.trainer import FitResult, check_test_nodes, get_metric
 from . import artifact
 from .seeds import data_loader, run_seeds
 from .student import SETTINGS, DistillOptions, distill_mlp, ensemble
@@ -323,7 +323,7 @@ def guard_rivals(opts: DistillOptions) -> dict[str, DistillOptions]:
 
 
 def student_candidates(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int, progress: bool | None = None,
-                       guard: bool | None = None) -> dict[str, tuple[nn.Module, Any, float]]:
+                       guard: bool | None = None) -> dict[str, tuple[nn.Module, FitResult, float]]:
     """Train the stage's student, and with the guard (``cfg.student_guard`` unless ``guard`` says) its rivals
     (:func:`guard_rivals`): ``{"distilled": (student, result, seconds), "no terms": ..., "plain": ...}``."""
     opts = cfg.options()
