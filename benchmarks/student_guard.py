@@ -129,7 +129,8 @@ def choose(rows: list[dict]) -> tuple[str, list[tuple]]:
 
 def main(argv=None) -> int:
     p = parser(__doc__, "2 runs, 60 epochs, Cora and Texas, GCN, 2-point sweep of 2 seeds (smoke test)", jobs=True)
-    p.add_argument("--datasets", default=",".join(DATASETS))
+    p.add_argument("--datasets", default=",".join(DATASETS),
+                   help="comma list (default: the six); another list than the stored file's replaces it")
     p.add_argument("--teachers", default="gcn,sage",
                    help="comma list; rows of other teachers are kept from the existing JSON when it ran the same "
                         "datasets, seeds and sweep")
