@@ -420,13 +420,20 @@ def test_student_guard_rules_and_decision():
             {"no terms - plain": (0.02, 0.015), "distilled - plain": (0.04, 0.03),
              "distilled - no terms": (0.02, 0.01)},
             {"plain": 0.75, "no terms": 0.70, "distilled": 0.71})
-    assert mod.pick(x, None) == "distilled"
-    assert mod.pick(x, 1.0) == "distilled"  # no terms: +2 > 1 s.e. (1.5); then gkd's terms: +2 > 1.0
-    assert mod.pick(x, 2.0) == "plain"  # +2 < 2 s.e. (3.0) against plain, and +4 < 6.0 against plain too
+    assert mod.pick(x, "best") == "distilled"
+    assert mod.pick(x, "1 s.e.") == "distilled"  # no terms: +2 > 1 s.e. (1.5); then gkd's terms: +2 > 1.0
+    assert mod.pick(x, "2 s.e.") == "plain"  # +2 < 2 s.e. (3.0) against plain, and +4 < 6.0 against plain too
+    # strict at the plain step only: gkd's terms (best of the two on half A) against plain, +4 vs 1 s.e. 3.0, 2 s.e. 6.0
+    assert mod.pick(x, "plain 1 s.e.") == "distilled" and mod.pick(x, "plain 2 s.e.") == "plain"
+    glnn = run({"plain": 0.70, "no terms": 0.76, "distilled": 0.74},
+               {"no terms - plain": (0.06, 0.02), "distilled - plain": (0.04, 0.01),
+                "distilled - no terms": (-0.02, 0.01)}, x["candidates"])
+    assert mod.pick(glnn, "plain 2 s.e.") == "no terms"  # GLNN is the better rich student, +6 > 2 s.e. (4.0)
     tie = run({"plain": 0.70, "no terms": 0.70, "distilled": 0.70},
               {"no terms - plain": (0.0, 0.0), "distilled - plain": (0.0, 0.0), "distilled - no terms": (0.0, 0.0)},
               {"plain": 0.7, "no terms": 0.7, "distilled": 0.7})
-    assert mod.pick(tie, None) == "distilled" and mod.pick(tie, 1.0) == "plain"
+    assert mod.pick(tie, "best") == "distilled" and mod.pick(tie, "1 s.e.") == "plain"
+    assert mod.pick(tie, "plain 1 s.e.") == "plain"
 
     def kept(rule_b):  # runs where '1 s.e.' keeps plain, '2 s.e.' too, 'best' the distilled student
         return [{"dataset": "Cora", "homophily": None, "teacher": t,
@@ -435,11 +442,11 @@ def test_student_guard_rules_and_decision():
                 for s, (p, d) in enumerate(rule_b) for t in ("gcn", "sage")]
 
     clear = kept([(0.80, 0.70), (0.81, 0.70), (0.79, 0.70), (0.80, 0.71)])
-    choice, steps = mod.choose(clear)
+    choice, steps = mod.choose(clear, ["best", "1 s.e.", "2 s.e."])
     assert choice == "1 s.e." and [(c, a, t) for c, a, _, _, t in steps] == [("1 s.e.", "best", True),
                                                                              ("2 s.e.", "1 s.e.", False)]
     noisy = kept([(0.80, 0.70), (0.60, 0.72), (0.79, 0.70), (0.65, 0.71)])
-    assert mod.choose(noisy)[0] == "best"
+    assert mod.choose(noisy, ["best", "1 s.e.", "2 s.e."])[0] == "best"
     assert len(mod.rule_points(clear, "1 s.e.", "best")) == 4  # a seed's two teachers make one pair
 
 
@@ -458,4 +465,4 @@ def test_student_guard_chooses_on_half_a_and_scores_half_b():
     assert set(run["candidates"]) == {"distilled", "no terms", "plain"}
     assert set(run["pairs"]) == {"no terms - plain", "distilled - plain", "distilled - no terms"}
     assert set(run["kept"]) == set(mod.RULES) and set(run["kept"].values()) <= set(run["candidates"])
-    assert run["kept"]["best"] == mod.pick(run, None)
+    assert run["kept"]["best"] == mod.pick(run, "best")
