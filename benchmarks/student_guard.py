@@ -63,7 +63,8 @@ def paired(a, b) -> tuple[float, float]:
 
 
 def pick(run: dict, rule: str) -> str:
-    """What ``rule`` (a name in ``RULES``) keeps on half A; *best* is today's :func:`gkd.pipeline.gnn2mlp.guard_pick`."""
+    """What ``rule`` (a name in ``RULES``) keeps on half A; *best* is today's guard
+    (:func:`gkd.pipeline.gnn2mlp.guard_pick`)."""
     from gkd.pipeline.gnn2mlp import guard_pick
 
     cands = run["candidates"]
@@ -232,11 +233,13 @@ def report(result: dict, out: Path) -> int:
     summary = [[rule, *("" if rule == base else ms(rule_points(among, rule, base)) for among in (every, real, sweep)),
                 "" if rule == base else ms(rule_points(real, rule, base, "test"))] for rule in names]
     said = [f"{c} against {a}: {m:+.2f} ± {se:.2f} ({'taken' if t else 'not taken'})" for c, a, m, se, t in steps]
-    lines = [f"#### Each rule's kept student, scored on the validation half it did not choose on ({result['runs']} "
-             f"seeds / splits; sweep {result['sweep_runs']})", "",
+    fresh = f"seeds from {result['seed']}: " if result.get("seed") else ""
+    lines = [f"#### Each rule's kept student, scored on the validation half it did not choose on ({fresh}"
+             f"{result['runs']} seeds / splits; sweep {result['sweep_runs']})", "",
              *md_table(["graph", "teacher", "rule", "half B", "half B − best's, paired", "test (not used)",
                         "(test − best's)", "kept: gkd terms / GLNN / plain MLP"], per),
-             "", "#### Choosing the rule: half B, paired against today's (best), pooled", "",
+             "", "#### Choosing the rule: half B, paired against today's (best), pooled"
+             + (f" ({fresh[:-2]})" if fresh else ""), "",
              *md_table(["rule", "all pairs", "six datasets", "sweep", "(six datasets' test, not used)"], summary),
              "", f"Decision ({result.get('decision', DECISION)}; {len(rule_points(real, base, base))} real and "
              f"{len(rule_points(sweep, base, base))} synthetic pairs): "
