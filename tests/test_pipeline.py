@@ -285,6 +285,52 @@ def test_fit_takes_plain_data_and_records_the_given_teacher(tmp_path, small_grap
         est.fit(small_graph, teacher=GCN(15, 16, 2, 3))
 
 
+def test_given_teacher_is_left_as_it_was_and_sets_the_device(small_graph):
+    """fit(teacher=module) neither freezes the user's teacher nor changes its mode (amkd attacks through it on
+    detached parameters), and distils where the teacher is: device='auto' follows it, another device is refused
+    before any training with a message naming both."""
+    from torch_geometric.nn import GCN
+
+    from gkd.pipeline.gnn2mlp import _teachers_device
+
+    teacher = GCN(16, 16, 2, 3).train()
+    est = gkd.GNNToMLP(method="glnn+amkd", epochs=6, patience=6, student_guard=False,
+                       term_args={"amkd": {"refresh": 2}})
+    est.fit(small_graph, teacher=teacher)
+    assert teacher.training and all(p.requires_grad and p.grad is None for p in teacher.parameters())
+    assert "amkd" in est.result_["stats"]  # the attack did run through the teacher
+    cpu = torch.device("cpu")
+    assert _teachers_device([teacher], cpu, "auto") == cpu
+    elsewhere = GCN(16, 16, 2, 3).to("meta")  # a device other than the CPU without needing a GPU
+    assert _teachers_device([elsewhere], cpu, "auto").type == "meta"
+    with pytest.raises(ConfigError, match=r"device='cpu' but the teacher's parameters are on meta; move it"):
+        gkd.GNNToMLP(device="cpu").fit(small_graph, teacher=elsewhere)
+    with pytest.raises(ConfigError, match="expected one device"):
+        _teachers_device([teacher, elsewhere], cpu, "auto")
+
+
+def test_saved_files_follow_the_umask_and_export_leaves_no_temporary(tmp_path, small_graph, recwarn):
+    """safetensors' own writer makes 0600 files; an artefact's files get the umask's mode like every gkd file, so a
+    server running as another user can read them. export_student writes through a .pt2-named temporary (torch warns
+    on other names) and leaves nothing else behind."""
+    import os
+
+    from gkd.nn.serving import export_student
+
+    est = gkd.GNNToMLP(teachers=1, teacher_generations=1, epochs=10, patience=10).fit(small_graph)
+    umask = os.umask(0o022)
+    try:
+        est.save(tmp_path / "s")
+        (tmp_path / "e").mkdir()
+        export_student(gkd.load(tmp_path / "s"), tmp_path / "e" / "s.pt2", small_graph.num_features)
+    finally:
+        os.umask(umask)
+    modes = {f.name: f.stat().st_mode & 0o777 for f in (tmp_path / "s").iterdir()}
+    assert modes and set(modes.values()) == {0o644}, modes
+    assert [f.name for f in (tmp_path / "e").iterdir()] == ["s.pt2"]
+    assert not [w for w in recwarn if "archive file" in str(w.message)]
+
+
 def test_bad_graph_file_is_one_line_without_a_progress_bar(tmp_path, capsys):
     bad = tmp_path / "junk.npz"
     bad.write_text("not a zip")

@@ -33,6 +33,7 @@ adversarial term, one with fewer than 3 teacher classes skips the triplet; both 
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Callable
@@ -261,13 +262,13 @@ class TeacherView:
     """A GNN teacher seen from some nodes: ``view(ids, x_ids)`` runs the frozen teacher over its whole graph with the
     features of nodes ``ids`` replaced by ``x_ids`` and returns its logits on ``ids`` (differentiable in ``x_ids``).
 
-    ``node_map`` maps original node ids to the teacher's rows (the teacher may see a subgraph: inductive setting)."""
+    ``node_map`` maps original node ids to the teacher's rows (the teacher may see a subgraph: inductive setting).
+    The teacher is left as it was given: it runs in eval mode on detached copies of its parameters (no gradient
+    reaches them), its own mode and ``requires_grad`` flags untouched (it may be a user's model, trained further)."""
 
     def __init__(self, model: nn.Module, x: Tensor, graph: Tensor, node_map: Tensor | None = None) -> None:
-        self.model, self.x, self.graph = model.eval(), x, graph
-        for p in model.parameters():
-            p.requires_grad_(False)
-        self.node_map = torch.arange(x.size(0)) if node_map is None else node_map
+        self.model, self.x, self.graph = model, x, graph
+        self.node_map = (torch.arange(x.size(0)) if node_map is None else node_map).to(x.device)
 
     def features(self, ids: Tensor) -> Tensor:
         return self.x[self.node_map[ids]]
@@ -276,7 +277,13 @@ class TeacherView:
         rows = self.node_map[ids]
         check(bool((rows >= 0).all()), "attacked nodes must be nodes the teacher saw", ConfigError)
         x = self.x.index_put((rows,), x_ids)
-        return self.model(x, self.graph)[rows]
+        frozen = {k: v.detach() for k, v in itertools.chain(self.model.named_parameters(), self.model.named_buffers())}
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return torch.func.functional_call(self.model, frozen, (x, self.graph))[rows]
+        finally:
+            self.model.train(was_training)
 
 
 class GraphBoundaryDistill(BoundaryDistill):

@@ -27,6 +27,13 @@ class Knowledge:
     hidden: Tensor | None = None
     reliability: Tensor | None = None
 
+    def to(self, device: torch.device | str) -> "Knowledge":
+        """The same knowledge on ``device`` (tensors already there are not copied)."""
+        def move(t: Tensor | None) -> Tensor | None:
+            return None if t is None else t.to(device)
+
+        return Knowledge(self.logits.to(device), self.mask.to(device), move(self.hidden), move(self.reliability))
+
     def check_against(self, num_nodes: int, num_classes: int) -> "Knowledge":
         check(self.logits.dim() == 2 and self.logits.size(0) == num_nodes,
               f"teacher logits cover {tuple(self.logits.shape)}; expected one row per graph node ({num_nodes})",

@@ -206,7 +206,11 @@ def export_student(student: Student, path, num_features: int, *, overwrite: bool
     batch = torch.export.Dim("batch")
     example = (torch.zeros(4, num_features), torch.full((4,), -1, dtype=torch.long))
     program = torch.export.export(plain, example, dynamic_shapes=({0: batch}, {0: batch}))
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    torch.export.save(program, str(tmp))
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.pt2")  # torch.export.save warns on other suffixes
+    try:
+        torch.export.save(program, str(tmp))
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path

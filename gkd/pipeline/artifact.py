@@ -29,7 +29,7 @@ from torch import nn
 from ..version import __version__
 from ..datasets.fingerprint import graph_hash, split_hash
 from ..errors import GKDError, check
-from ..io import check_new_path, sha256_file
+from ..io import atomic_write_bytes, check_new_path, sha256_file
 from ..nn.models import MODELS, BasicModel, GAT
 from ..nn.serving import Student
 
@@ -85,7 +85,7 @@ def save(model: nn.Module, out: str | os.PathLike, *, data=None, metrics: dict |
     ``position``: the position-feature recipe (e.g. ``{"method": "fastrp", "dim": 64, "seed": 0}``) when the student
     has positions; ``metrics``/``config``: recorded as given (JSON).
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     out = check_saveable(out)
     inner, positions = (model.model, model.positions) if isinstance(model, Student) else (model, None)
@@ -109,9 +109,12 @@ def save(model: nn.Module, out: str | os.PathLike, *, data=None, metrics: dict |
     tmp.mkdir()
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in inner.state_dict().items()}
-        save_file(state, str(tmp / "weights.safetensors"))
+        # safetensors' save_file creates 0600 files; through atomic_write_bytes they get the umask's mode, as the
+        # manifest does, so a server running as another user can read the artefact
+        atomic_write_bytes(tmp / "weights.safetensors", save(state))
         if positions is not None:
-            save_file({"positions": positions[:-1].detach().cpu().contiguous()}, str(tmp / "positions.safetensors"))
+            atomic_write_bytes(tmp / "positions.safetensors",
+                               save({"positions": positions[:-1].detach().cpu().contiguous()}))
         for f in FILES:
             if (tmp / f).is_file():
                 manifest["files"][f] = sha256_file(tmp / f)

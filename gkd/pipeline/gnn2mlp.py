@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import os
 import time
 from dataclasses import dataclass, field
@@ -149,8 +150,12 @@ class DistillConfig(DistillOptions, GraphRunConfig):
 @torch.no_grad()
 def _scores(model: nn.Module, x: Tensor, graph: Tensor | None, y: Tensor, masks: dict[str, Tensor],
             metric) -> dict[str, float]:
+    was_training = model.training  # a given teacher is the user's model: its mode is left as it was
     model.eval()
-    out = node_logits(model, x, graph)
+    try:
+        out = node_logits(model, x, graph)
+    finally:
+        model.train(was_training)
     return {k: metric(out[m], y[m]) for k, m in masks.items()}
 
 
@@ -261,7 +266,7 @@ def stage_from_book(book, cfg: DistillConfig, data: Data) -> TeacherStage:
     setting = book.manifest.get("setting", {})
     check(setting.get("name", "transductive") == cfg.setting, f"book {str(book.path)!r} was made for the "
           f"{setting.get('name')!r} setting; this run asks for {cfg.setting!r}", ConfigError)
-    know = book.knowledge(hidden="rsd" in cfg.options().active_terms)
+    know = book.knowledge(hidden="rsd" in cfg.options().active_terms).to(data.x.device)
     observed = know.mask
     masks = {}
     if cfg.setting == "inductive":
@@ -305,6 +310,24 @@ def stage_from_teachers(teachers: Sequence[nn.Module], cfg: DistillConfig, data:
     view = TeacherView(teachers[0], data.x, graph, torch.arange(n))
     return TeacherStage(k, torch.ones(n, dtype=torch.bool), {}, scores, data.edge_index, 0.0,
                         [p.logits for p in parts], records, view)
+
+
+def _teachers_device(teachers: Sequence[nn.Module], device: torch.device, spec: str) -> torch.device:
+    """Where given teachers run: their own device, which ``device='auto'`` follows (a teacher trained on the CPU
+    distils on the CPU, on any machine); a device named otherwise must be theirs: moving a user's module is theirs
+    to do."""
+    found = {p.device for t in teachers for p in itertools.chain(t.parameters(), t.buffers())}
+    check(len(found) <= 1, f"the teachers' parameters are on {sorted(map(str, found))}; expected one device",
+          ConfigError)
+    if not found:
+        return device
+    (where,) = found
+    if str(spec).strip().lower() == "auto":
+        return where
+    check(where.type == device.type and (where.index or 0) == (device.index or 0),
+          f"device={spec!r} but the teacher's parameters are on {where}; move it (teacher.to({str(device)!r})) "
+          f"or pass device={str(where)!r} (or 'auto', which follows the teacher)", ConfigError)
+    return device
 
 
 def guard_pick(val: dict[str, float]) -> str:
@@ -503,6 +526,10 @@ class GNNToMLP:
         check_test_nodes(data)
         self.given_teachers_ = None
         device = resolve_device(cfg.device)
+        given = teacher if isinstance(teacher, (list, tuple)) else [teacher]
+        modules = [t for t in given if isinstance(t, nn.Module)]
+        if modules:
+            device = _teachers_device(modules, device, cfg.device)
         if data.x.device != device:
             data = data.to(device)
         if teacher is None:
@@ -511,7 +538,7 @@ class GNNToMLP:
             book = open_book(teacher, data) if not isinstance(teacher, Book) else teacher
             stage = stage_from_book(book, cfg, data)
         elif isinstance(teacher, Knowledge):
-            know = teacher.check_against(data.num_nodes, data.meta.num_classes)
+            know = teacher.to(device).check_against(data.num_nodes, data.meta.num_classes)
             stage = TeacherStage(know, know.mask.clone(), {}, {}, data.edge_index, 0.0, [know.logits], [{}])
         else:
             teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
