@@ -467,7 +467,6 @@ def cmd_graph(args: argparse.Namespace) -> int:
     if args.builder_value is None and "builder_value" not in (read_yaml(args.config, CNNDistillConfig)
                                                               if args.config else {}):
         cfg.builder_value = "others"  # gkd graph's default; distillation (gkd cnn) keeps MHGD's learned values
-    check_output_file(args.out, "--out")
     k = 10 if args.k is None else args.k
     g = build_graph(cfg, args.out, k=k, directed=args.directed, embeddings=args.embeddings, progress=not args.quiet)
     line = f"graph {args.out}: {g['nodes']} nodes, {g['edges']} edges (k={k})"

@@ -7,7 +7,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ConfigError, GKDError, check
 
@@ -100,8 +100,25 @@ def check_output_folder(folder: str | os.PathLike, flag: str, create: bool = Fal
     return folder
 
 
-def check_output_file(path: str | os.PathLike, flag: str = "--json") -> Path:
-    """``path`` names a file gkd can write (atomically, via a temporary file beside it) in an existing folder."""
+def is_results_json(path: Path) -> bool:
+    """Whether ``path`` holds a results JSON gkd wrote (``--json`` may replace it): an object with gkd's ``versions``
+    record, ``config`` and ``runs``."""
+    try:
+        if path.stat().st_size > 256 << 20:
+            return False
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        return False
+    return (isinstance(d, dict) and isinstance(d.get("versions"), dict) and "gkd" in d["versions"]
+            and isinstance(d.get("config"), dict) and isinstance(d.get("runs"), list))
+
+
+def check_output_file(path: str | os.PathLike, flag: str = "--json",
+                      owned: Callable[[Path], bool] | None = is_results_json, what: str = "gkd results JSON") -> Path:
+    """``path`` names a file gkd can write (atomically, via a temporary file beside it) in an existing folder. An
+    existing ``path`` is replaced only when it is a regular file (not a link) that ``owned`` recognises as one gkd
+    wrote (a ``what``); anything else there is left as it is."""
     check(str(path).strip() != "", f"{flag} {str(path)!r} is empty; expected a file path", ConfigError)
     p = Path(path)
     try:
@@ -112,8 +129,11 @@ def check_output_file(path: str | os.PathLike, flag: str = "--json") -> Path:
         parent = p.resolve().parent
         if not parent.is_dir():
             raise ConfigError(f"{flag} {str(path)!r}: folder {str(parent)!r} does not exist")
+        mine = not os.path.lexists(p) or (p.is_file() and not p.is_symlink() and owned is not None and owned(p))
     except OSError as e:  # e.g. a folder name beyond NAME_MAX, a loop of links
         raise ConfigError(f"{flag} {str(path)!r}: {e.strerror}") from None
+    check(mine, f"{flag} {str(path)!r} exists and is not a {what}; it is left as it is: choose another name",
+          ConfigError)
     check_output_folder(parent, flag)
     return p
 

@@ -212,6 +212,28 @@ def test_graph_and_book_out_checked_before_the_run(tmp_path, no_training, capsys
     assert "k=0; expected an integer >= 1" in error_of(capsys, "graph", "--out", str(tmp_path / "g.npz"), "--k", "0")
 
 
+def test_json_and_graph_out_replace_only_what_gkd_wrote(tmp_path, no_training, capsys):
+    """--json and gkd graph --out leave what gkd did not write (a user's file, a link to one, a device) as it is,
+    refused before the run; gkd's own earlier results may be replaced."""
+    user = tmp_path / "notes.json"
+    user.write_text('{"mine": 1}\n')
+    link = tmp_path / "link.json"
+    link.symlink_to(user)
+    for command in ("train", "distill", "cnn"):
+        for path in (user, link, "/dev/null"):
+            assert "exists and is not a gkd results JSON; it is left as it is" in error_of(
+                capsys, command, "--json", str(path), "--quiet")
+    assert user.read_text() == '{"mine": 1}\n' and link.is_symlink()
+    earlier = tmp_path / "r.json"
+    earlier.write_text(json.dumps({"versions": {"gkd": "0.1.0"}, "config": {}, "runs": []}))
+    with pytest.raises(Trained):
+        main(["train", "--json", str(earlier), "--quiet"])
+    graph = tmp_path / "g.npz"
+    graph.write_bytes(b"user bytes")
+    assert "exists and is not a gkd graph file" in error_of(capsys, "graph", "--out", str(graph), "--quiet")
+    assert graph.read_bytes() == b"user bytes"
+
+
 def test_valid_out_paths_pass_the_check(tmp_path, no_training, capsys):
     for argv in (["train", "--json", str(tmp_path / "r.json")], ["book", "--out", str(tmp_path / "new" / "book")]):
         with pytest.raises(Trained):

@@ -265,6 +265,10 @@ def test_review_findings_are_one_clear_error(tmp_path, small_graph, capsys):
     assert "exists and is not a gkd predictions file" in capsys.readouterr().err and user.read_text() == "user data\n"
     assert main(args + ["--out", str(tmp_path / "p.csv")]) == 0
     assert main(args + ["--out", str(tmp_path / "p.csv")]) == 0  # its own earlier output may be replaced
+    ids = tmp_path / "ids.npy"  # a 1-D int64 .npy looks like gkd's predictions: the input list is never the output
+    np.save(ids, np.arange(5, dtype=np.int64))
+    assert main(args + ["--nodes", str(ids), "--out", str(ids)]) == 2
+    assert "is the --nodes file" in capsys.readouterr().err and np.load(ids).tolist() == [0, 1, 2, 3, 4]
     with pytest.raises(GKDError, match="nodes must be a 1-D integer tensor"):
         gkd.predict(gkd.load(model_dir), load("synthetic-csbm", **CSBM_ARGS), torch.tensor([1.9]))
 

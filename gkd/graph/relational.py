@@ -144,6 +144,17 @@ def save_graph(path: str | Path, data: Data, manifest: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def is_graph_file(path: Path) -> bool:
+    """Whether ``path`` holds a graph :func:`save_graph` wrote (``gkd graph --out`` may replace it)."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            if "manifest" not in f.files:
+                return False
+            return json.loads(f["manifest"].tobytes()).get("format") == GRAPH_FORMAT
+    except Exception:  # not a zip, object arrays, bad JSON: not ours
+        return False
+
+
 def load_graph(path: str | Path) -> tuple[Data, dict]:
     """Read a graph written by :func:`save_graph`; refuses other files with a clear error (never unpickles)."""
     path = Path(path)

@@ -29,7 +29,8 @@ from ..distill.losses import check_temperature
 from ..distill.registry import ImageContext, build_options, get_term
 from ..errors import ConfigError, check, check_int
 from ..graph import MultiHeadGraphBuilder, compress, relational_graph, save_graph
-from ..graph.relational import edge_homophily, read_taps
+from ..graph.relational import edge_homophily, is_graph_file, read_taps
+from ..io import check_output_file
 from ..nn.cnn import CNN, FeatureTaps
 from ..train.images import ImageTrainer
 from ..train.trainer import LossTerm, seed_everything
@@ -191,6 +192,7 @@ def build_graph(cfg: CNNDistillConfig, out: str | Path, *, k: int = 10, directed
     taps ``tap0, tap1, ...`` and optional ``y`` instead of a trained teacher), keep each sample's ``k`` strongest
     attention neighbours, and write the relational graph to ``out`` as a gkd graph file; returns its summary."""
     check_int("k", k, 1, ConfigError)  # its upper bound (the sample count) is checked once samples exist
+    check_output_file(out, "--out", is_graph_file, "gkd graph file")  # before the builder trains
     if embeddings is not None:
         feats, y = read_taps(embeddings)
         builder = MultiHeadGraphBuilder([f.size(1) for f in feats], heads=cfg.heads, value=cfg.builder_value)

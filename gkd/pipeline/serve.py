@@ -97,12 +97,9 @@ def check_predictions_out(path: str | os.PathLike) -> Path:
     """``--out`` is a .npy or .csv name gkd can write, and replaces only an earlier predictions file."""
     from ..io import check_output_file
 
-    path = check_output_file(path, "--out")
-    check(path.suffix in (".npy", ".csv"), f"--out {str(path)!r}; expected a .npy or .csv file name", ConfigError)
-    check(not os.path.lexists(path) or (path.is_file() and not path.is_symlink() and is_predictions_file(path)),
-          f"--out {str(path)!r} exists and is not a gkd predictions file; it is left as it is: choose another name",
+    check(Path(path).suffix in (".npy", ".csv"), f"--out {str(path)!r}; expected a .npy or .csv file name",
           ConfigError)
-    return path
+    return check_output_file(path, "--out", is_predictions_file, "gkd predictions file")
 
 
 def write_predictions(path: str | os.PathLike, nodes: Tensor, logits: Tensor) -> Path:
@@ -134,6 +131,9 @@ def predict_to_file(model_path: str | os.PathLike, out: str | os.PathLike, *, da
     from .artifact import read_manifest
 
     check_predictions_out(out)
+    if nodes is not None and os.path.lexists(out) and os.path.exists(nodes):
+        check(not os.path.samefile(out, nodes), f"--out {str(out)!r} is the --nodes file; it is left as it is: "
+              "choose another name", ConfigError)
     if dataset is None:
         config = read_manifest(model_path).get("config") or {}
         dataset = config.get("dataset")
