@@ -2,10 +2,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
-from .errors import ConfigError, GKDError, check
+from .errors import ConfigError, GKDError, PeerRankError, check
 from .io import check_output_file, check_output_folder
 from .limits import MAX_EPOCHS, MAX_HEADS, MAX_RUNS, MAX_SEED, MAX_WIDTH
 
@@ -532,6 +533,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except GKDError as e:
         message = " ".join(str(e).split())  # one line, whatever the message held
         print(f"gkd: error: {message}", file=sys.stderr)
+        if isinstance(e, PeerRankError):
+            # the process group is broken: tearing down gloo's threads at interpreter exit can abort (SIGABRT)
+            # instead of exiting 2, so leave at once (results are written atomically, nothing is half-done)
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
         return 2
     except KeyboardInterrupt:
         print("gkd: interrupted", file=sys.stderr)

@@ -258,6 +258,9 @@ def make_config(yaml_path: str | Path | None = None, flags: dict[str, Any] | Non
         # a flag sets one option of a term; the file's other options of that term stay
         merged["term_args"] = {t: {**(from_yaml["term_args"].get(t) or {}), **(given["term_args"].get(t) or {})}
                                for t in {**from_yaml["term_args"], **given["term_args"]}}
+    for key in ("dataset_args", "teacher_args"):  # likewise: a flag sets one key, the file's others stay
+        if isinstance(from_yaml.get(key), dict) and isinstance(given.get(key), dict):
+            merged[key] = {**from_yaml[key], **given[key]}
     cfg = cls(**merged).validate()
     check_limits(cfg)  # also for configs whose validate() does not (gkd cnn, gkd graph)
     return cfg

@@ -18,6 +18,10 @@ class ConfigError(GKDError):
     """A configuration value (flag or YAML key) is invalid."""
 
 
+class PeerRankError(GKDError):
+    """A distributed run lost a peer rank (it exited, or stalled past the timeout) mid-training."""
+
+
 def check(condition: bool, message: str, error: type[GKDError] = GKDError) -> None:
     if not condition:
         raise error(message)

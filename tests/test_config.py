@@ -15,6 +15,20 @@ def test_precedence_defaults_yaml_flags(tmp_path):
     assert make_config(None, {"model": "gat", "lr": 0.1}).lr == 0.1
 
 
+def test_dict_flags_set_one_key_and_keep_the_files_others(tmp_path):
+    """--dataset-arg / --teacher-arg add to the file's dataset_args / teacher_args (as --term-arg does to term_args);
+    they used to replace the whole dict, silently dropping the file's keys."""
+    from gkd.pipeline.gnn2mlp import DistillConfig
+
+    f = tmp_path / "c.yaml"
+    f.write_text("dataset: synthetic-csbm\ndataset_args: {num_nodes: 300, homophily: 0.2}\n"
+                 "teacher_args: {epochs: 3, hidden_channels: 8}\n")
+    cfg = make_config(f, {"dataset_args": {"num_features": 16, "homophily": 0.4}, "teacher_args": {"dropout": 0.1}},
+                      DistillConfig)
+    assert cfg.dataset_args == {"num_nodes": 300, "homophily": 0.4, "num_features": 16}
+    assert cfg.teacher_args == {"epochs": 3, "hidden_channels": 8, "dropout": 0.1}
+
+
 @pytest.mark.parametrize("text, pattern", [
     ("epochz: 10\n", r"unknown key\(s\) \['epochz'\]"),
     ("runs: ten\n", r"runs='ten' has type str; expected int"),

@@ -313,6 +313,16 @@ def test_given_teacher_is_left_as_it_was_and_sets_the_device(small_graph):
         _teachers_device([teacher, elsewhere], cpu, "auto")
 
 
+def test_api_book_option_is_read_as_the_cli_reads_it(tmp_path, small_graph, monkeypatch):
+    """GNNToMLP(book=...).fit(data) learns from the book, as gkd distill --book does (it used to train teachers)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("trained teachers although a book was given")
+
+    monkeypatch.setattr("gkd.pipeline.gnn2mlp.teacher_stage", refuse)
+    with pytest.raises(GKDError, match="absent"):
+        gkd.GNNToMLP(book=str(tmp_path / "absent")).fit(small_graph)
+
+
 def test_saved_files_follow_the_umask_and_export_leaves_no_temporary(tmp_path, small_graph, recwarn):
     """safetensors' own writer makes 0600 files; an artefact's files get the umask's mode like every gkd file, so a
     server running as another user can read them. export_student writes through a .pt2-named temporary (torch warns

@@ -525,6 +525,8 @@ class GNNToMLP:
         check_data(data, data.meta.num_classes)
         check_test_nodes(data)
         self.given_teachers_ = None
+        if teacher is None and cfg.book is not None:  # as gkd distill --book: one code path
+            teacher = cfg.book
         device = resolve_device(cfg.device)
         given = teacher if isinstance(teacher, (list, tuple)) else [teacher]
         modules = [t for t in given if isinstance(t, nn.Module)]

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 import torch
 import torch.distributed as dist
 
-from ..errors import ConfigError, GKDError, check
+from ..errors import ConfigError, GKDError, PeerRankError, check
 
 DEFAULT_TIMEOUT_S = 300  # joining the group and each collective; GKD_DIST_TIMEOUT overrides (seconds)
 
@@ -96,7 +96,7 @@ def peer_failures() -> Iterator[None]:
                 isinstance(e, dist.DistError) or any(s in text.lower() for s in _PEER_SIGNS)):
             raise
         timeout = os.environ.get("GKD_DIST_TIMEOUT", str(DEFAULT_TIMEOUT_S))
-        raise GKDError(f"rank {dist.get_rank()} of WORLD_SIZE={dist.get_world_size()} stopped: a peer rank exited "
+        raise PeerRankError(f"rank {dist.get_rank()} of WORLD_SIZE={dist.get_world_size()} stopped: a peer rank exited "
                        f"or stalled for more than {timeout}s (GKD_DIST_TIMEOUT) mid-training; see that rank's log. "
                        f"Backend said: {text[:300]}") from None
 
