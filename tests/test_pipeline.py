@@ -269,6 +269,10 @@ def test_review_findings_are_one_clear_error(tmp_path, small_graph, capsys):
     np.save(ids, np.arange(5, dtype=np.int64))
     assert main(args + ["--nodes", str(ids), "--out", str(ids)]) == 2
     assert "is the --nodes file" in capsys.readouterr().err and np.load(ids).tolist() == [0, 1, 2, 3, 4]
+    empty = tmp_path / "empty.npy"
+    empty.write_bytes(b"")
+    assert main(args + ["--out", str(empty)]) == 2 and empty.read_bytes() == b""
+    assert "exists and is not a gkd predictions file" in capsys.readouterr().err
     with pytest.raises(GKDError, match="nodes must be a 1-D integer tensor"):
         gkd.predict(gkd.load(model_dir), load("synthetic-csbm", **CSBM_ARGS), torch.tensor([1.9]))
 

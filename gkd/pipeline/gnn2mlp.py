@@ -543,8 +543,7 @@ class GNNToMLP:
             know = teacher.to(device).check_against(data.num_nodes, data.meta.num_classes)
             stage = TeacherStage(know, know.mask.clone(), {}, {}, data.edge_index, 0.0, [know.logits], [{}])
         else:
-            teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [teacher]
-            stage = stage_from_teachers(teachers, cfg, data, run, hidden=hidden)
+            stage = stage_from_teachers(list(given), cfg, data, run, hidden=hidden)
             self.given_teachers_ = stage.teachers
         self.student_, self.result_ = student_stage(cfg, data, stage, run, progress=progress)
         self.teacher_ = {"scores": stage.scores, "teachers": stage.teachers}

@@ -89,7 +89,7 @@ def is_predictions_file(path: Path) -> bool:
                 return f.readline().rstrip("\n") == HEADER
         arr = np.load(path, mmap_mode="r", allow_pickle=False)
         return arr.ndim == 1 and arr.dtype == np.int64
-    except (OSError, ValueError, UnicodeDecodeError):
+    except (OSError, ValueError, UnicodeDecodeError, EOFError):  # EOFError: an empty .npy
         return False
 
 
