@@ -193,8 +193,11 @@ def export_student(student: Student, path, num_features: int, *, overwrite: bool
 
     An existing ``path`` is replaced only with ``overwrite=True`` (gkd cannot tell its own programs from a user's file).
     """
+    import io
     import os
     from pathlib import Path
+
+    from ..io import atomic_write_bytes
 
     path = Path(path)
     check(path.suffix == ".pt2", f"export path {str(path)!r}; expected a .pt2 file name", ConfigError)
@@ -206,11 +209,6 @@ def export_student(student: Student, path, num_features: int, *, overwrite: bool
     batch = torch.export.Dim("batch")
     example = (torch.zeros(4, num_features), torch.full((4,), -1, dtype=torch.long))
     program = torch.export.export(plain, example, dynamic_shapes=({0: batch}, {0: batch}))
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.pt2")  # torch.export.save warns on other suffixes
-    try:
-        torch.export.save(program, str(tmp))
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    buf = io.BytesIO()  # into memory, then gkd's atomic write (torch.export.save warns on a non-.pt2 file name)
+    torch.export.save(program, buf)
+    return atomic_write_bytes(path, buf.getvalue())
