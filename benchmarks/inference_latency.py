@@ -178,7 +178,9 @@ def main(argv=None) -> int:
                              f"{f['sage_nodes_per_s']:,.0f}", f"{f['mlp_nodes_per_s']:,.0f}"] for f in full])]
     lines += ["", f"Protocol: {result['protocol']}. Regenerate: `python benchmarks/inference_latency.py`."]
     if points:
-        lines += ["", "![accuracy vs latency](benchmarks/results/inference_latency.png)"]
+        # repository-relative in benchmarks/results (report.py rebases it into the docs); beside the .md elsewhere
+        at_results = out.resolve() == RESULTS.resolve()
+        lines += ["", f"![accuracy vs latency]({'benchmarks/results/' if at_results else ''}inference_latency.png)"]
     return save_markdown(out, "inference_latency", lines)
 
 

@@ -14,3 +14,7 @@ def __getattr__(name: str):
 
         return getattr(pipeline, name)
     raise AttributeError(f"module 'gkd' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))  # the lazy names too, for tab completion and help()

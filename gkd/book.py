@@ -39,6 +39,7 @@ from torch_geometric.data import Data
 from .version import __version__
 from .datasets.fingerprint import graph_hash, split_hash
 from .distill.knowledge import Knowledge
+from .distill.losses import check_temperature
 from .errors import ConfigError, GKDError, check
 from .io import sha256_file
 
@@ -283,7 +284,7 @@ def write_book(out: str | os.PathLike, data: Data, teacher_logits: list[Tensor],
     """Write a book for ``data`` from ``K`` teachers' logits (``[N, C]`` each); atomic (temporary dir + rename)."""
     out = Path(out)
     check(len(teacher_logits) >= 1, "a book needs at least one teacher (K >= 1); got 0", ConfigError)
-    check(0 < temperature < math.inf, f"book temperature={temperature}; expected > 0 and finite", ConfigError)
+    check_temperature(temperature, "book temperature")
     check_overwritable(out, overwrite)
     n = data.num_nodes
     for t in teacher_logits:
@@ -376,6 +377,11 @@ def open_book(path: str | os.PathLike, data: Data | None = None, *, verify: bool
         check(list(arr.shape) == entry["shape"] and str(arr.dtype) == entry["dtype"],
               f"book array {str(file)!r} is {list(arr.shape)} {arr.dtype}; the manifest says {entry['shape']} "
               f"{entry['dtype']}", BookError)
+        if verify and arr.dtype.kind == "f":
+            rows = max(1, (1 << 24) // max(1, arr[:1].size))  # in blocks: the array may be larger than memory
+            finite = all(np.isfinite(arr[i:i + rows]).all() for i in range(0, max(1, len(arr)), rows))
+            check(finite, f"book array {str(file)!r} holds NaN or infinite values; a teacher's knowledge is finite: "
+                  "rebuild the book", BookError)
         arrays[name] = arr
     book = Book(path, manifest, arrays)
     return book.check_data(data) if data is not None else book

@@ -5,6 +5,8 @@ Unknown YAML keys and wrongly typed values are errors, never silently ignored or
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +16,7 @@ import yaml
 
 from .datasets.registry import check_dataset_args  # noqa: F401  (part of the config API)
 from .errors import ConfigError, check, check_int
-from .limits import check_limits  # noqa: F401  (part of the config API)
+from .limits import MAX_NODES, check_limits  # noqa: F401  (check_limits: part of the config API)
 
 MAX_YAML_BYTES = 1 << 20  # configs are a few hundred bytes; this bounds what a hostile file can make the parser do
 
@@ -47,6 +49,13 @@ class _StrictLoader(yaml.SafeLoader):
             if duplicate:
                 raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
         return super().construct_mapping(node, deep)
+
+
+# YAML 1.1 (PyYAML) reads 1e-3, 5e4 and 1.5e3 as strings (it wants a dot and a signed exponent: 1.0e-3). Configs
+# are written the YAML 1.2 / Python way, so those are floats too.
+_StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)[eE][-+]?[0-9]+$"),
+    list("-+.0123456789"))
 
 
 def parse_yaml(text: str, source: str) -> Any:
@@ -102,6 +111,7 @@ class GraphRunConfig(RunConfig):
         from .nn.device import resolve_device
         from .nn.models import check_model_args, model_class
 
+        check_types(self)
         model_class(model)
         resolve_device(self.device)
         if self.split is not None:
@@ -180,9 +190,9 @@ class TrainConfig(GraphRunConfig):
             out = [int(str(v).strip()) for v in items]
         except ValueError:
             out = []
-        check(len(out) == self.num_layers and all(k >= 1 for k in out),
-              f"fanout={self.fanout!r}; expected {self.num_layers} positive integers, one per layer "
-              f"(num_layers={self.num_layers}), e.g. {','.join(['10'] * self.num_layers)!r}", ConfigError)
+        check(len(out) == self.num_layers and all(1 <= k <= MAX_NODES for k in out),
+              f"fanout={self.fanout!r}; expected {self.num_layers} positive integers (at most {MAX_NODES}), one per "
+              f"layer (num_layers={self.num_layers}), e.g. {','.join(['10'] * self.num_layers)!r}", ConfigError)
         return out
 
     def model_kwargs(self) -> dict[str, Any]:
@@ -211,6 +221,21 @@ def _typed(cls: type, key: str, value: Any, source: str) -> Any:
     names = " or ".join("null" if a is type(None) else a.__name__ for a in allowed)
     check(ok, f"{source}: {key}={value!r} has type {type(value).__name__}; expected {names}", ConfigError)
     return value
+
+
+def check_types(cfg: Any) -> None:
+    """Every field of the config dataclass ``cfg`` has its annotated type, as YAML keys and flags are checked, so a
+    config built in Python fails with the same one line (ints become floats where floats are expected, tuples
+    lists where lists are, paths strings)."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        allowed = (hints[f.name], *typing.get_args(hints[f.name]))
+        if isinstance(value, tuple) and list in allowed:
+            value = list(value)
+        elif isinstance(value, os.PathLike) and str in allowed:  # root=Path(...)
+            value = os.fspath(value)
+        setattr(cfg, f.name, _typed(type(cfg), f.name, value, type(cfg).__name__))
 
 
 def read_yaml(path: str | Path, cls: type = TrainConfig) -> dict[str, Any]:

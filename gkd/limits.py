@@ -15,10 +15,39 @@ MAX_WIDTH = 65536     # hidden_channels, position_dim, CNN block widths
 MAX_HEADS = 64
 MAX_EPOCHS = 10**6
 MAX_RUNS = 10**4
+MAX_LAYERS = 128      # deep GNNs (GCNII) use 64; an artefact with more is refused as damaged
+MAX_NODES = 2**31 - 1  # node counts (batch sizes, fan-outs, nodes drawn per epoch): above any graph's node count
+MAX_REPEATS = 1000    # teachers per run, born-again generations: each multiplies the run's training time
+MAX_STEPS = 1000      # loops a term runs per epoch (propagation or attack steps, noise draws, k nearest neighbours)
+# Every float option is a float32 in the end (the optimiser's and the loss's tensors): larger magnitudes overflow to
+# inf inside torch ("value cannot be converted to type float without overflow") after training has started.
+MAX_FLOAT = 3.4028234663852886e38
+MAX_TEMPERATURE = 1e4  # distillation losses scale by T**2: T = 1e20 gives inf * 0 = NaN
 INT_LIMITS: dict[str, tuple[int, int]] = {"seed": (0, MAX_SEED), "hidden_channels": (1, MAX_WIDTH),
-                                          "heads": (1, MAX_HEADS),
+                                          "heads": (1, MAX_HEADS), "num_layers": (1, MAX_LAYERS),
                                           "epochs": (1, MAX_EPOCHS), "builder_epochs": (1, MAX_EPOCHS),
-                                          "runs": (1, MAX_RUNS)}
+                                          "runs": (1, MAX_RUNS), "refresh": (1, MAX_EPOCHS),
+                                          "batch_size": (1, MAX_NODES), "student_batch_size": (1, MAX_NODES),
+                                          "term_nodes": (1, MAX_NODES), "generations": (1, MAX_REPEATS),
+                                          "teachers": (1, MAX_REPEATS), "teacher_generations": (1, MAX_REPEATS)}
+# A loss term's integer options: the ones that size a per-epoch loop; any other is at most MAX_NODES.
+OPTION_LIMITS: dict[str, int] = {"steps": MAX_STEPS, "noise_draws": MAX_STEPS, "knn": MAX_STEPS, "dim": MAX_WIDTH}
+
+
+def check_float(name: str, value: float, error: type = ConfigError) -> None:
+    """``value`` is finite and within float32's range (:data:`MAX_FLOAT`)."""
+    check(math.isfinite(value) and abs(value) <= MAX_FLOAT, f"{name}={value!r}; expected a finite number of "
+          f"magnitude at most {MAX_FLOAT:.4g} (float32's range)", error)
+
+
+def check_option(name: str, value: Any) -> None:
+    """A loss term's option: floats as :func:`check_float`, integers at most :data:`OPTION_LIMITS` (or
+    :data:`MAX_NODES`), so an extra digit or ten fails here instead of hanging or overflowing mid-training."""
+    if isinstance(value, float):
+        check_float(name, value)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        hi = OPTION_LIMITS.get(name, MAX_NODES)
+        check(value <= hi, f"{name}={value!r}; expected an integer <= {hi}", ConfigError)
 
 
 def check_limits(cfg: Any) -> None:
@@ -26,7 +55,7 @@ def check_limits(cfg: Any) -> None:
     its bounds. An infinite rate or temperature trains without complaint and reports garbage, so it is refused."""
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
-        if f.name in INT_LIMITS:
+        if f.name in INT_LIMITS and v is not None:
             lo, hi = INT_LIMITS[f.name]
             check_int(f.name, v, lo, ConfigError)
             check(v <= hi, f"{f.name}={v!r}; expected an integer <= {hi}", ConfigError)
@@ -35,4 +64,4 @@ def check_limits(cfg: Any) -> None:
                 check_int(f.name, w, 1, ConfigError)
                 check(w <= MAX_WIDTH, f"{f.name} width {w!r}; expected an integer <= {MAX_WIDTH}", ConfigError)
         elif isinstance(v, float):
-            check(math.isfinite(v), f"{f.name}={v!r}; expected a finite number", ConfigError)
+            check_float(f.name, v)

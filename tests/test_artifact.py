@@ -60,12 +60,54 @@ def test_weights_are_not_pickled(tmp_path, student):
     (lambda d: (d / "manifest.json").write_text("[" * 100000), "not readable JSON"),
     (lambda d: _edit(d, model={"class": "os.system", "args": {}}), "does not describe a gkd zoo model"),
     (lambda d: _edit(d, num_classes=5), "disagrees with itself"),
+    (lambda d: _edit(d, dataset="Cora"), r"has dataset='Cora'; expected an object \(damaged or edited\)"),
+    (lambda d: _edit(d, metrics=[0.9]), "has metrics=.0.9.; expected an object"),
+    (lambda d: _edit(d, dataset={"split_sha256": 5}), "dataset.split_sha256=5; expected 64 hex digits"),
+    (lambda d: _edit(d, input={"num_features": 8, "position": "fastrp"}), "does not describe a gkd zoo model"),
+    (lambda d: _rehashed_nan(d), r"hold NaN or infinite values \(layers.0.weight\)"),
+    # 10**7 inputs x 32 would allocate 1.3 GB before the weights could disagree: the shapes are compared first
+    (lambda d: _edit(d, model={"class": "MLP", "args": {"in_channels": 10**7, "hidden_channels": 32, "num_layers": 2,
+                                                        "out_channels": 3, "dropout": 0.5}},
+                     input={"num_features": 10**7 - 4, "position": {"dim": 4}}),
+     "do not fit the MLP the manifest describes .tensors layers.0.weight differ"),
 ])
 def test_damaged_artifacts_are_refused(tmp_path, student, damage, message):
     gkd.save(student, tmp_path / "m")
     damage(tmp_path / "m")
     with pytest.raises(ArtifactError, match=message):
         gkd.load(tmp_path / "m")
+
+
+def _rehashed_nan(folder):
+    """NaN weights whose manifest digest was updated to match: only the finiteness check can tell."""
+    from safetensors.torch import load_file, save_file
+
+    from gkd.io import sha256_file
+
+    state = load_file(str(folder / "weights.safetensors"))
+    state["layers.0.weight"][0, 0] = float("nan")
+    save_file(state, str(folder / "weights.safetensors"))
+    m = json.loads((folder / "manifest.json").read_text())
+    m["files"]["weights.safetensors"] = sha256_file(folder / "weights.safetensors")
+    (folder / "manifest.json").write_text(json.dumps(m))
+
+
+def test_a_student_refuses_what_would_give_nan_logits(small_graph, student):
+    from gkd.errors import DatasetError
+    from gkd.nn.serving import FastMLP
+
+    x = small_graph.x[:3].clone()
+    assert torch.isfinite(student(x)).all()
+    x[1, 2] = float("nan")
+    with pytest.raises(DatasetError, match="logits are NaN or infinite: the feature rows hold NaN"):
+        student(x)
+    with pytest.raises(DatasetError, match="logits are NaN or infinite"):
+        FastMLP(student)(x)
+    x[1, 2] = float("inf")
+    with pytest.raises(DatasetError, match="logits are NaN or infinite"):
+        student(x)
+    with pytest.raises(DatasetError, match="x is a ndarray; expected a torch.Tensor of feature rows"):
+        student(small_graph.x[:3].numpy())
 
 
 def _edit(folder, **changes):

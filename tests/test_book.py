@@ -65,6 +65,25 @@ def test_flipped_byte_fails_checksum(tmp_path, small_graph):
         open_book(path)
 
 
+@pytest.mark.parametrize("name", ["hidden", "logits"])
+def test_non_finite_knowledge_is_refused_on_opening(name, tmp_path, small_graph):
+    """NaN knowledge whose digest was updated to match: refused when the book opens, not when a student trains."""
+    import json
+
+    from gkd.io import sha256_file
+
+    path, _ = make_book(tmp_path / "b", small_graph, hidden=torch.randn(small_graph.num_nodes, 4))
+    f = path / f"{name}.npy"
+    arr = np.load(f)
+    arr.flat[5] = np.nan if name == "hidden" else np.inf
+    np.save(f, arr)
+    m = json.loads((path / "manifest.json").read_text())
+    m["arrays"][name]["sha256"] = sha256_file(f)
+    (path / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(BookError, match=f"{name}.npy' holds NaN or infinite values"):
+        open_book(path)
+
+
 def test_truncated_array_is_refused(tmp_path, small_graph):
     path, _ = make_book(tmp_path / "b", small_graph)
     f = path / "soft_labels.npy"

@@ -50,3 +50,26 @@ def test_bad_yaml(tmp_path, text, pattern):
 def test_missing_yaml(tmp_path):
     with pytest.raises(ConfigError, match="cannot read config"):
         make_config(tmp_path / "nope.yaml", {})
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"root": 5}, "TrainConfig: root=5 has type int; expected str or null"),
+    ({"method": "self-distill", "term_args": [1]}, "TrainConfig: term_args=[1] has type list; expected dict"),
+    ({"dropout": "x"}, "TrainConfig: dropout='x' has type str; expected float"),
+    ({"method": "self-distill", "sd_terms": 5}, "TrainConfig: sd_terms=5 has type int; expected str or null"),
+    ({"epochs": 2.0}, "TrainConfig: epochs=2.0 has type float; expected int"),
+])
+def test_a_config_built_in_python_is_type_checked_like_yaml(kwargs, message):
+    """Not a TypeError or ValueError from deep inside: the same one line a YAML key of that type gets."""
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        TrainConfig(**kwargs).validate()
+
+
+def test_python_conveniences_are_kept():
+    from pathlib import Path
+
+    from gkd.pipeline.images import CNNDistillConfig
+
+    cfg = TrainConfig(root=Path("/data"), lr=1, batch_size=8, fanout=(5, 5)).validate()
+    assert (cfg.root, cfg.lr, cfg.fanout) == ("/data", 1.0, [5, 5]) and isinstance(cfg.lr, float)
+    assert CNNDistillConfig(student_channels=(4, 8, 8)).validate().student_channels == [4, 8, 8]

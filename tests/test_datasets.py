@@ -196,6 +196,26 @@ def test_damaged_geom_gcn_files(webkb_folder):
         load("texas", root=webkb_folder)
 
 
+@pytest.mark.parametrize("row, message", [
+    ("0\t1,0,1,0,1,0\t1000000000000", r"holds labels in \[0, 1000000000000\]; expected classes 0 .. C-1 with C at most "
+     r"the node count \(40\)"),
+    ("0\t1,0,1,0,1,0\t100000000000000000000", "holds '100000000000000000000'; expected integers below 2..62"),
+    ("0\t1,0,1,0,1,0\t1,2", "holds '1,2'; expected one integer"),
+])
+def test_geom_gcn_labels_beyond_what_a_graph_holds(webkb_folder, row, message):
+    """A 10**12 label would size [N, 10**12] tensors; a 20-digit one overflows int64: one error, at loading."""
+    table = webkb_folder / "texas" / "raw" / "out1_node_feature_label.txt"
+    lines = table.read_text().splitlines()
+    table.write_text("\n".join([lines[0], row, *lines[2:]]) + "\n")
+    with pytest.raises(DatasetError, match=message):
+        load("texas", root=webkb_folder)
+    edges = webkb_folder / "texas" / "raw" / "out1_graph_edges.txt"
+    table.write_text("\n".join(lines) + "\n")
+    edges.write_text("node_id\tnode_id\n0\t100000000000000000000\n")
+    with pytest.raises(DatasetError, match="expected integers below 2..62"):
+        load("texas", root=webkb_folder)
+
+
 def test_csbm_deterministic_and_homophily():
     from torch_geometric.utils import homophily, is_undirected
 

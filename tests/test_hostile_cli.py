@@ -316,7 +316,7 @@ DISTILL_BAD = [
     (["--terms", "reliability", "--term-arg", "reliability.noise=0"], "reliability noise=0.0; expected > 0"),
     (["--terms", "rsd", "--term-arg", "rsd.batch=1"], "rsd batch=1; expected an integer >= 2"),
     (["--term-arg", "position.dim=0"], "position dim=0; expected an integer >= 1"),
-    (["--term-arg", "position.dim=70000"], "position dim=70000; expected an integer <= 65536"),
+    (["--term-arg", "position.dim=70000"], "position: dim=70000; expected an integer <= 65536"),
     (["--term-arg", "position.dim=x"], "term_args position.dim='x'; expected int"),
     (["--term-arg", "position.size=3"], "term_args position.size: not an option of the student term 'position', which takes weight, dim"),
     (["--term-arg", "position"], "expected TERM.OPTION=VALUE"),
@@ -409,3 +409,44 @@ def test_embeddings_header_claiming_a_huge_shape(tmp_path, capsys):
         z.writestr("tap1.npy", buf.getvalue() + b"\0" * 80)
     err = error_of(capsys, "graph", "--embeddings", str(tmp_path / "huge.npz"), "--out", str(tmp_path / "g.npz"))
     assert "claims shape (1000000000, 1000)" in err
+
+
+# --- 7. values too large for what they size: refused before the run, not an overflow, NaN or hang inside it ---
+
+HUGE = "100000000000000000000"
+OVERSIZED = [
+    ("train", ["--lr", "1e300"], "lr=1e+300; expected a finite number of magnitude at most 3.403e+38 (float32's"),
+    ("train", ["--weight-decay", "1e300"], "weight_decay=1e+300; expected a finite number of magnitude"),
+    ("train", ["--num-layers", HUGE], f"num_layers={HUGE}; expected an integer in [1, 128]"),
+    ("train", ["--batch-size", HUGE], f"batch_size={HUGE}; expected an integer <= 2147483647"),
+    ("train", ["--batch-size", "64", "--fanout", f"{HUGE},5"], "positive integers (at most 2147483647), one per"),
+    ("train", ["--device", f"cuda:{HUGE}"], "expected auto, cpu, cuda or cuda:N"),
+    ("train", ["--generations", HUGE], f"generations={HUGE}; expected an integer <= 1000"),
+    ("train", ["--self-distill", "--term-arg", f"neighbour.steps={HUGE}"], f"steps={HUGE}; expected an integer <="),
+    ("train", ["--self-distill", "--sd-terms", "depth", "--term-arg", "depth.temperature=1e20"],
+     "depth temperature=1e+20; expected > 0 and finite, at most 10000"),
+    ("distill", ["--temperature", "1e20"], "temperature=1e+20; expected > 0 and finite, at most 10000"),
+    ("distill", ["--teachers", HUGE], f"teachers={HUGE}; expected an integer <= 1000"),
+    ("distill", ["--teacher-generations", HUGE], f"teacher_generations={HUGE}; expected an integer <= 1000"),
+    ("distill", ["--student-batch-size", HUGE], f"student_batch_size={HUGE}; expected an integer <= 2147483647"),
+    ("distill", ["--method", "gkd+"], "has an empty term after '+'"),
+    ("book", ["--temperature", "1e5", "--out", "BOOK"], "temperature=100000.0; expected > 0 and finite, at most 10000"),
+]
+
+
+@pytest.mark.parametrize("command, args, message", OVERSIZED)
+def test_oversized_values_are_refused_before_training(command, args, message, no_training, capsys, tmp_path):
+    args = [str(tmp_path / "book") if a == "BOOK" else a for a in args]
+    assert message in error_of(capsys, command, *args, "--quiet")
+
+
+def test_exponent_only_numbers_are_floats_in_yaml_and_flags(tmp_path):
+    """YAML 1.1 reads 1e-3 as a string; gkd reads it as Python and YAML 1.2 do."""
+    from gkd.config import make_config, parse_yaml
+
+    assert parse_yaml("1e-3", "x") == 0.001 and parse_yaml("1.5E3", "x") == 1500.0 and parse_yaml("-2e+2", "x") == -200
+    assert parse_yaml("'1e-3'", "x") == "1e-3" and parse_yaml("1e", "x") == "1e" and parse_yaml("0x10", "x") == 16
+    config = tmp_path / "c.yaml"
+    config.write_text("lr: 1e-3\nweight_decay: 5e-4\n")
+    cfg = make_config(config, {"term_args": {"depth": {"temperature": parse_yaml("2e0", "x")}}, "method": "depth"})
+    assert (cfg.lr, cfg.weight_decay, cfg.term_args["depth"]["temperature"]) == (0.001, 0.0005, 2.0)

@@ -38,7 +38,7 @@ def test_mlp_ignores_graph_and_gnn_needs_it(small_graph):
 
 
 @pytest.mark.parametrize("kwargs, pattern", [
-    ({"num_layers": 0}, r"num_layers=0; expected an integer >= 1"),
+    ({"num_layers": 0}, r"num_layers=0; expected an integer in \[1, 128\]"),
     ({"hidden_channels": 0}, r"hidden_channels=0; expected an integer > 0"),
     ({"hidden_channels": -4}, r"hidden_channels=-4"),
     ({"dropout": 1.0}, r"dropout=1.0; expected a value in \[0, 1\)"),

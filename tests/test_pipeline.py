@@ -116,8 +116,8 @@ def test_save_load_predict_end_to_end(tmp_path, capsys):
     assert csv.read_text().splitlines()[0] == "node,prediction,confidence" and len(csv.read_text().splitlines()) == 4
 
 
-def _ids(tmp_path, ids):
-    path = tmp_path / "ids.txt"
+def _ids(tmp_path, ids, name="ids.txt"):
+    path = tmp_path / name
     path.write_text("\n".join(map(str, ids)))
     return path
 
@@ -136,12 +136,22 @@ def test_train_save_then_predict_with_a_gnn(tmp_path):
     (["--dataset-arg", "num_features=8"], "the model reads 16 features per node; the data has 8"),
     (["--nodes", "IDS"], r"node ids lie in [0, 400]; the graph has nodes 0 .. 399"),
     (["--out", "bad.txt"], "expected a .npy or .csv file name"),
+    (["--nodes", "HUGE"], "is not a list of integer node ids (OverflowError)"),
+    (["--nodes", "EMPTY"], "holds no node ids; expected at least one"),
+    (["--nodes", "NPZ"], "is an .npz archive; expected one .npy array of node ids"),
+    (["--nodes", "UINT64"], "holds node id 18446744073709551615; expected ids of the graph's nodes"),
+    (["--dataset-arg", "root=/etc"], "dataset_args may not set ['root']"),
 ])
 def test_predict_bad_inputs(tmp_path, capsys, extra, message):
     model_dir = tmp_path / "m"
     gkd.save(Student(MLP(16, 8, 2, 3)), model_dir)
-    extra = [str(_ids(tmp_path, [0, 400])) if e == "IDS" else str(tmp_path / e) if e.startswith("bad") else e
-             for e in extra]
+    np.savez(tmp_path / "ids.npz", ids=np.arange(3))
+    (tmp_path / "ids.npz").rename(tmp_path / "npz.npy")
+    np.save(tmp_path / "uint64.npy", np.array([1, 2**64 - 1], dtype=np.uint64))  # would wrap to -1 as int64
+    files = {"IDS": _ids(tmp_path, [0, 400]), "HUGE": _ids(tmp_path, [1, 10**20], "huge.txt"),
+             "EMPTY": _ids(tmp_path, [], "empty.txt"),
+             "NPZ": tmp_path / "npz.npy", "UINT64": tmp_path / "uint64.npy"}
+    extra = [str(files[e]) if e in files else str(tmp_path / e) if e.startswith("bad") else e for e in extra]
     out = [] if "--out" in extra else ["--out", str(tmp_path / "p.npy")]
     assert main(["predict", "--model", str(model_dir), *CSBM, *extra, *out]) == 2
     err = capsys.readouterr().err

@@ -158,7 +158,10 @@ RECORD = {"run": 0, "seed": 0, "split": 0, "val": 0.8, "test": 0.75, "train": 0.
     (lambda r: r.update(run=1), "holds run 1; expected run 0"),
     (lambda r: r.update(config_sha256="0" * 64), "was written for another configuration"),
     (lambda r: r.pop("config_sha256"), "was written for another configuration"),
-], ids=["test>1", "val-nan", "test-str", "no-test", "teacher_test<0", "bool", "list", "run", "hash", "no-hash"])
+    (lambda r: r.update(seconds=float("nan")), "has seconds=nan; expected finite numbers"),
+    (lambda r: r.update(guard={"gain": float("-inf")}), "has guard.gain=-inf; expected finite numbers"),
+], ids=["test>1", "val-nan", "test-str", "no-test", "teacher_test<0", "bool", "list", "run", "hash", "no-hash",
+        "seconds-nan", "nested-inf"])
 def test_resumed_record_is_checked(edit, says, tmp_path):
     from gkd.errors import ConfigError
     from gkd.train.checkpoint import RunCheckpoint
@@ -234,6 +237,9 @@ def test_damaged_teacher_checkpoints_are_retrained(tmp_path, small_graph):
         "no weights": {k: v for k, v in sound.items() if not k.startswith("w/")},
         "no logits": {k: v for k, v in sound.items() if k != "k/logits"},
         "mask rows": {**sound, "k/mask": sound["k/mask"][:-1]},
+        "NaN weights": {k: (v * np.nan if k.startswith("w/") else v) for k, v in sound.items()},
+        "inf logits": {**sound, "k/logits": np.full_like(sound["k/logits"], np.inf)},
+        "NaN seconds": {**sound, "record": as_bytes({**rec, "seconds": float("nan")})},
     }
     for case, arrays in damaged.items():
         if arrays is None:

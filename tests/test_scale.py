@@ -189,8 +189,8 @@ def test_student_node_minibatches_match_full_batch():
 @pytest.mark.parametrize("args, message", [
     (["--batch-size", "0"], "batch_size=0; expected an integer >= 1 (seed nodes per mini-batch)"),
     (["--batch-size", "-5"], "batch_size=-5; expected an integer >= 1"),
-    (["--batch-size", "64", "--fanout", "10"], "fanout='10'; expected 2 positive integers, one per layer (num_layers=2)"),
-    (["--batch-size", "64", "--fanout", "10,0"], "positive integers, one per layer (num_layers=2)"),
+    (["--batch-size", "64", "--fanout", "10"], "fanout='10'; expected 2 positive integers (at most 2147483647), one"),
+    (["--batch-size", "64", "--fanout", "10,0"], "positive integers (at most 2147483647), one per layer (num_layers=2)"),
     (["--batch-size", "64", "--fanout", "10,-1"], "one per layer (num_layers=2)"),
     (["--batch-size", "64", "--fanout", "10,10,10"], "one per layer (num_layers=2)"),
     (["--batch-size", "64", "--fanout", "ten,5"], "one per layer (num_layers=2)"),

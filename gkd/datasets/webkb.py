@@ -36,11 +36,25 @@ def _rows(path: Path, columns: int) -> list[list[str]]:
     return rows
 
 
+_MAX_ID = 2**62  # ids, labels and feature columns: int64 with room; a 20-digit one is damage, not a graph
+
+
 def _ints(text: str, path: Path) -> list[int]:
     try:
-        return [int(v) for v in text.split(",")]
+        values = [int(v) for v in text.split(",")]
     except ValueError:
         raise DatasetError(f"{str(path)!r} holds {text[:40]!r}; expected comma-separated integers") from None
+    if any(abs(v) > _MAX_ID for v in values):
+        raise DatasetError(f"{str(path)!r} holds {text[:40]!r}; expected integers below 2**62 (node, feature and "
+                           "class ids)")
+    return values
+
+
+def _int(text: str, path: Path) -> int:
+    values = _ints(text, path)
+    if len(values) != 1:
+        raise DatasetError(f"{str(path)!r} holds {text[:40]!r}; expected one integer (a node id or label)")
+    return values[0]
 
 
 def _edges(path: Path, num_nodes: int) -> torch.Tensor:
@@ -69,7 +83,11 @@ def _split(raw: Path, prefix: str, split: int, num_nodes: int) -> tuple[int, dic
 
 
 def _finish(x, y, edge_index, raw: Path, prefix: str, split: int, name: str, source: str) -> Data:
-    s, masks = _split(raw, prefix, split, x.size(0))
+    n, lo, hi = x.size(0), int(y.min()), int(y.max())
+    if lo < 0 or hi >= n:  # C classes need at least C nodes; a 10**12 label would size [N, C] tensors
+        raise DatasetError(f"{str(raw / 'out1_node_feature_label.txt')!r} holds labels in [{lo}, {hi}]; expected "
+                           f"classes 0 .. C-1 with C at most the node count ({n})")
+    s, masks = _split(raw, prefix, split, n)
     data = Data(x=x, edge_index=edge_index, y=y, **masks)
     data.meta = DatasetMeta(name=name, num_classes=int(y.max()) + 1, split=f"geom-gcn split {s} of 10 (48/32/20)",
                             split_index=s, num_splits=10, source=source)
@@ -93,9 +111,9 @@ def load_webkb(key: str, root: Path, *, split: int = 0) -> Data:
     rows = _rows(path, 3)
     try:
         x = torch.tensor([[float(v) for v in row[1].split(",")] for row in rows], dtype=torch.float)
-        y = torch.tensor([int(row[2]) for row in rows], dtype=torch.long)
     except (ValueError, TypeError) as e:  # TypeError: ragged feature rows
         raise DatasetError(f"{str(path)!r} is not a table of numeric features and integer labels ({e})") from None
+    y = torch.tensor([_int(row[2], path) for row in rows], dtype=torch.long)
     edge_index = _edges(raw / "out1_graph_edges.txt", x.size(0))
     return _finish(x, y, edge_index, raw, key, split, _WEBKB[key], "WebKB (geom-gcn files), read by gkd")
 
@@ -107,15 +125,12 @@ def load_actor(key: str, root: Path, *, split: int = 0) -> Data:
     _need(raw, "film", "film (Actor)")
     path = raw / "out1_node_feature_label.txt"
     rows = _rows(path, 3)
-    try:
-        ids = [int(row[0]) for row in rows]
-        labels = [int(row[2]) for row in rows]
-    except ValueError as e:
-        raise DatasetError(f"{str(path)!r} holds a non-integer node id or label ({e})") from None
+    ids = [_int(row[0], path) for row in rows]
+    labels = [_int(row[2], path) for row in rows]
     active = [_ints(row[1], path) for row in rows]
     n = len(rows)
-    if sorted(ids) != list(range(n)) or min(min(a) for a in active) < 0:
-        raise DatasetError(f"{str(path)!r}: node ids must be 0..{n - 1} once each and feature ids >= 0")
+    if sorted(ids) != list(range(n)) or min(min(a) for a in active) < 0 or max(max(a) for a in active) >= 10**7:
+        raise DatasetError(f"{str(path)!r}: node ids must be 0..{n - 1} once each and feature ids in [0, 10**7)")
     row = torch.tensor([i for i, a in zip(ids, active) for _ in a])
     col = torch.tensor([c for a in active for c in a])
     x = torch.zeros(n, int(col.max()) + 1)

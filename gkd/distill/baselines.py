@@ -8,7 +8,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, check
 from ..train.trainer import LossTerm, Step
-from .losses import soft_kl
+from .losses import check_temperature, soft_kl
 from .registry import SelfContext, TermOptions, register_term
 
 
@@ -35,7 +35,7 @@ class TfKDRegOptions(TermOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.temperature > 0, f"Tf-KD temperature={self.temperature}; expected > 0", ConfigError)
+        check_temperature(self.temperature, "Tf-KD temperature")
         check(0.0 < self.a < 1.0, f"Tf-KD correct-class probability a={self.a}; expected a value in (0, 1)",
               ConfigError)
 

@@ -2,18 +2,19 @@ r"""The shared distillation losses: temperature-scaled KL to soft targets (Hinto
 check every term uses."""
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError, check
+from ..limits import MAX_TEMPERATURE
 
 
-def check_temperature(temperature: float) -> None:
-    check(isinstance(temperature, (int, float)) and not isinstance(temperature, bool) and 0 < temperature < math.inf,
-          f"distillation temperature={temperature!r}; expected > 0 and finite", ConfigError)
+def check_temperature(temperature: float, what: str = "distillation temperature") -> None:
+    """``0 < T <= MAX_TEMPERATURE``: the losses scale by :math:`T^2`, so a larger one overflows float32 to NaN."""
+    check(isinstance(temperature, (int, float)) and not isinstance(temperature, bool)
+          and 0 < temperature <= MAX_TEMPERATURE,
+          f"{what}={temperature!r}; expected > 0 and finite, at most {MAX_TEMPERATURE:g}", ConfigError)
 
 
 def soft_kl(target: Tensor, logits: Tensor, temperature: float = 1.0) -> Tensor:

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError, DatasetError, check, check_int
-from ..limits import MAX_WIDTH
 from ..nn.position import fastrp
 from ..train.trainer import LossTerm, Step
 from .registry import StudentContext, TermOptions, register_term
@@ -75,8 +74,7 @@ class PositionOptions(TermOptions):
               f"position drop={self.drop!r}; expected a share of nodes in [0, 1)", ConfigError)
         check(self.weight == 1.0, f"position weight={self.weight!r}: the position term adds input columns, not a "
               "loss, so it takes no weight; expected the default 1.0 (drop the term to switch it off)", ConfigError)
-        check_int("position dim", self.dim, 1, ConfigError)
-        check(self.dim <= MAX_WIDTH, f"position dim={self.dim!r}; expected an integer <= {MAX_WIDTH}", ConfigError)
+        check_int("position dim", self.dim, 1, ConfigError)  # its upper bound: limits.OPTION_LIMITS
 
 
 def position_features(edge_index: Tensor, num_nodes: int, observed: Tensor, dim: int, seed: int) -> Tensor:

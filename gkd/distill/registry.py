@@ -36,13 +36,13 @@ The CLI's choices, its ``--help`` text and the documentation's term tables are r
 from __future__ import annotations
 
 import dataclasses
-import math
 import types
 import typing
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import ConfigError, check
+from ..limits import check_option
 
 KINDS: dict[str, str] = {
     "self": "a backbone teaches itself (gkd train --self-distill --sd-terms NAMES)",
@@ -60,9 +60,7 @@ class TermOptions:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            check(not isinstance(v, float) or math.isfinite(v), f"{f.name}={v!r}; expected a finite number",
-                  ConfigError)
+            check_option(f.name, getattr(self, f.name))
         check(self.weight >= 0, f"weight={self.weight!r}; expected a finite number >= 0", ConfigError)
 
 

@@ -30,7 +30,7 @@ from ..errors import ConfigError, check
 from ..nn.hidden import _inner
 from ..nn.propagation import appnp_propagate, normalized_adjacency
 from ..train.trainer import LossTerm, Step
-from .losses import soft_kl
+from .losses import check_temperature, soft_kl
 from .registry import SelfContext, StudentContext, TermOptions, parse_names, register_term, term_names
 
 
@@ -109,7 +109,7 @@ class DepthOptions(LateStartOptions):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check(self.temperature > 0, f"depth temperature={self.temperature}; expected > 0", ConfigError)
+        check_temperature(self.temperature, "depth temperature")
         check(self.ndr_weight >= 0, f"depth ndr_weight={self.ndr_weight}; expected >= 0", ConfigError)
 
 

@@ -21,13 +21,14 @@ from torch import Tensor, nn
 from torch_geometric.nn import GATConv, GCNConv, SAGEConv
 
 from ..errors import ConfigError, DatasetError, check
+from ..limits import MAX_LAYERS
 from .functional import dropout
 
 
 def check_model_args(num_layers: int, hidden_channels: int, dropout: float) -> None:
     """The checks every zoo model makes; also run by the run config before any data is loaded."""
-    check(isinstance(num_layers, int) and num_layers >= 1, f"num_layers={num_layers!r}; expected an integer >= 1",
-          ConfigError)
+    check(isinstance(num_layers, int) and 1 <= num_layers <= MAX_LAYERS,
+          f"num_layers={num_layers!r}; expected an integer in [1, {MAX_LAYERS}]", ConfigError)
     check(isinstance(hidden_channels, int) and hidden_channels > 0,
           f"hidden_channels={hidden_channels!r}; expected an integer > 0", ConfigError)
     check(0.0 <= float(dropout) < 1.0, f"dropout={dropout!r}; expected a value in [0, 1)", ConfigError)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import datetime
 import json
 import os
+import re
 import shutil
 import uuid
 from pathlib import Path
@@ -167,18 +168,29 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
     spec, inp = manifest.get("model"), manifest.get("input")
     ok = (isinstance(spec, dict) and spec.get("class") in {c.__name__ for c in MODELS.values()}
           and isinstance(spec.get("args"), dict) and isinstance(inp, dict)
-          and isinstance(inp.get("num_features"), int) and (inp.get("position") is None) == (len(files) == 1))
+          and isinstance(inp.get("num_features"), int) and (inp.get("position") is None) == (len(files) == 1)
+          and (inp.get("position") is None or (isinstance(inp["position"], dict) and isinstance(
+              inp["position"].get("dim"), int) and not isinstance(inp["position"]["dim"], bool))))
     check(ok, f"model manifest in {str(path)!r} does not describe a gkd zoo model and its input", ArtifactError)
+    for key in ("dataset", "config", "metrics"):  # what predict and the serving code read: objects, or absent
+        value = manifest.get(key)
+        check(value is None or isinstance(value, dict), f"model manifest in {str(path)!r} has {key}={value!r:.60}; "
+              "expected an object (damaged or edited)", ArtifactError)
+    for key in ("split_sha256", "graph_sha256"):
+        value = (manifest.get("dataset") or {}).get(key)
+        check(value is None or (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None),
+              f"model manifest in {str(path)!r} has dataset.{key}={value!r:.60}; expected 64 hex digits (damaged or "
+              "edited)", ArtifactError)
     return manifest
 
 
 def _check_spec(spec: dict, inp: dict, num_classes: Any, path: Path) -> None:
     """The manifest's constructor arguments are sane before anything is allocated (the manifest is checked against
     damage by the weights' sha256 and shapes only after the model is built)."""
-    from ..limits import MAX_HEADS, MAX_WIDTH
+    from ..limits import MAX_HEADS, MAX_LAYERS, MAX_WIDTH
 
     args = spec["args"]
-    bounds = {"in_channels": (1, 10 ** 7), "hidden_channels": (1, MAX_WIDTH), "num_layers": (1, 64),
+    bounds = {"in_channels": (1, 10 ** 7), "hidden_channels": (1, MAX_WIDTH), "num_layers": (1, MAX_LAYERS),
               "out_channels": (1, 10 ** 6), "heads": (1, MAX_HEADS), "out_heads": (1, MAX_HEADS)}
     for key, value in args.items():
         if key == "dropout":
@@ -199,7 +211,7 @@ def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> nn.M
     """Rebuild the model saved at ``path`` (verified by :func:`read_manifest`), in eval mode, on ``device``
     (``auto``, ``cpu``, ``cuda``, ``cuda:N``)."""
     from ..nn.device import resolve_device
-    from safetensors import SafetensorError
+    from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 
     target = resolve_device(device)
@@ -209,10 +221,21 @@ def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> nn.M
     _check_spec(spec, manifest["input"], manifest.get("num_classes"), path)
     cls = {c.__name__: c for c in MODELS.values()}[spec["class"]]
     try:
-        model = cls(**spec["args"])
+        with torch.device("meta"):  # shapes only: nothing is allocated until the weights file agrees with them
+            shell = cls(**spec["args"])
     except (TypeError, GKDError) as e:
         raise ArtifactError(f"model manifest in {str(path)!r} has arguments {spec['args']} that do not build a "
                             f"{spec['class']} ({e})") from None
+    want = {k: list(v.shape) for k, v in shell.state_dict().items()}
+    try:
+        with safe_open(str(path / "weights.safetensors"), "pt") as f:
+            have = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
+    except SafetensorError as e:
+        have = {"?": str(e)[:100]}
+    differ = sorted(set(want) ^ set(have) | {k for k in set(want) & set(have) if want[k] != have[k]})
+    check(not differ, f"weights in {str(path)!r} do not fit the {spec['class']} the manifest describes (tensors "
+          f"{', '.join(differ[:3])} differ)", ArtifactError)
+    model = cls(**spec["args"])
     try:
         state = load_file(str(path / "weights.safetensors"))
         positions = (load_file(str(path / "positions.safetensors"))["positions"]
@@ -221,6 +244,10 @@ def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> nn.M
     except (SafetensorError, RuntimeError, KeyError) as e:
         raise ArtifactError(f"weights in {str(path)!r} do not fit the {spec['class']} the manifest describes "
                             f"({str(e).splitlines()[0][:200]})") from None
+    bad = [k for k, v in [*state.items(), ("positions", positions)] if v is not None and v.is_floating_point()
+           and not bool(torch.isfinite(v).all())]
+    check(not bad, f"weights in {str(path)!r} hold NaN or infinite values ({', '.join(bad[:3])}); a trained model's "
+          "are finite: the artefact is damaged or its model diverged", ArtifactError)
     if positions is not None:
         pos = manifest["input"]["position"]
         check(positions.dim() == 2 and positions.size(1) == pos.get("dim")

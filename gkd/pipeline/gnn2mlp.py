@@ -138,9 +138,9 @@ class DistillConfig(DistillOptions, GraphRunConfig):
             check_int("term_nodes", self.term_nodes, 1, ConfigError, TERM_NODES_MEANING)
             check(self.batch_size is not None or self.student_batch_size is not None, f"term_nodes={self.term_nodes}"
                   ": read only with batch_size or student_batch_size (mini-batch training); set one too", ConfigError)
+        check_limits(self)  # before the teachers' config, whose messages would name teacher_generations generations
         check_term_nodes(self.teacher_config())
         self.options()
-        check_limits(self)
         return self
 
     def to_dict(self) -> dict[str, Any]:

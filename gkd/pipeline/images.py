@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..config import RunConfig
+from ..config import RunConfig, check_types
 from ..datasets.digits import ImageSplit, digits_split
 from ..distill.losses import check_temperature
 from ..distill.registry import ImageContext, build_options, get_term
@@ -59,6 +59,7 @@ class CNNDistillConfig(RunConfig):
     builder_value: str = "learned"  # MHGD's builder; `gkd graph` uses "others" (see gkd.graph.builder)
 
     def validate(self) -> "CNNDistillConfig":
+        check_types(self)
         check(self.method in CNN_METHODS, f"method={self.method!r}; expected one of {', '.join(CNN_METHODS)}",
               ConfigError)
         check(self.dataset == "digits", f"dataset={self.dataset!r}; CNN distillation supports 'digits'", ConfigError)

@@ -27,10 +27,17 @@ def read_nodes(path: str | os.PathLike) -> Tensor:
             ids = np.load(p, allow_pickle=False)
         else:
             ids = np.array([int(t) for t in p.read_text().replace(",", " ").split()], dtype=np.int64)
-    except (ValueError, OSError, UnicodeDecodeError) as e:
+    except (ValueError, OSError, UnicodeDecodeError, OverflowError) as e:  # OverflowError: an id beyond int64
         raise ConfigError(f"--nodes {str(p)!r} is not a list of integer node ids ({type(e).__name__})") from None
+    if not isinstance(ids, np.ndarray):  # an .npz archive under a .npy name
+        ids.close()
+        raise ConfigError(f"--nodes {str(p)!r} is an .npz archive; expected one .npy array of node ids")
     check(ids.ndim == 1 and ids.dtype.kind in "iu", f"--nodes {str(p)!r} holds a {ids.dtype} array of shape "
           f"{ids.shape}; expected 1-D integer node ids", ConfigError)
+    check(ids.size > 0, f"--nodes {str(p)!r} holds no node ids; expected at least one", ConfigError)
+    big = int(ids.max())  # uint64 ids above int64's range would wrap to negative ids below
+    check(big <= np.iinfo(np.int64).max, f"--nodes {str(p)!r} holds node id {big}; expected ids of the graph's "
+          "nodes (0 .. N-1)", ConfigError)
     return torch.from_numpy(ids.astype(np.int64))
 
 
@@ -126,6 +133,7 @@ def predict_to_file(model_path: str | os.PathLike, out: str | os.PathLike, *, da
     ``dataset``, the one the model was trained on (its manifest's, with its loader arguments). Returns the graph and
     the node ids answered."""
     from ..datasets import load
+    from ..datasets.registry import check_dataset_args
     from ..nn.device import resolve_device
     from .artifact import load as load_model
     from .artifact import read_manifest
@@ -142,6 +150,7 @@ def predict_to_file(model_path: str | os.PathLike, out: str | os.PathLike, *, da
         if dataset_args is None and isinstance(config.get("dataset_args"), dict):
             dataset_args = config["dataset_args"]
     check(mask is None or nodes is None, "--nodes and --mask both given; expected one of them", ConfigError)
+    check_dataset_args(dataset, dict(dataset_args or {}))  # a manifest's too: it may have been edited
     dev = resolve_device(device)
     model = load_model(model_path, device=dev)
     data = load(dataset, root, **dict(dataset_args or {})).to(dev)

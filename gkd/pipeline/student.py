@@ -51,6 +51,7 @@ SETTINGS = ("transductive", "inductive")
 def split_method(method: str) -> tuple[str, tuple[str, ...]]:
     """``"gkd+amkd"`` → ``("gkd", ("amkd",))``."""
     base, *extra = [p.strip() for p in str(method).split("+")]
+    check(all(extra), f"method {method!r} has an empty term after '+'; expected e.g. gkd+amkd", ConfigError)
     check(base in DISTILLERS, f"unknown distillation method {method!r}; expected one of {', '.join(DISTILLERS)}, "
           f"optionally +term (e.g. gkd+amkd)", ConfigError)
     return base, parse_names("student", extra, "method")

@@ -53,6 +53,18 @@ def _scores_ok(record: dict, required: tuple[str, ...] = ("val", "test")) -> str
     return None
 
 
+def _not_finite(value: Any, name: str = "") -> str | None:
+    """The first NaN or infinite number in a JSON record (``name=value``), or None (Python's json reads NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{name or 'a value'}={value!r}"
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for k, v in items:
+        bad = _not_finite(v, f"{name}.{k}" if name and isinstance(k, str) else name or str(k))
+        if bad is not None:
+            return bad
+    return None
+
+
 class RunCheckpoint:
     def __init__(self, directory: str | Path | None, config: dict[str, Any], resume: bool = False) -> None:
         check(directory is not None or not resume, "--resume needs --checkpoint-dir (where the finished runs are)",
@@ -111,6 +123,9 @@ class RunCheckpoint:
               f"{record.get('run')!r}; expected run {r}", ConfigError)
         bad = _scores_ok(record)
         check(bad is None, f"{where} has {bad}; expected accuracies in [0, 1]; remove it to redo the run", ConfigError)
+        bad = _not_finite(record)
+        check(bad is None, f"{where} has {bad}; expected finite numbers (gkd writes no NaN or infinity); remove it to "
+              "redo the run", ConfigError)
         return {k: v for k, v in record.items() if k != "config_sha256"}
 
     def save(self, r: int, run: dict) -> None:
@@ -133,8 +148,10 @@ class RunCheckpoint:
             return None
         know = {k[2:]: v for k, v in arrays.items() if k.startswith("k/")}
         weights = {k[2:]: v for k, v in arrays.items() if k.startswith("w/")}
+        finite = all(bool(torch.isfinite(v).all()) for v in arrays.values() if v.is_floating_point())
         if not (isinstance(record, dict) and record.pop("config_sha256", None) == self.config_sha256
-                and _scores_ok(record, ("val",)) is None and weights and _knowledge_ok(know)):
+                and _scores_ok(record, ("val",)) is None and _not_finite(record) is None and finite and weights
+                and _knowledge_ok(know)):
             return None
         return know, weights, record
 
