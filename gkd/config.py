@@ -5,6 +5,7 @@ Unknown YAML keys and wrongly typed values are errors, never silently ignored or
 from __future__ import annotations
 
 import dataclasses
+import numbers
 import os
 import re
 import typing
@@ -206,16 +207,27 @@ class TrainConfig(GraphRunConfig):
 
 
 def _typed(cls: type, key: str, value: Any, source: str) -> Any:
-    """Check ``value`` against the annotated type of ``cls.key``; ints are accepted where floats are expected."""
+    """Check ``value`` against the annotated type of ``cls.key``. What Python code naturally passes is taken in the
+    form YAML would give it: ints (and NumPy numbers) where floats are expected, tuples where lists are, paths and
+    ``torch.device`` where strings are."""
     hint = typing.get_type_hints(cls)[key]
     allowed = typing.get_args(hint) or (hint,)
     allowed = tuple(typing.get_origin(a) or a for a in allowed)
     if value is None and type(None) in allowed:
         return None
+    if isinstance(value, numbers.Number) and type(value).__module__ == "numpy":
+        value = value.item()  # np.float32(0.01) -> 0.01
+    if isinstance(value, tuple) and list in allowed:
+        value = list(value)
+    elif str in allowed and (isinstance(value, os.PathLike) or type(value).__name__ == "device"):
+        value = os.fspath(value) if isinstance(value, os.PathLike) else str(value)  # root=Path(..), torch.device
     if isinstance(value, bool) and bool not in allowed:
         ok = False
     elif float in allowed and isinstance(value, int):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # a 400-digit integer
+            raise ConfigError(f"{source}: {key}={value}; expected a finite number") from None
     else:
         ok = isinstance(value, allowed)
     names = " or ".join("null" if a is type(None) else a.__name__ for a in allowed)
@@ -225,17 +237,9 @@ def _typed(cls: type, key: str, value: Any, source: str) -> Any:
 
 def check_types(cfg: Any) -> None:
     """Every field of the config dataclass ``cfg`` has its annotated type, as YAML keys and flags are checked, so a
-    config built in Python fails with the same one line (ints become floats where floats are expected, tuples
-    lists where lists are, paths strings)."""
-    hints = typing.get_type_hints(type(cfg))
+    config built in Python fails with the same one line; values are normalised in place as :func:`_typed` says."""
     for f in dataclasses.fields(cfg):
-        value = getattr(cfg, f.name)
-        allowed = (hints[f.name], *typing.get_args(hints[f.name]))
-        if isinstance(value, tuple) and list in allowed:
-            value = list(value)
-        elif isinstance(value, os.PathLike) and str in allowed:  # root=Path(...)
-            value = os.fspath(value)
-        setattr(cfg, f.name, _typed(type(cfg), f.name, value, type(cfg).__name__))
+        setattr(cfg, f.name, _typed(type(cfg), f.name, getattr(cfg, f.name), type(cfg).__name__))
 
 
 def read_yaml(path: str | Path, cls: type = TrainConfig) -> dict[str, Any]:

@@ -108,6 +108,13 @@ def test_a_student_refuses_what_would_give_nan_logits(small_graph, student):
         student(x)
     with pytest.raises(DatasetError, match="x is a ndarray; expected a torch.Tensor of feature rows"):
         student(small_graph.x[:3].numpy())
+    # the check sums in float32: finite half-precision logits whose fp16 sum would overflow still answer
+    half = Student(MLP(small_graph.num_features, 8, 2, 3)).eval()
+    torch.nn.init.constant_(half.model.layers[-1].bias, 20.0)
+    half = half.half()
+    assert torch.isfinite(half(small_graph.x.half().repeat(20, 1))).all()
+    # and torch.export traces past it (a data-dependent branch)
+    torch.export.export(Student(MLP(small_graph.num_features, 8, 2, 3)).eval(), (small_graph.x[:4],))
 
 
 def _edit(folder, **changes):

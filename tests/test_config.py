@@ -58,6 +58,7 @@ def test_missing_yaml(tmp_path):
     ({"dropout": "x"}, "TrainConfig: dropout='x' has type str; expected float"),
     ({"method": "self-distill", "sd_terms": 5}, "TrainConfig: sd_terms=5 has type int; expected str or null"),
     ({"epochs": 2.0}, "TrainConfig: epochs=2.0 has type float; expected int"),
+    ({"lr": 10**400}, "TrainConfig: lr=1000000000"),  # float() would raise OverflowError
 ])
 def test_a_config_built_in_python_is_type_checked_like_yaml(kwargs, message):
     """Not a TypeError or ValueError from deep inside: the same one line a YAML key of that type gets."""
@@ -66,10 +67,33 @@ def test_a_config_built_in_python_is_type_checked_like_yaml(kwargs, message):
 
 
 def test_python_conveniences_are_kept():
+    """What Python code naturally passes is taken in the form YAML gives: Paths, tuples, NumPy numbers, devices."""
     from pathlib import Path
 
+    import numpy as np
+    import torch
+
+    from gkd import GNNToMLP
+    from gkd.pipeline.gnn2mlp import DistillConfig
     from gkd.pipeline.images import CNNDistillConfig
 
-    cfg = TrainConfig(root=Path("/data"), lr=1, batch_size=8, fanout=(5, 5)).validate()
-    assert (cfg.root, cfg.lr, cfg.fanout) == ("/data", 1.0, [5, 5]) and isinstance(cfg.lr, float)
+    cfg = TrainConfig(root=Path("/data"), lr=1, batch_size=8, fanout=(5, 5), dropout=np.float32(0.5),
+                      device=torch.device("cpu")).validate()
+    assert (cfg.root, cfg.lr, cfg.fanout, cfg.dropout, cfg.device) == ("/data", 1.0, [5, 5], 0.5, "cpu")
+    assert isinstance(cfg.lr, float) and type(cfg.dropout) is float
     assert CNNDistillConfig(student_channels=(4, 8, 8)).validate().student_channels == [4, 8, 8]
+    terms = DistillConfig(terms=("position", "neighbour")).validate().options().active_terms
+    assert sorted(terms) == ["neighbour", "position"]
+    assert GNNToMLP(root=Path("/data"), temperature=np.float32(2)).config.root == "/data"
+
+
+def test_python_built_configs_are_checked_before_any_comparison():
+    from gkd.pipeline.gnn2mlp import DistillConfig
+    from gkd.pipeline.images import CNNDistillConfig
+
+    with pytest.raises(ConfigError, match="DistillConfig: inductive_fraction='0.2' has type str; expected float"):
+        DistillConfig(inductive_fraction="0.2").validate()
+    with pytest.raises(ConfigError, match=r"lr=1e\+39; expected a finite number of magnitude at most"):
+        CNNDistillConfig(lr=1e39).validate()
+    with pytest.raises(ConfigError, match="heads=1000; expected an integer <= 64"):
+        CNNDistillConfig(heads=1000).validate()

@@ -358,3 +358,23 @@ def test_available_lists_the_families():
 def test_csbm_refuses_wrong_types_and_sizes_before_allocating(kwargs, message):
     with pytest.raises(DatasetError, match=message):
         csbm(**kwargs)
+
+
+def test_actor_feature_id_that_would_need_a_huge_dense_matrix(tmp_path):
+    """Actor's features are sparse ids made dense: a stray 10**9 would ask for terabytes; one DatasetError instead."""
+    raw = tmp_path / "Actor" / "raw"
+    raw.mkdir(parents=True)
+    n = 12
+    rows = ["node_id\tfeature\tlabel"] + [f"{i}\t{i % 4},{(i + 1) % 4}\t{i % 3}" for i in range(n)]
+    (raw / "out1_graph_edges.txt").write_text("node_id\tnode_id\n" + "\n".join(f"{i}\t{(i + 1) % n}" for i in
+                                                                             range(n)) + "\n")
+    for s in range(10):
+        masks = {k: np.zeros(n, dtype=bool) for k in ("train_mask", "val_mask", "test_mask")}
+        masks["train_mask"][:6] = masks["val_mask"][6:9] = masks["test_mask"][9:] = True
+        np.savez(raw / f"film_split_0.6_0.2_{s}.npz", **masks)
+    (raw / "out1_node_feature_label.txt").write_text("\n".join(rows) + "\n")
+    assert load("actor", root=tmp_path).x.shape == (n, 4)
+    rows[1] = "0\t1,1000000000\t0"
+    (raw / "out1_node_feature_label.txt").write_text("\n".join(rows) + "\n")
+    with pytest.raises(DatasetError, match=r"a dense \[12, 1000000001\] feature matrix is more than"):
+        load("actor", root=tmp_path)

@@ -138,6 +138,7 @@ def test_train_save_then_predict_with_a_gnn(tmp_path):
     (["--out", "bad.txt"], "expected a .npy or .csv file name"),
     (["--nodes", "HUGE"], "is not a list of integer node ids (OverflowError)"),
     (["--nodes", "EMPTY"], "holds no node ids; expected at least one"),
+    (["--nodes", "ZERO_BYTES"], "is not a list of integer node ids (EOFError)"),
     (["--nodes", "NPZ"], "is an .npz archive; expected one .npy array of node ids"),
     (["--nodes", "UINT64"], "holds node id 18446744073709551615; expected ids of the graph's nodes"),
     (["--dataset-arg", "root=/etc"], "dataset_args may not set ['root']"),
@@ -150,7 +151,8 @@ def test_predict_bad_inputs(tmp_path, capsys, extra, message):
     np.save(tmp_path / "uint64.npy", np.array([1, 2**64 - 1], dtype=np.uint64))  # would wrap to -1 as int64
     files = {"IDS": _ids(tmp_path, [0, 400]), "HUGE": _ids(tmp_path, [1, 10**20], "huge.txt"),
              "EMPTY": _ids(tmp_path, [], "empty.txt"),
-             "NPZ": tmp_path / "npz.npy", "UINT64": tmp_path / "uint64.npy"}
+             "NPZ": tmp_path / "npz.npy", "UINT64": tmp_path / "uint64.npy", "ZERO_BYTES": tmp_path / "zero.npy"}
+    (tmp_path / "zero.npy").write_bytes(b"")
     extra = [str(files[e]) if e in files else str(tmp_path / e) if e.startswith("bad") else e for e in extra]
     out = [] if "--out" in extra else ["--out", str(tmp_path / "p.npy")]
     assert main(["predict", "--model", str(model_dir), *CSBM, *extra, *out]) == 2

@@ -37,6 +37,7 @@ def _rows(path: Path, columns: int) -> list[list[str]]:
 
 
 _MAX_ID = 2**62  # ids, labels and feature columns: int64 with room; a 20-digit one is damage, not a graph
+_MAX_DENSE = 2**31  # values of Actor's dense feature matrix (8 GB of float32; the real one has 7 million)
 
 
 def _ints(text: str, path: Path) -> list[int]:
@@ -129,8 +130,12 @@ def load_actor(key: str, root: Path, *, split: int = 0) -> Data:
     labels = [_int(row[2], path) for row in rows]
     active = [_ints(row[1], path) for row in rows]
     n = len(rows)
-    if sorted(ids) != list(range(n)) or min(min(a) for a in active) < 0 or max(max(a) for a in active) >= 10**7:
-        raise DatasetError(f"{str(path)!r}: node ids must be 0..{n - 1} once each and feature ids in [0, 10**7)")
+    if sorted(ids) != list(range(n)) or min(min(a) for a in active) < 0:
+        raise DatasetError(f"{str(path)!r}: node ids must be 0..{n - 1} once each and feature ids >= 0")
+    width = max(max(a) for a in active) + 1
+    if n * width > _MAX_DENSE:  # x is dense: a stray id of 10**7 would ask for 300 GB
+        raise DatasetError(f"{str(path)!r} has a feature id {width - 1}; a dense [{n}, {width}] feature matrix is more "
+                           f"than {_MAX_DENSE:,} values (expected ids below the feature count, 932 for Actor)")
     row = torch.tensor([i for i, a in zip(ids, active) for _ in a])
     col = torch.tensor([c for a in active for c in a])
     x = torch.zeros(n, int(col.max()) + 1)

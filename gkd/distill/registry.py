@@ -103,6 +103,7 @@ class TermSpec:
             ok = isinstance(v, want) and not (isinstance(v, bool) and bool not in (want if isinstance(want, tuple)
                                                                                   else (want,)))
             if want is float and isinstance(v, int) and not isinstance(v, bool):
+                check(abs(v) <= 2**1023, f"term_args {self.name}.{key}={v}; expected a finite number", ConfigError)
                 values[key], ok = float(v), True
             expected = " or ".join("None" if a is type(None) else getattr(a, "__name__", str(a))
                                    for a in (want if isinstance(want, tuple) else (want,)))

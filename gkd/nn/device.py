@@ -13,7 +13,7 @@ def resolve_device(spec: str | torch.device = "auto") -> torch.device:
     error, not a silent fall-back to the CPU."""
     text = str(spec).strip().lower()
     check(re.fullmatch(r"auto|cpu|cuda(:\d{1,3})?", text) is not None,
-          f"device={str(spec)!r}; expected auto, cpu, cuda or cuda:N", ConfigError)
+          f"device={str(spec)!r}; expected auto, cpu, cuda or cuda:N (N < 1000)", ConfigError)
     if text == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if text.startswith("cuda"):

@@ -231,7 +231,7 @@ def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> nn.M
         with safe_open(str(path / "weights.safetensors"), "pt") as f:
             have = {k: list(f.get_slice(k).get_shape()) for k in f.keys()}
     except SafetensorError as e:
-        have = {"?": str(e)[:100]}
+        raise ArtifactError(f"weights in {str(path)!r} are not a safetensors file ({str(e)[:200]})") from None
     differ = sorted(set(want) ^ set(have) | {k for k in set(want) & set(have) if want[k] != have[k]})
     check(not differ, f"weights in {str(path)!r} do not fit the {spec['class']} the manifest describes (tensors "
           f"{', '.join(differ[:3])} differ)", ArtifactError)

@@ -27,7 +27,7 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from ..book import Book, open_book
-from ..config import GraphRunConfig, TrainConfig, check_limits, make_config
+from ..config import GraphRunConfig, TrainConfig, check_limits, check_types, make_config
 from ..datasets import DatasetMeta, check_data
 from ..datasets.inductive import inductive_split
 from ..distill.amkd import TeacherView
@@ -64,7 +64,7 @@ class DistillConfig(DistillOptions, GraphRunConfig):
     student: str = "mlp"  # hidden_channels 64: benchmarks/gnn2mlp.py: 256 ties on validation, costs 4x
     setting: str = "transductive"
     inductive_fraction: float = 0.2
-    terms: str | None = None  # a comma list here (a YAML/flag value); DistillOptions parses it
+    terms: str | list | None = None  # a comma list or a list of names; DistillOptions parses it
     book: str | None = None
     # the teachers' mini-batches (gkd train's keys of the same names); the student trains full-batch
     batch_size: int | None = None
@@ -103,6 +103,7 @@ class DistillConfig(DistillOptions, GraphRunConfig):
             raise ConfigError(f"teacher_args: {e}") from None
 
     def validate(self) -> "DistillConfig":
+        check_types(self)  # first: the checks below compare values
         check(self.setting in SETTINGS, f"setting={self.setting!r}; expected one of {', '.join(SETTINGS)}",
               ConfigError)
         check(0.0 < self.inductive_fraction < 1.0,

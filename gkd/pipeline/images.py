@@ -23,7 +23,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..config import RunConfig, check_types
+from ..config import RunConfig, check_limits, check_types
 from ..datasets.digits import ImageSplit, digits_split
 from ..distill.losses import check_temperature
 from ..distill.registry import ImageContext, build_options, get_term
@@ -88,6 +88,7 @@ class CNNDistillConfig(RunConfig):
         check(len(self.teacher_channels) == len(self.student_channels), f"teacher has {len(self.teacher_channels)} "
               f"blocks, student {len(self.student_channels)}; MHGD taps block by block, so expected the same count",
               ConfigError)
+        check_limits(self)
         return self
 
     def term_options(self) -> dict:

@@ -27,7 +27,7 @@ def read_nodes(path: str | os.PathLike) -> Tensor:
             ids = np.load(p, allow_pickle=False)
         else:
             ids = np.array([int(t) for t in p.read_text().replace(",", " ").split()], dtype=np.int64)
-    except (ValueError, OSError, UnicodeDecodeError, OverflowError) as e:  # OverflowError: an id beyond int64
+    except (ValueError, OSError, UnicodeDecodeError, OverflowError, EOFError) as e:  # an id beyond int64; no bytes
         raise ConfigError(f"--nodes {str(p)!r} is not a list of integer node ids ({type(e).__name__})") from None
     if not isinstance(ids, np.ndarray):  # an .npz archive under a .npy name
         ids.close()
