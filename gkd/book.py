@@ -41,7 +41,7 @@ from .datasets.fingerprint import graph_hash, split_hash
 from .distill.knowledge import Knowledge
 from .distill.losses import check_temperature
 from .errors import ConfigError, GKDError, check
-from .io import sha256_file
+from .io import is_sha256, sha256_file
 
 FORMAT = 2  # 2: the manifest fingerprints the graph (dataset.graph_sha256)
 KIND = "gkd-book"
@@ -101,10 +101,6 @@ def _is_int(v: Any, minimum: int = 0) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= minimum
 
 
-def _is_sha256(v: Any) -> bool:
-    return isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) is not None
-
-
 def _is_fraction(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 <= v <= 1
 
@@ -152,7 +148,7 @@ def validate_manifest(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
     for key in ("num_nodes", "num_classes"):
         need(_is_int(ds.get(key), 1), f"dataset.{key}={ds.get(key)!r}; expected an integer >= 1")
     for key in ("split_sha256", "graph_sha256"):
-        need(_is_sha256(ds.get(key)), f"dataset.{key}={ds.get(key)!r}; expected 64 hex digits")
+        need(is_sha256(ds.get(key)), f"dataset.{key}={ds.get(key)!r}; expected 64 hex digits")
     setting = manifest.get("setting")
     need(isinstance(setting, dict) and isinstance(setting.get("name", ""), str),
          f"setting={setting!r}; expected an object with a string 'name'")
@@ -173,7 +169,7 @@ def validate_manifest(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
         need(isinstance(e, dict), f"arrays.{name} is {type(e).__name__}; expected an object")
         # the file is named after its array: no path, no '..', so nothing outside the book is read
         need(e.get("file") == f"{name}.npy", f"arrays.{name}.file={e.get('file')!r}; expected '{name}.npy'")
-        need(_is_sha256(e.get("sha256")), f"arrays.{name}.sha256={e.get('sha256')!r}; expected 64 hex digits")
+        need(is_sha256(e.get("sha256")), f"arrays.{name}.sha256={e.get('sha256')!r}; expected 64 hex digits")
         need(isinstance(e.get("dtype"), str) and e["dtype"] in _DTYPES[name],
              f"arrays.{name}.dtype={e.get('dtype')!r}; expected one of {sorted(_DTYPES[name])}")
         shape = e.get("shape")

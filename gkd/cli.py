@@ -8,7 +8,8 @@ from typing import Sequence
 
 from .errors import ConfigError, GKDError, PeerRankError, check
 from .io import check_output_file, check_output_folder
-from .limits import MAX_EPOCHS, MAX_HEADS, MAX_LAYERS, MAX_REPEATS, MAX_RUNS, MAX_SEED, MAX_TEMPERATURE, MAX_WIDTH
+from .limits import (MAX_EPOCHS, MAX_HEADS, MAX_LAYERS, MAX_REPEATS, MAX_RUNS, MAX_SEED, MAX_TEMPERATURE,
+                     MAX_WIDTH)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -67,7 +68,8 @@ def _add_data_flags(parser: argparse.ArgumentParser, split: bool = True, default
 def _add_model_and_run_flags(parser: argparse.ArgumentParser, width_help: str | None = None) -> None:
     p = parser.add_argument_group("model and optimiser")
     p.add_argument("--hidden-channels", type=int, help=width_help or f"hidden width, at most {MAX_WIDTH} (default 64)")
-    p.add_argument("--num-layers", type=int, help=f"layers, the output layer included, at most {MAX_LAYERS} (default 2)")
+    p.add_argument("--num-layers", type=int,
+                   help=f"layers, the output layer included, at most {MAX_LAYERS} (default 2)")
     p.add_argument("--dropout", type=float, help="dropout rate in [0, 1) (default 0.5; GAT 0.6)")
     p.add_argument("--lr", type=float, help="Adam learning rate (default 0.01; GAT 0.005)")
     p.add_argument("--weight-decay", type=float, help="Adam weight decay (default 5e-4)")
@@ -164,7 +166,8 @@ def _add_distill_flags(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--terms", help=f"student terms, a comma list of {_terms('student')} (default: the method's; "
                    "gkd: position,neighbour)")
     p.add_argument("--kd-lambda", type=float, help="weight of the label cross-entropy; KD gets 1 - lambda (default 0)")
-    p.add_argument("--temperature", type=float, help=f"distillation temperature, at most {MAX_TEMPERATURE:g} (default 1)")
+    p.add_argument("--temperature", type=float,
+                   help=f"distillation temperature, at most {MAX_TEMPERATURE:g} (default 1)")
     p.add_argument("--label-smoothing", type=float, help="bookkd's label smoothing on the hard-label term (default 0.1)")
     _add_term_flags(p, "student")
     p.add_argument("--book", help="learn from this knowledge book (gkd book) instead of training a teacher")

@@ -5,6 +5,7 @@ import hashlib
 import math
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
@@ -163,6 +164,11 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+def is_sha256(value: Any) -> bool:
+    """``value`` is what :func:`sha256_file` returns: 64 lower-case hex digits."""
+    return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None
 
 
 def read_npz(path: str | os.PathLike, what: str = "file") -> dict[str, Any]:

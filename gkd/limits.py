@@ -34,10 +34,10 @@ INT_LIMITS: dict[str, tuple[int, int]] = {"seed": (0, MAX_SEED), "hidden_channel
 OPTION_LIMITS: dict[str, int] = {"steps": MAX_STEPS, "noise_draws": MAX_STEPS, "knn": MAX_STEPS, "dim": MAX_WIDTH}
 
 
-def check_float(name: str, value: float, error: type = ConfigError) -> None:
+def check_float(name: str, value: float) -> None:
     """``value`` is finite and within float32's range (:data:`MAX_FLOAT`)."""
     check(math.isfinite(value) and abs(value) <= MAX_FLOAT, f"{name}={value!r}; expected a finite number of "
-          f"magnitude at most {MAX_FLOAT:.4g} (float32's range)", error)
+          f"magnitude at most {MAX_FLOAT:.4g} (float32's range)", ConfigError)
 
 
 def check_option(name: str, value: Any) -> None:

@@ -63,8 +63,31 @@ NON_FINITE = [
 ]
 
 
-@pytest.mark.parametrize("command, args, message", NON_FINITE)
-def test_non_finite_settings_are_refused_before_training(command, args, message, no_training, capsys, tmp_path):
+# values too large for what they size: an overflow, NaN or hang inside the run otherwise
+HUGE = "100000000000000000000"
+OVERSIZED = [
+    ("train", ["--lr", "1e300"], "lr=1e+300; expected a finite number of magnitude at most 3.403e+38 (float32's"),
+    ("train", ["--weight-decay", "1e300"], "weight_decay=1e+300; expected a finite number of magnitude"),
+    ("train", ["--num-layers", HUGE], f"num_layers={HUGE}; expected an integer in [1, 128]"),
+    ("train", ["--batch-size", HUGE], f"batch_size={HUGE}; expected an integer <= 2147483647"),
+    ("train", ["--batch-size", "64", "--fanout", f"{HUGE},5"], "positive integers (at most 2147483647), one per"),
+    ("train", ["--device", f"cuda:{HUGE}"], "expected auto, cpu, cuda or cuda:N"),
+    ("train", ["--generations", HUGE], f"generations={HUGE}; expected an integer <= 1000"),
+    ("train", ["--self-distill", "--term-arg", f"neighbour.steps={HUGE}"], f"steps={HUGE}; expected an integer <="),
+    ("train", ["--self-distill", "--sd-terms", "depth", "--term-arg", "depth.temperature=1e20"],
+     "depth temperature=1e+20; expected > 0 and finite, at most 10000"),
+    ("distill", ["--temperature", "1e20"], "temperature=1e+20; expected > 0 and finite, at most 10000"),
+    ("distill", ["--teachers", HUGE], f"teachers={HUGE}; expected an integer <= 1000"),
+    ("distill", ["--teacher-generations", HUGE], f"teacher_generations={HUGE}; expected an integer <= 1000"),
+    ("distill", ["--student-batch-size", HUGE], f"student_batch_size={HUGE}; expected an integer <= 2147483647"),
+    ("distill", ["--method", "gkd+"], "has an empty term after '+'"),
+    ("book", ["--temperature", "1e5", "--out", "BOOK"], "temperature=100000.0; expected > 0 and finite, at most 10000"),
+]
+
+
+@pytest.mark.parametrize("command, args, message", NON_FINITE + OVERSIZED)
+def test_non_finite_and_oversized_settings_are_refused_before_training(command, args, message, no_training, capsys,
+                                                                        tmp_path):
     args = [str(tmp_path / "book") if a == "BOOK" else a for a in args]
     assert message in error_of(capsys, command, *args, "--quiet")
 
@@ -411,34 +434,7 @@ def test_embeddings_header_claiming_a_huge_shape(tmp_path, capsys):
     assert "claims shape (1000000000, 1000)" in err
 
 
-# --- 7. values too large for what they size: refused before the run, not an overflow, NaN or hang inside it ---
-
-HUGE = "100000000000000000000"
-OVERSIZED = [
-    ("train", ["--lr", "1e300"], "lr=1e+300; expected a finite number of magnitude at most 3.403e+38 (float32's"),
-    ("train", ["--weight-decay", "1e300"], "weight_decay=1e+300; expected a finite number of magnitude"),
-    ("train", ["--num-layers", HUGE], f"num_layers={HUGE}; expected an integer in [1, 128]"),
-    ("train", ["--batch-size", HUGE], f"batch_size={HUGE}; expected an integer <= 2147483647"),
-    ("train", ["--batch-size", "64", "--fanout", f"{HUGE},5"], "positive integers (at most 2147483647), one per"),
-    ("train", ["--device", f"cuda:{HUGE}"], "expected auto, cpu, cuda or cuda:N"),
-    ("train", ["--generations", HUGE], f"generations={HUGE}; expected an integer <= 1000"),
-    ("train", ["--self-distill", "--term-arg", f"neighbour.steps={HUGE}"], f"steps={HUGE}; expected an integer <="),
-    ("train", ["--self-distill", "--sd-terms", "depth", "--term-arg", "depth.temperature=1e20"],
-     "depth temperature=1e+20; expected > 0 and finite, at most 10000"),
-    ("distill", ["--temperature", "1e20"], "temperature=1e+20; expected > 0 and finite, at most 10000"),
-    ("distill", ["--teachers", HUGE], f"teachers={HUGE}; expected an integer <= 1000"),
-    ("distill", ["--teacher-generations", HUGE], f"teacher_generations={HUGE}; expected an integer <= 1000"),
-    ("distill", ["--student-batch-size", HUGE], f"student_batch_size={HUGE}; expected an integer <= 2147483647"),
-    ("distill", ["--method", "gkd+"], "has an empty term after '+'"),
-    ("book", ["--temperature", "1e5", "--out", "BOOK"], "temperature=100000.0; expected > 0 and finite, at most 10000"),
-]
-
-
-@pytest.mark.parametrize("command, args, message", OVERSIZED)
-def test_oversized_values_are_refused_before_training(command, args, message, no_training, capsys, tmp_path):
-    args = [str(tmp_path / "book") if a == "BOOK" else a for a in args]
-    assert message in error_of(capsys, command, *args, "--quiet")
-
+# --- 7. numbers in exponent form ---
 
 def test_exponent_only_numbers_are_floats_in_yaml_and_flags(tmp_path):
     """YAML 1.1 reads 1e-3 as a string; gkd reads it as Python and YAML 1.2 do."""

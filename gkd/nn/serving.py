@@ -80,12 +80,13 @@ class FastMLP:
 
     Queries of at most ``small_rows`` rows run on one thread whatever the process's thread count: waking a second
     thread cost more than it saved (benchmarks/results/inference_latency.json: 10 rows of 128 features, 64 wide,
-    19 us at 1 and at 2 threads; the finiteness check of its logits adds a few, timed beside it). A fused ``addmm`` chain costs about what NumPy's BLAS does; NumPy was not
-    kept because its thread pool and torch's fight when one process runs both (10 ms instead of 1.2 ms for 1,000 rows).
+    19 us at 1 and at 2 threads; the finiteness check of its logits adds a few, timed beside it). A fused ``addmm``
+    chain costs about what NumPy's BLAS does; NumPy was not kept because its thread pool and torch's fight when one
+    process runs both (10 ms instead of 1.2 ms for 1,000 rows).
     """
 
     def __init__(self, mlp: nn.Module, *, check_finite: bool = True) -> None:
-        self.check_finite = check_finite  # False: for features validated upstream (saves ~2.5 us of a 10-row query)
+        self.check_finite = check_finite  # False: for features validated upstream (a few us of a 10-row query)
         self.positions = None
         if isinstance(mlp, Student):  # its position rows are fetched with the feature rows (new nodes: zeros)
             self.positions, mlp = mlp.positions, mlp.model

@@ -18,7 +18,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import re
 import shutil
 import uuid
 from pathlib import Path
@@ -30,7 +29,7 @@ from torch import nn
 from ..version import __version__
 from ..datasets.fingerprint import graph_hash, split_hash
 from ..errors import GKDError, check
-from ..io import atomic_write_bytes, check_new_path, sha256_file
+from ..io import atomic_write_bytes, check_new_path, is_sha256, sha256_file
 from ..nn.models import MODELS, BasicModel, GAT
 from ..nn.serving import Student
 
@@ -178,7 +177,7 @@ def read_manifest(path: str | os.PathLike) -> dict[str, Any]:
               "expected an object (damaged or edited)", ArtifactError)
     for key in ("split_sha256", "graph_sha256"):
         value = (manifest.get("dataset") or {}).get(key)
-        check(value is None or (isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None),
+        check(value is None or is_sha256(value),
               f"model manifest in {str(path)!r} has dataset.{key}={value!r:.60}; expected 64 hex digits (damaged or "
               "edited)", ArtifactError)
     return manifest
