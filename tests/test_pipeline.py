@@ -368,3 +368,33 @@ def test_bad_graph_file_is_one_line_without_a_progress_bar(tmp_path, capsys):
     err = capsys.readouterr().err
     assert_one_line_error(err)
     assert "not a zip archive" in err
+
+
+def test_your_own_graph_is_checked_by_both_pipelines(small_graph):
+    """run_training and GNNToMLP.fit take a user's Data through one check (seeds.given_data): no NaN test score, no
+    traceback from a sparse adjacency or a foreign ``meta``."""
+    from torch_geometric.utils import to_torch_coo_tensor
+
+    from gkd.config import TrainConfig
+    from gkd.errors import DatasetError
+    from gkd.pipeline import run_training
+
+    def both(data, message):
+        with pytest.raises(DatasetError, match=message):
+            run_training(TrainConfig(dataset="custom", epochs=2, runs=1), data=data, progress=False)
+        with pytest.raises(DatasetError, match=message):
+            gkd.GNNToMLP(method="glnn", teachers=1, teacher_generations=1, epochs=2).fit(data)
+
+    no_test = small_graph.clone()
+    no_test.test_mask[:] = False
+    both(no_test, "test_mask selects no node")  # run_training reported test nan before
+    sparse = small_graph.clone()
+    sparse.edge_index = to_torch_coo_tensor(sparse.edge_index, size=sparse.num_nodes)
+    both(sparse, "data.edge_index is a sparse adjacency")
+    meta = small_graph.clone()
+    meta.x = meta.x.to("meta")
+    both(meta, "is on the meta device")
+    foreign = small_graph.clone()
+    foreign.meta = "mine"  # not gkd's DatasetMeta: replaced in the copy, the user's left as it was
+    assert run_training(TrainConfig(dataset="custom", epochs=2, runs=1), data=foreign, progress=False)["runs"]
+    assert foreign.meta == "mine"

@@ -250,3 +250,24 @@ def test_damaged_teacher_checkpoints_are_retrained(tmp_path, small_graph):
         stage = teacher_stage(cfg, small_graph, 0, checkpoint=ckpt)  # retrained, and saved again
         assert torch.equal(stage.teacher_logits[0], good.teacher_logits[0]), case
         assert ckpt.teacher(0, 0) is not None, case
+
+
+def test_checkpoint_dir_that_cannot_be_written_or_holds_a_users_config(tmp_path, capsys, monkeypatch):
+    """Refused before training (a run's record would be lost after it trained); a user's config.json is not gkd's."""
+    import gkd.pipeline.train as train
+
+    monkeypatch.setattr(train, "train_run", lambda *a, **k: pytest.fail("a model trained"))
+    (tmp_path / "file").write_text("mine")
+    assert main([*SMALL, "--checkpoint-dir", str(tmp_path / "file" / "ck")]) == 2  # root ignores chmod; this fails
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert "cannot be written (Not a directory); expected a writable directory" in err
+    users = tmp_path / "users"
+    users.mkdir()
+    (users / "config.json").write_text('{"my": "own"}')
+    for extra in ([], ["--resume"]):
+        assert main([*SMALL, "--checkpoint-dir", str(users), *extra]) == 2
+        assert "is not a gkd checkpoint configuration (gkd writes a JSON object with a 'command')" in \
+            capsys.readouterr().err
+    assert (users / "config.json").read_text() == '{"my": "own"}' and sorted(p.name for p in users.iterdir()) == [
+        "config.json"]

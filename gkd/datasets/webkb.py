@@ -90,8 +90,9 @@ def _finish(x, y, edge_index, raw: Path, prefix: str, split: int, name: str, sou
                            f"classes 0 .. C-1 with C at most the node count ({n})")
     s, masks = _split(raw, prefix, split, n)
     data = Data(x=x, edge_index=edge_index, y=y, **masks)
-    data.meta = DatasetMeta(name=name, num_classes=int(y.max()) + 1, split=f"geom-gcn split {s} of 10 (48/32/20)",
-                            split_index=s, num_splits=10, source=source)
+    # the split of every run, not this one's (split_index, and each run record's "split", say which)
+    data.meta = DatasetMeta(name=name, num_classes=int(y.max()) + 1, split_index=s, num_splits=10, source=source,
+                            split="geom-gcn's 10 fixed splits (48/32/20): run r on split r mod 10")
     return data
 
 

@@ -28,7 +28,6 @@ from torch_geometric.data import Data
 
 from ..book import Book, open_book
 from ..config import GraphRunConfig, TrainConfig, check_limits, check_types, make_config
-from ..datasets import DatasetMeta, check_data
 from ..datasets.inductive import inductive_split
 from ..distill.amkd import TeacherView
 from ..distill.knowledge import Knowledge, teacher_knowledge
@@ -41,9 +40,9 @@ from ..nn.hidden import takes_graph
 from ..nn.position import extend_to_new_nodes
 from ..nn.serving import Student
 from ..train.checkpoint import RunCheckpoint
-from ..train.trainer import FitResult, check_test_nodes, get_metric
+from ..train.trainer import FitResult, get_metric
 from . import artifact
-from .seeds import data_loader, run_seeds
+from .seeds import data_loader, given_data, run_seeds
 from .student import SETTINGS, DistillOptions, distill_mlp, ensemble
 from .train import build_method, check_term_nodes, train_run
 
@@ -520,11 +519,7 @@ class GNNToMLP:
         check(isinstance(data, Data) and isinstance(getattr(data, "y", None), Tensor),
               f"fit(data): expected a PyG Data with labels y and train/val/test masks, got {type(data).__name__}",
               ConfigError)
-        if getattr(data, "meta", None) is None:  # a plain PyG Data with masks (gkd.datasets.csbm, your own)
-            data = copy.copy(data)
-            data.meta = DatasetMeta(name="custom", num_classes=int(data.y.max()) + 1, split="given masks")
-        check_data(data, data.meta.num_classes)
-        check_test_nodes(data)
+        data = given_data(data)
         self.given_teachers_ = None
         if teacher is None and cfg.book is not None:  # as gkd distill --book: one code path
             teacher = cfg.book

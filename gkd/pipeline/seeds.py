@@ -22,7 +22,8 @@ import torch
 from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
-from ..datasets import DatasetMeta, load
+from ..datasets import DatasetMeta, check_data, load
+from ..errors import DatasetError, check
 from ..train.checkpoint import RunCheckpoint
 from ..train.logger import environment, fmt, mean_std, summarize
 from ..train.trainer import check_test_nodes
@@ -30,15 +31,30 @@ from ..train.trainer import check_test_nodes
 RECORD_KEYS = ("run", "seed", "val", "test")
 
 
+def given_data(data: Data, split: str = "given masks") -> Data:
+    """Your own graph as the pipelines take it: a shallow copy (adding ``adj_t`` or ``meta`` leaves yours untouched)
+    with a :class:`DatasetMeta` when it carries none of gkd's, checked like a loaded dataset, with a test node (the
+    score reported is test accuracy: without one it would be NaN)."""
+    edges, x, y = (getattr(data, k, None) for k in ("edge_index", "x", "y"))
+    check(not isinstance(edges, torch.Tensor) or edges.layout == torch.strided,
+          "data.edge_index is a sparse adjacency; the pipelines take a [2, num_edges] edge_index "
+          "(torch_geometric.utils.to_edge_index converts one)", DatasetError)
+    check(not any(isinstance(t, torch.Tensor) and t.device.type == "meta" for t in (x, y)),
+          "data.x or data.y is on the meta device (shapes without values); expected real tensors", DatasetError)
+    data = copy.copy(data)
+    if not isinstance(getattr(data, "meta", None), DatasetMeta):  # a plain PyG Data (gkd.datasets.csbm, your own)
+        data.meta = DatasetMeta(name="custom", num_classes=int(data.y.max()) + 1, split=split)
+    check_data(data, data.meta.num_classes)
+    check_test_nodes(data)
+    return data
+
+
 def data_loader(cfg, device: torch.device, data: Data | None = None) -> Callable[[int, Data | None], Data]:
     """``data_for(run, previous)`` for :func:`~gkd.pipeline.seeds.run_seeds`: datasets with several fixed splits,
     or a random split seeded by the run, are reloaded per run; others load once. A given ``data`` (your own graph) is
     used for every run, shallow-copied (so adding ``adj_t`` leaves yours untouched)."""
     if data is not None:
-        data = copy.copy(data)
-        if getattr(data, "meta", None) is None:
-            data.meta = DatasetMeta(name="custom", num_classes=int(data.y.max()) + 1, split="user-provided masks")
-        fixed = data.to(device)
+        fixed = given_data(data, "user-provided masks").to(device)
         return lambda r, previous: fixed
 
     def data_for(r: int, previous: Data | None) -> Data:

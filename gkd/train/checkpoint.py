@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import math
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -78,16 +79,25 @@ class RunCheckpoint:
         check(not self.dir.exists() or self.dir.is_dir(),
               f"--checkpoint-dir {str(self.dir)!r} exists and is not a directory; expected a directory (gkd creates it)",
               ConfigError)
+        try:  # before any training: a run's result would otherwise be lost when its record cannot be written
+            self.dir.mkdir(parents=True, exist_ok=True)
+            probe = self.dir / f".gkd-write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as e:
+            raise ConfigError(f"--checkpoint-dir {str(self.dir)!r} cannot be written ({e.strerror}); "
+                              "expected a writable directory") from None
         pinned = self.dir / "config.json"
         if pinned.exists() or pinned.is_symlink():
-            check(resume, f"checkpoint dir {str(self.dir)!r} already holds runs; pass --resume to continue them or "
-                  "choose another directory", ConfigError)
             try:
                 old = json.loads(pinned.read_bytes().decode("utf-8"))
             except (OSError, ValueError, RecursionError):
                 old = None
-            check(isinstance(old, dict), f"{str(pinned)!r} is not a gkd checkpoint configuration (a JSON object); "
-                  "remove the checkpoint dir", ConfigError)
+            check(isinstance(old, dict) and "command" in old, f"{str(pinned)!r} "
+                  "is not a gkd checkpoint configuration (gkd writes a JSON object with a 'command'); choose another "
+                  "directory", ConfigError)
+            check(resume, f"checkpoint dir {str(self.dir)!r} already holds runs; pass --resume to continue them or "
+                  "choose another directory", ConfigError)
             diff = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k) and k != "root")
             check(not diff, f"checkpoint dir {str(self.dir)!r} was made with another configuration (differs in "
                   f"{diff}); resume with the same options or use another directory", ConfigError)
