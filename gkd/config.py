@@ -112,7 +112,6 @@ class GraphRunConfig(RunConfig):
         from .nn.device import resolve_device
         from .nn.models import check_model_args, model_class
 
-        check_types(self)
         model_class(model)
         resolve_device(self.device)
         if self.split is not None:
@@ -144,6 +143,7 @@ class TrainConfig(GraphRunConfig):
     term_nodes: int | None = None
 
     def validate(self) -> "TrainConfig":
+        check_types(self)  # first: the checks below compare values
         self.check_graph_run(self.model)
         check(self.heads >= 1, f"heads={self.heads}; expected an integer >= 1", ConfigError)
         check_int("generations", self.generations, 1, ConfigError)
