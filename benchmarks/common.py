@@ -88,10 +88,28 @@ def save_json(out: str | os.PathLike, name: str, result: dict) -> None:
     write_json(Path(out) / f"{name}.json", result)
 
 
+def code_version() -> str | None:
+    """The git commit the benchmark scripts and ``gkd`` were run from, ``+modified`` when either differs from it
+    (results files excepted), so that a stored row names the code that made it; ``None`` outside a git checkout."""
+    top = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(top), *args], capture_output=True, text=True, check=True,
+                              timeout=30).stdout.strip()
+
+    try:
+        head = git("rev-parse", "--short=12", "HEAD")
+        changed = git("status", "--porcelain", "--", "gkd", "benchmarks", ":(exclude)benchmarks/results")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("+modified" if changed else "")
+
+
 def invocations(old: dict | None, kept: bool, ran: str, minutes: float, rows: int | None = None,
                 replaced: int = 0) -> list[dict]:
     """Every invocation whose rows the results file holds, oldest first, this one last: what it ran (``rows`` new
-    rows, ``replaced`` of them re-runs of stale ones), how long it took, on which machine. A re-run of a subset
+    rows, ``replaced`` of them re-runs of stale ones), how long it took, on which machine, from which commit
+    (:func:`code_version`; invocations before it was recorded have none). A re-run of a subset
     (``--datasets``, ``--missing``) keeps older rows that may have run on another machine; files from before this
     record name only the last machine, and are listed as such."""
     import datetime
@@ -108,6 +126,9 @@ def invocations(old: dict | None, kept: bool, ran: str, minutes: float, rows: in
     env = environment()
     now = {"ran": ran, "minutes": round(minutes, 1), "date": datetime.date.today().isoformat(), "cpu": env["cpu"],
            "torch": env["torch"], "threads_per_worker": bench_threads()}
+    commit = code_version()
+    if commit is not None:
+        now["commit"] = commit
     if rows is not None:
         now.update(rows=rows, replaced=replaced)
     return past + [now]
@@ -124,6 +145,7 @@ def invocations_line(result: dict) -> str:
         what = [f"{c['rows']} rows" + (f", {c['replaced']} of them stale ones re-run" if c.get("replaced") else "")
                 ] if "rows" in c else []
         what += [f"{c['minutes']:.0f} min", c["date"]] if "minutes" in c else []
+        what += [f"commit {c['commit']}"] if "commit" in c else []
         threads = c.get("threads_per_worker")
         where = f"{c['cpu']}, torch {c['torch']}" + (
             f", {threads} torch thread{'s' if threads != 1 else ''} per worker" if threads else "")

@@ -63,7 +63,9 @@ def _rows_self_distill(d: dict) -> list[tuple]:
     default = [r for r in d["rows"] if r["variant"] == d["default"] and r["dataset"] != "synthetic-csbm"]
 
     def gains(datasets: tuple, models: tuple) -> list[dict]:
-        return [r for r in default if r["dataset"] in datasets and r["model"] in models]
+        # in the order asked for, not the file's (a re-run subset's rows are stored after the others)
+        return sorted((r for r in default if r["dataset"] in datasets and r["model"] in models),
+                      key=lambda r: (datasets.index(r["dataset"]), models.index(r["model"])))
 
     homo = gains(("Cora", "CiteSeer"), ("gcn", "gat", "sage"))
     short = [r for r in homo if r["gain"] < 0.015]

@@ -426,8 +426,9 @@ def report(result: dict, out: Path) -> int:
                   *md_table(["homophily", *(f"{m} {kind}" for m in result["sweep_models"]
                                             for kind in ("plain", *sel_label))], sweep)]
     lines += ["", invocations_line(result),
-              f"The runs took {result['minutes']:.0f} minutes. Regenerate: `python benchmarks/self_distill.py` "
-              "(`--datasets` re-runs a subset, `--timing-only` re-measures the epoch times)."]
+              f"The invocations took {result['minutes']:.0f} minutes in all (re-runs of a subset included). "
+              "Regenerate: `python benchmarks/self_distill.py` (`--datasets` re-runs a subset, `--timing-only` "
+              "re-measures the epoch times)."]
     return save_markdown(out, "self_distill", lines)
 
 

@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -547,3 +548,39 @@ def test_benchmark_footer_names_each_invocations_machine():
     assert "1 torch thread per worker" in line
     assert len(common.invocations(old, False, "all", 1.0)) == 1  # a full re-run drops what it replaced
     assert common.invocations_line({"environment": {"cpu": "X", "torch": "1"}}) == "Measured on X, torch 1."
+
+
+def test_benchmark_invocation_names_the_commit_it_ran_from(tmp_path, monkeypatch):
+    """Each invocation records the git commit of gkd and the scripts, marked ``+modified`` when either differs from
+    it; the results the run writes do not count, and outside a git checkout nothing is recorded."""
+    import importlib.util
+    import shutil
+    import subprocess
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    (tmp_path / "benchmarks" / "results").mkdir(parents=True)
+    (tmp_path / "gkd").mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "benchmarks" / "common.py", tmp_path / "benchmarks")
+    (tmp_path / "gkd" / "core.py").write_text("x = 1\n")
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))  # no checkout above tmp_path counts
+    spec = importlib.util.spec_from_file_location("common_copy", tmp_path / "benchmarks" / "common.py")
+    common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(common)
+    assert common.code_version() is None  # not a git checkout yet
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t", *args],
+                              capture_output=True, text=True, check=True).stdout.strip()
+
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "c")
+    head = git("rev-parse", "--short=12", "HEAD")
+    (tmp_path / "benchmarks" / "results" / "x.json").write_text("{}")
+    assert common.code_version() == head
+    (tmp_path / "gkd" / "core.py").write_text("x = 2\n")
+    assert common.code_version() == head + "+modified"
+    line = common.invocations_line({"invocations": [{"ran": "r", "minutes": 1.0, "date": "d", "cpu": "C",
+                                                     "torch": "t", "commit": head}]})
+    assert f"(1 min, d, commit {head}): C, torch t" in line
