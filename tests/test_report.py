@@ -67,6 +67,17 @@ def test_summary_follows_the_json(tmp_path, monkeypatch):
     assert "](#scale-and-knowledge-books)" in rep.summary("docs/results.md")
 
 
+
+def test_heterophilous_summary_lists_datasets_in_their_order():
+    """A re-run subset's rows are stored after the others; the summary still reads Texas, Wisconsin, Cornell, Actor."""
+    rep = _report()
+    d = json.loads((ROOT / "benchmarks" / "results" / "self_distill.json").read_text())
+    d["rows"].reverse()
+    row = next(r for r in rep._rows_self_distill(d) if r[0].startswith("Self-distillation, heterophilous"))
+    for model in ("GCN: ", "GraphSAGE: "):
+        cells = row[2].split(model, 1)[1].split(";")[0]
+        assert [c.split()[0] for c in cells.split(", ")] == ["Texas", "Wisconsin", "Cornell", "Actor"]
+
 # a decimal number (not part of a version such as 2.13.0) or a ratio such as 12x
 FIGURE = re.compile(r"(?<![\d.])\d+\.\d+(?!\.?\d)|(?<![\w.])\d+x\b")
 
