@@ -219,6 +219,9 @@ def main(argv=None) -> int:
     p.add_argument("--per-term", default=None, metavar="DATASETS",
                    help="the datasets that also get each term alone (default: all of --datasets); the others get "
                         "plain and the candidate defaults only")
+    p.add_argument("--variants", default=None, metavar="LABELS",
+                   help="semicolon list of row labels as the tables name them ('default' for the default's), e.g. "
+                        "'plain;default': only those rows of --datasets and --models are re-run, the others kept")
     p.add_argument("--missing", action="store_true",
                    help="run only the rows the existing JSON lacks (a new candidate, a new dataset) and keep the rest")
     p.add_argument("--timing-only", action="store_true",
@@ -249,10 +252,20 @@ def main(argv=None) -> int:
     tasks = [(label, m, flags, {"dataset": ds, "runs": runs, **quick})
              for ds in datasets for m in models
              for label, flags in variants(ds == DATASETS[0], ds.lower() in per_term)]
+    only = None
+    if args.variants is not None:
+        only = {default_label() if v.strip() == "default" else v.strip() for v in args.variants.split(";") if v.strip()}
+        known = {t[0] for t in tasks}
+        if not only or only - known:
+            p.error(f"--variants {args.variants!r}: unknown {sorted(only - known)}; expected labels of "
+                    f"{', '.join(datasets)}'s rows: 'default' or {'; '.join(sorted(known))}")
+        if args.missing:
+            p.error("--variants re-runs rows the file holds; --missing runs the rows it lacks: give one of them")
+        tasks = [t for t in tasks if t[0] in only]
     homs = (0.2, 0.8) if args.quick else (0.1, 0.3, 0.5, 0.7, 0.9)
     sweep_models = ["gcn"] if args.quick else ["gcn", "sage"]
     sweep = {"dataset": "synthetic-csbm", "runs": 2 if args.quick else args.sweep_runs, **quick}
-    if not args.no_sweep:
+    if not args.no_sweep and only is None:
         tasks += [(label, m, flags, {**sweep, "dataset_args": {"homophily": h}})
                   for h in homs for m in sweep_models for label, flags in variants(False, per_term=False)]
     default = default_label()  # before any run: a CANDIDATES without the default stops here, not after hours
@@ -260,7 +273,7 @@ def main(argv=None) -> int:
     kept: list[dict] = []
     stale: list[dict] = []
     if old is not None and (old.get("runs"), old.get("quick")) == (runs, args.quick) and \
-            (not (args.no_sweep or args.missing) or old.get("sweep_runs") == sweep["runs"]):
+            (not (args.no_sweep or args.missing or only is not None) or old.get("sweep_runs") == sweep["runs"]):
         if args.missing:
             stale = stale_rows(tasks, old["rows"])
             current = [r for r in old["rows"] if all(r is not x for x in stale)]
@@ -270,9 +283,10 @@ def main(argv=None) -> int:
             kept = current + copies
         else:
             rerun = {(t[3]["dataset"].lower(), t[1]) for t in tasks}
-            kept = [r for r in old["rows"] if (r["dataset"].lower(), r["model"]) not in rerun
-                    and (r["dataset"] != "synthetic-csbm" or args.no_sweep)]
-    elif old is not None and (args.no_sweep or args.missing
+            kept = [r for r in old["rows"] if ((r["dataset"].lower(), r["model"]) not in rerun
+                                               or (only is not None and r["variant"] not in only))
+                    and (r["dataset"] != "synthetic-csbm" or args.no_sweep or only is not None)]
+    elif old is not None and (args.no_sweep or args.missing or only is not None
                               or {d.lower() for d in datasets} != {d.lower() for d in DATASETS}):
         p.error(f"{out / 'self_distill.json'} was run with other --runs, --sweep-runs or --quick: a subset "
                 "(--datasets, --no-sweep) would drop its other rows; re-run everything, or pick another --out")
@@ -283,7 +297,7 @@ def main(argv=None) -> int:
     minutes = (time.perf_counter() - start) / 60
     first = next(d for d in DATASETS + tuple(datasets) if any(r["dataset"].lower() == d.lower() for r in rows))
     times = epoch_times(models, first, epochs=20 if args.quick else 60) \
-        if first.lower() in {d.lower() for d in datasets} or old is None else old["epoch_time"]
+        if (first.lower() in {d.lower() for d in datasets} and only is None) or old is None else old["epoch_time"]
     for r in rows:
         r["gain"], r["gain_se"] = paired(rows, r)
         r["val_gain"], r["val_gain_se"] = paired(rows, r, "val")
@@ -427,8 +441,8 @@ def report(result: dict, out: Path) -> int:
                                             for kind in ("plain", *sel_label))], sweep)]
     lines += ["", invocations_line(result),
               f"The invocations took {result['minutes']:.0f} minutes in all (re-runs of a subset included). "
-              "Regenerate: `python benchmarks/self_distill.py` (`--datasets` re-runs a subset, `--timing-only` "
-              "re-measures the epoch times)."]
+              "Regenerate: `python benchmarks/self_distill.py` (`--datasets` re-runs a subset, `--variants` some rows "
+              "of it, `--timing-only` re-measures the epoch times)."]
     return save_markdown(out, "self_distill", lines)
 
 

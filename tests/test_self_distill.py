@@ -526,6 +526,35 @@ def test_benchmark_drops_a_row_whose_label_now_means_another_run():
     assert mod.stale_rows([task], [{**ran_first, "model": "gcn"}]) == []
 
 
+def test_benchmark_variants_re_runs_only_the_rows_named(tmp_path, monkeypatch, capsys):
+    """`--variants 'plain;default'` re-runs those rows of the datasets and backbones asked for and keeps every other
+    row as stored (other variants, other backbones, the sweep); an unknown label stops it before any run."""
+    import shutil
+
+    mod = load_benchmark("self_distill")
+    shutil.copy(Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "self_distill.json", tmp_path)
+    old = json.loads((tmp_path / "self_distill.json").read_text())["rows"]
+    by_key = {(r["dataset"], r["model"], r["variant"], json.dumps(r["dataset_args"])): r for r in old}
+    ran = []
+
+    def fake_pool(fn, tasks, jobs, desc):  # the stored row again, marked: no training in a unit test
+        ran.extend((t[3]["dataset"], t[1], t[0]) for t in tasks)
+        return [{**by_key[(t[3]["dataset"], t[1], t[0], "{}")], "rerun": True} for t in tasks]
+
+    monkeypatch.setattr(mod, "run_pool", fake_pool)
+    with pytest.raises(SystemExit) as e:
+        mod.main(["--datasets", "Actor", "--variants", "plain;SD: nothing", "--out", str(tmp_path)])
+    assert e.value.code == 2 and "SD: nothing" in capsys.readouterr().err and not ran
+    assert mod.main(["--datasets", "Actor", "--models", "gcn,sage", "--variants", "plain;default",
+                     "--out", str(tmp_path)]) == 0
+    assert sorted(ran) == sorted(("Actor", m, v) for m in ("gcn", "sage") for v in ("plain", mod.default_label()))
+    new = json.loads((tmp_path / "self_distill.json").read_text())["rows"]
+    assert len(new) == len(old) and sum(r.get("rerun", False) for r in new) == 4
+    kept = [r for r in new if not r.get("rerun")]
+    assert all(by_key[(r["dataset"], r["model"], r["variant"], json.dumps(r["dataset_args"]))]["runs"] == r["runs"]
+               for r in kept)
+
+
 def test_benchmark_default_row_is_the_library_default():
     from gkd.distill import SELF_DISTILL_TERMS
 
