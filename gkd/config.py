@@ -99,7 +99,8 @@ class GraphRunConfig(RunConfig):
     dataset: str = "Cora"
     root: str | None = None
     dataset_args: dict = field(default_factory=dict)
-    split: str | None = None  # random:TRAIN/VAL/TEST replaces the dataset's split (gkd.datasets.random_split)
+    split: str | None = None  # random:TRAIN/VAL/TEST or per-class:TRAIN/VAL replaces the dataset's split
+    metric: str | None = None  # acc | rocauc | f1-macro | ...: the score runs select on and report; None: the dataset's
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     hidden_channels: int = 64
     num_layers: int = 2
@@ -116,6 +117,10 @@ class GraphRunConfig(RunConfig):
         resolve_device(self.device)
         if self.split is not None:
             parse_split(self.split)
+        if self.metric is not None:
+            from .metrics import check_metric
+
+            check_metric(self.metric)
         check_model_args(self.num_layers, self.hidden_channels, self.dropout)
         self.check_run()
         check_dataset_args(self.dataset, self.dataset_args)

@@ -68,8 +68,13 @@ def test_gkd_graph_npz_is_a_dataset(tmp_path):
     g = Data(x=torch.from_numpy(a["x"]), edge_index=torch.from_numpy(a["edge_index"]),
              edge_weight=torch.rand(200) + 0.1, y=torch.from_numpy(a["y"]), num_nodes=200)
     save_graph(tmp_path / "rel.npz", g, {"k": 3})
-    data = load(str(tmp_path / "rel.npz"), random_split="random:5/50/50")
+    data = load(str(tmp_path / "rel.npz"), random_split="random:5/50/50", directed=True)
     assert data.num_nodes == 200 and data.edge_weight.shape == (200,)
+    # read as undirected by default: one-way edges gain their reverse, with their weight
+    data = load(str(tmp_path / "rel.npz"), random_split="random:5/50/50")
+    assert data.edge_weight.shape == (data.edge_index.size(1),) and data.edge_index.size(1) > 200
+    save_graph(tmp_path / "rel.npz", g, {"k": 3, "symmetric": False})  # gkd graph --directed says so itself
+    assert load(str(tmp_path / "rel.npz")).edge_index.size(1) == 200
 
 
 def test_scipy_and_networkx(small_graph):
@@ -99,16 +104,17 @@ def _bad(tmp_path, **changes):
 
 
 @pytest.mark.parametrize("changes, message", [
-    ({"x": None}, r"has no x / node_features array \(it holds"),
+    ({"x": None}, r"has no x / node_features / features array \(it holds"),
     ({"y": np.arange(59) % 3}, "y has 59 labels for 60 nodes"),
-    ({"edge_index": np.array([[0, 1], [1, 60]])}, r"edge_index holds node ids in \[0, 60\]; expected ids in \[0, 59\]"),
-    ({"y": -(np.arange(60) % 3)}, "y holds the negative label -2"),
-    ({"y": np.arange(60) % 3 + 0.5}, "y holds non-integer or NaN labels"),
+    ({"edge_index": np.array([[0, 1], [1, 60]])},
+     r"edge_index holds the node id 60; expected integer ids of the graph's nodes 0 \.\. 59"),
+    ({"y": -(np.arange(60) % 3)}, "y holds the label -2; expected integer classes"),
+    ({"y": np.arange(60) % 3 + 0.5}, "y holds the label 0.5; expected integer classes"),
     ({"x": np.full((60, 5), np.nan, dtype=np.float32)}, "NaN/inf values"),
     ({"train_mask": np.ones(60, bool), "val_mask": np.ones(60, bool), "test_mask": np.zeros(60, bool)},
      "train_mask and val_mask overlap in 60 nodes"),
     ({"train_mask": np.ones(50, bool), "val_mask": np.zeros(60, bool), "test_mask": np.zeros(60, bool)},
-     r"train_mask has shape \(50,\); expected \[60\] or \[num_splits, 60\]"),
+     r"train_mask has shape \(50,\); expected \[60\], \[num_splits, 60\] or \[60, num_splits\]"),
     ({"train_mask": np.ones(60, bool)}, "but not all of train_mask, val_mask, test_mask"),
     ({"x": np.array([["a"] * 5] * 60)}, "'x.npy' has dtype <U1; expected numbers"),
 ])
@@ -154,7 +160,8 @@ def test_more_hostile_graphs_are_one_clear_error(small_graph):
     x, ei = small_graph.x.numpy(), small_graph.edge_index.numpy()
     y = small_graph.y.numpy().copy()
     y[-1] = 10 ** 12  # used to allocate a split over 10**12 classes and hang
-    with pytest.raises(DatasetError, match="for a graph of 300 nodes"):
+    with pytest.raises(DatasetError, match=r"y holds the label 1e\+12; expected integer classes 0 .. C-1 with C at "
+                                           r"most the node count \(300\)"):
         from_arrays(x, ei, y)
     with pytest.raises(DatasetError, match="single class"):
         from_arrays(x, ei, np.zeros(300, dtype=np.int64))

@@ -27,9 +27,12 @@ class DatasetMeta:
     num_splits: int = 1  # > 1 for datasets with several fixed splits (run r uses split r mod num_splits)
     metric: str = "acc"
     source: str = ""
+    edges: str = "undirected"  # the edge policy the graph was read with (gkd.datasets.graphfile.from_arrays)
+    unused: tuple[str, ...] = ()  # arrays of the source file that were not read
+    split_per_run: bool = False  # a split drawn from the run index: each run reloads with its own
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "unused": list(self.unused)}
 
 
 Loader = Callable[..., Data]
@@ -48,6 +51,19 @@ def register(*names: str, files: Files | None = None) -> Callable[[Loader], Load
                 _FILES[n.lower()] = files
         return fn
     return deco
+
+
+_NOTICED: set[str] = set()
+
+
+def notice(message: str) -> None:
+    """One line on stderr about something done to the data that the user did not ask for by name (an edge policy
+    applied, arrays left unused): never silent, never an error; once per process (runs reload their data)."""
+    import sys
+
+    if message not in _NOTICED:
+        _NOTICED.add(message)
+        print(f"gkd: notice: {message}", file=sys.stderr)
 
 
 def default_root() -> Path:

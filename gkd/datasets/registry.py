@@ -10,7 +10,7 @@ import os
 from torch_geometric.data import Data
 
 from ..errors import ConfigError, DatasetError, check
-from . import csbm, graphfile, ogb, planetoid, webkb  # noqa: F401  (each registers its loaders)
+from . import cpf, csbm, graphfile, ogb, planetoid, webkb  # noqa: F401  (each registers its loaders)
 from .base import _FILES, _LOADERS, DatasetMeta, default_root, register, require_files, resolve_root  # noqa: F401
 from .validate import check_data
 
@@ -43,8 +43,8 @@ def load(name: str, root: str | os.PathLike | None = None, *, split: int = 0, ra
     to the dataset's loader (e.g. ``homophily=`` for ``synthetic-csbm``).
     """
     if graphfile.is_graph_file(name):
-        check(not kwargs, f"a graph file takes no loader arguments; got {sorted(kwargs)}", DatasetError)
-        return graphfile.load_graph_file(name, split=split, random_split_spec=random_split)
+        _check_graph_file_args(kwargs, DatasetError)
+        return graphfile.load_graph_file(name, split=split, random_split_spec=random_split, **kwargs)
     names = available()
     key = str(name).lower()
     if key not in _LOADERS:
@@ -54,8 +54,8 @@ def load(name: str, root: str | os.PathLike | None = None, *, split: int = 0, ra
     data = _LOADERS[key](key, resolve_root(root), split=split, **kwargs)
     if random_split is not None:
         data.update(graphfile.random_split(data.y, data.meta.num_classes, random_split, seed=split))
-        data.meta = dataclasses.replace(data.meta, split=f"{random_split} (seed {split})", split_index=split,
-                                        num_splits=1)
+        data.meta = dataclasses.replace(data.meta, split=f"{random_split}, drawn per run (run r: seed r)", split_index=split,
+                                        num_splits=1, split_per_run=True)
     return check_data(data, data.meta.num_classes)
 
 
@@ -72,6 +72,9 @@ def check_dataset_args(dataset: str, args: dict) -> None:
     reserved = sorted(set(map(str, args)) & {"name", "root", "split"})
     check(not reserved, f"dataset_args may not set {reserved}; use --dataset, --root (the split follows the run)",
           ConfigError)
+    if graphfile.is_graph_file(dataset):
+        _check_graph_file_args(args, ConfigError)
+        return
     loader = _LOADERS.get(str(dataset).lower())
     if loader is None:
         return  # load() names the unknown dataset, with suggestions
@@ -82,3 +85,16 @@ def check_dataset_args(dataset: str, args: dict) -> None:
     unknown = sorted(set(map(str, args)) - set(takes))
     check(not unknown, f"dataset_args {unknown}: the {dataset!r} loader takes "
           f"{'only ' + ', '.join(takes) if takes else 'no arguments'}", ConfigError)
+
+
+def _check_graph_file_args(args: dict, error: type) -> None:
+    """A graph file's loader arguments: its edge policy, component and mask layout (:data:`GRAPH_FILE_ARGS`)."""
+    allowed = graphfile.GRAPH_FILE_ARGS
+    unknown = sorted(set(map(str, args)) - set(allowed))
+    check(not unknown, f"dataset_args {unknown}: a graph file takes only {', '.join(allowed)}", error)
+    for k, v in args.items():
+        check(isinstance(v, allowed[k]) and not (allowed[k] is not bool and isinstance(v, bool)),
+              f"dataset_args {k}={v!r}; expected {'true or false' if allowed[k] is bool else 'a string'}", error)
+    layout = args.get("mask_layout")
+    check(layout is None or layout in graphfile.MASK_LAYOUTS, f"dataset_args mask_layout={layout!r}; expected one "
+          f"of {', '.join(graphfile.MASK_LAYOUTS)}", error)

@@ -43,13 +43,16 @@ def check_features(x: Tensor) -> None:
 
 
 def check_labels(y: Tensor, num_classes: int) -> None:
+    """Classes ``0 .. num_classes-1``, or ``-1`` for an unlabelled node (OGB's and PyG's mark; it must be in no
+    mask, :func:`check_masks`)."""
     check(isinstance(y, Tensor) and y.dim() == 1 and y.dtype == torch.long,
           f"y has shape {tuple(getattr(y, 'shape', ()))} and dtype {getattr(y, 'dtype', None)}; "
           "expected a 1-D int64 tensor", DatasetError)
     if y.numel():
         lo, hi = int(y.min()), int(y.max())
-        check(lo >= 0 and hi < num_classes,
-              f"labels lie in [{lo}, {hi}]; expected classes in [0, {num_classes - 1}]", DatasetError)
+        check(lo >= -1 and hi < num_classes,
+              f"labels lie in [{lo}, {hi}]; expected classes in [0, {num_classes - 1}] (or -1: unlabelled)",
+              DatasetError)
 
 
 def check_masks(data: Data) -> None:
@@ -61,6 +64,12 @@ def check_masks(data: Data) -> None:
               DatasetError)
     check(bool(data.train_mask.any()), "train_mask selects no node; expected at least one training node",
           DatasetError)
+    y = getattr(data, "y", None)
+    if isinstance(y, Tensor) and y.shape == (n,):
+        for name in MASKS:
+            dark = int((data[name] & (y < 0)).sum())
+            check(dark == 0, f"{name} selects {dark} unlabelled nodes (label -1); expected labelled nodes only",
+                  DatasetError)
     for a, b in (("train_mask", "test_mask"), ("train_mask", "val_mask"), ("val_mask", "test_mask")):
         both = int((data[a] & data[b]).sum())
         check(both == 0, f"{a} and {b} overlap in {both} nodes; expected disjoint splits", DatasetError)

@@ -33,6 +33,38 @@ def takes_graph(model: nn.Module) -> bool:
     return len(params) >= 2 and params[1].name in ("edge_index", "adj_t", "adj", "graph")
 
 
+EDGE_INPUTS = ("edge_weight", "edge_attr")
+
+
+class BoundGraph(nn.Module):
+    """A model of the user's called as its owner trained it: ``module(x, edge_index, edge_weight=..., ...)`` with
+    the graph's own edge inputs (PyG's convention), whatever graph structure the caller hands it."""
+
+    def __init__(self, module: nn.Module, edge_index: Tensor, edge_inputs: dict[str, Tensor]) -> None:
+        super().__init__()
+        self.module, self.edge_index, self.edge_inputs = module, edge_index, dict(edge_inputs)
+        self.training = module.training  # not train(): that would reset the modes of the user's submodules
+
+    def forward(self, x: Tensor, graph: Tensor | None = None) -> Tensor:
+        return self.module(x, self.edge_index, **self.edge_inputs)
+
+
+def bind_edges(model: nn.Module, data) -> nn.Module:
+    """``model`` as it must be called on ``data``: a user's GNN bound to ``data.edge_index`` and the edge inputs
+    (``edge_weight``, ``edge_attr``) its ``forward`` takes; a model that reads no graph, or a zoo model (called with
+    a CSR adjacency that carries the weights), as it is. Edge inputs the data has but the forward cannot take are
+    refused: the model would answer another graph than the one it was trained on."""
+    if is_zoo(model) or not takes_graph(model):
+        return model
+    params = inspect.signature(model.forward).parameters
+    given = {k: getattr(data, k) for k in EDGE_INPUTS if getattr(data, k, None) is not None}
+    takes = {k: v for k, v in given.items() if k in params}
+    check(not given or takes, f"{type(model).__name__}.forward takes no {' / '.join(given)}, but the graph has "
+          f"{', '.join(f'data.{k}' for k in given)}: called without them it would answer another graph than its "
+          f"owner's; drop them from data, or give a model that reads them", ConfigError)
+    return BoundGraph(model, data.edge_index, takes)
+
+
 def _modules(model: nn.Module, hidden: Sequence[str] | None) -> list[nn.Module]:
     if hidden is not None:
         named = dict(model.named_modules())
@@ -59,13 +91,13 @@ def capture(model: nn.Module, hidden: Sequence[str] | None = None) -> Iterator[l
 
 
 def _inner(model: nn.Module) -> nn.Module:
-    """The wrapped module of a ``DistributedDataParallel`` (it is called through the wrapper, which syncs) or of a
-    training-time input wrapper (``PositionDropout``), through any nesting of the two."""
+    """The wrapped module of a ``DistributedDataParallel`` (it is called through the wrapper, which syncs), of a
+    training-time input wrapper (``PositionDropout``) or of a :class:`BoundGraph`, through any nesting of them."""
     from torch.nn.parallel import DistributedDataParallel
 
     from .position import PositionDropout
 
-    while isinstance(model, (DistributedDataParallel, PositionDropout)):
+    while isinstance(model, (DistributedDataParallel, PositionDropout, BoundGraph)):
         model = model.module
     return model
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch_geometric.data import Data
@@ -36,13 +37,14 @@ from ..errors import ConfigError, check, check_int
 from ..nn import build_model, to_adj_t
 from ..nn.device import resolve_device
 from ..nn.hidden import forward as model_forward
-from ..nn.hidden import takes_graph
+from ..nn.hidden import bind_edges, takes_graph
 from ..nn.position import extend_to_new_nodes
 from ..nn.serving import Student
 from ..train.checkpoint import RunCheckpoint
-from ..train.trainer import FitResult, get_metric
+from ..metrics import get_metric
+from ..train.trainer import FitResult
 from . import artifact
-from .seeds import data_loader, given_data, run_seeds
+from .seeds import data_loader, given_data, one_class_record, run_seeds
 from .student import SETTINGS, DistillOptions, distill_mlp, ensemble
 from .train import build_method, check_term_nodes, train_run
 
@@ -87,12 +89,12 @@ class DistillConfig(DistillOptions, GraphRunConfig):
 
     def teacher_config(self) -> TrainConfig:
         bad = sorted(set(self.teacher_args) & {"dataset", "root", "dataset_args", "runs", "seed", "model", "method",
-                                               "generations", "split", "device", "batch_size", "fanout", "refresh",
-                                               "term_nodes"})
+                                               "generations", "split", "metric", "device", "batch_size", "fanout",
+                                               "refresh", "term_nodes"})
         check(not bad, f"teacher_args may not set {bad}; use the distill options of the same name (teacher, "
               f"teacher_method, teacher_generations, ...)", ConfigError)
         flags = {"dataset": self.dataset, "root": self.root, "dataset_args": self.dataset_args, "runs": self.runs,
-                 "split": self.split, "device": self.device, "seed": self.seed, "model": self.teacher,
+                 "split": self.split, "metric": self.metric, "device": self.device, "seed": self.seed, "model": self.teacher,
                  "method": self.teacher_method, "generations": self.teacher_generations, "batch_size": self.batch_size,
                  "fanout": self.fanout, "refresh": self.refresh,
                  "term_nodes": self.term_nodes if self.batch_size is not None else None, **self.teacher_args}
@@ -287,14 +289,17 @@ def stage_from_teachers(teachers: Sequence[nn.Module], cfg: DistillConfig, data:
           f"teacher={teachers!r}; expected a trained nn.Module (or a list of them)", ConfigError)
     n, c = data.num_nodes, data.meta.num_classes
     graph = to_adj_t(data.edge_index, n).to(data.x.device) if getattr(data, "adj_t", None) is None else data.adj_t
+    # each teacher called as its owner trained it: a PyG model with edge_index and the edge inputs its forward takes,
+    # a zoo model as gkd's Trainer trains it (the structure alone)
+    calls = [bind_edges(t, data) for t in teachers]
     opts = cfg.options()
     parts = []
-    for t in teachers:
+    for t, call in zip(teachers, calls):
         width = getattr(t, "in_channels", None)
         check(width in (None, -1, data.num_features), f"teacher {type(t).__name__} reads in_channels={width} "
               f"features; the graph has {data.num_features}", ConfigError)
         try:
-            know = teacher_knowledge(t, data.x, graph, seed=cfg.seed + r, hidden=hidden,
+            know = teacher_knowledge(call, data.x, graph, seed=cfg.seed + r, hidden=hidden,
                                      noise=cfg.reliability_noise() if "reliability" in opts.active_terms else 0.0)
         except RuntimeError as e:  # shape or dtype clash inside the user's model
             raise ConfigError(f"teacher {type(t).__name__} failed on this graph ({str(e).splitlines()[0][:200]})") \
@@ -304,10 +309,10 @@ def stage_from_teachers(teachers: Sequence[nn.Module], cfg: DistillConfig, data:
               ConfigError)
         parts.append(know)
     k = ensemble(parts)
-    scores = _scores(teachers[0], data.x, graph, data.y, {"test": data.test_mask, "val": data.val_mask},
+    scores = _scores(calls[0], data.x, graph, data.y, {"test": data.test_mask, "val": data.val_mask},
                      get_metric(data.meta.metric))
     records = [{"model": type(t).__name__, "method": "given", "module": type(t).__module__} for t in teachers]
-    view = TeacherView(teachers[0], data.x, graph, torch.arange(n))
+    view = TeacherView(calls[0], data.x, graph, torch.arange(n))
     return TeacherStage(k, torch.ones(n, dtype=torch.bool), {}, scores, data.edge_index, 0.0,
                         [p.logits for p in parts], records, view)
 
@@ -401,7 +406,42 @@ def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
         run["test_ind_graph_aided"] = _scores(aided, data.x, None, data.y, {"m": masks["test_ind"]}, metric)["m"]
     elif "position" in opts.active_terms and "test_ind" in run:
         run["test_ind_graph_aided"] = run["test_ind"]  # the guard kept a student without positions: no graph to aid
+    run |= served_scores(student, data, metric)
+    if cfg.student_batch_size is None:
+        run |= _one_class(student, data, sgraph, r)
     return student, run
+
+
+def _rows(value: Any, name: str) -> Tensor:
+    """A tensor, or a NumPy array / nested list of numbers as a tensor (no copy for NumPy)."""
+    if isinstance(value, Tensor):
+        return value
+    arr = np.asarray(value)
+    check(arr.dtype.kind in "biuf", f"{name} has dtype {arr.dtype}; expected numbers", ConfigError)
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+@torch.no_grad()
+def served_scores(student: nn.Module, data: Data, metric) -> dict[str, float]:
+    """Validation and test scores of a graph-free student answering every node as one the graph never held
+    (``student(x)``: features only, zero positions), the path new nodes are served through; beside the scores with
+    stored positions, which only nodes of the training graph can have. Empty for a student that reads the graph."""
+    if not isinstance(student, Student):
+        return {}
+    was = student.training
+    student.eval()
+    out = student(data.x)
+    student.train(was)
+    return {f"{s}_features_only": metric(out[data[f"{s}_mask"]], data.y[data[f"{s}_mask"]]) for s in ("val", "test")}
+
+
+def _one_class(student: nn.Module, data: Data, graph: Tensor | None, r: int) -> dict:
+    with torch.no_grad():
+        was = student.training
+        student.eval()
+        pred = node_logits(student, data.x, graph).argmax(-1)
+        student.train(was)
+    return one_class_record(pred, data, r)
 
 
 def run_distillation(cfg: DistillConfig, progress: bool | None = None, checkpoint_dir: str | os.PathLike | None = None,
@@ -551,13 +591,21 @@ class GNNToMLP:
         return self.student_
 
     @torch.no_grad()
-    def predict(self, x: Tensor, index: Tensor | None = None) -> Tensor:
-        """Class predictions for feature rows ``x`` (``index``: their ids in the training graph, ``-1``/``None`` for
-        new nodes). GNN students need the graph: use ``student_`` directly."""
+    def predict_proba(self, x: Any, index: Any = None) -> Tensor:
+        """Class probabilities for feature rows ``x`` (a tensor or a NumPy array, as scikit-learn estimators take;
+        ``index``: their ids in the training graph, ``-1``/``None`` for new nodes). GNN students need the graph:
+        use ``student_`` directly."""
         student = self._fitted().eval()
         check(isinstance(student, Student), "predict(x) answers with a graph-free student; this one is a GNN "
               "(call student_(x, edge_index))", ConfigError)
-        return student(x, index).argmax(-1)
+        x, index = _rows(x, "x"), (None if index is None else _rows(index, "index"))
+        device = next(student.parameters()).device
+        with torch.no_grad():
+            return student(x.float().to(device), None if index is None else index.long().to(device)).softmax(-1)
+
+    def predict(self, x: Any, index: Any = None) -> Tensor:
+        """Class predictions for feature rows ``x`` (see :meth:`predict_proba`)."""
+        return self.predict_proba(x, index).argmax(-1)
 
     def save(self, path: str | os.PathLike, metrics: dict | None = None) -> Path:
         """Write the student as a model artefact (:func:`gkd.save`): weights, position features, manifest."""

@@ -14,6 +14,7 @@ A pipeline supplies ``one_seed(r, data) -> record`` (``record`` has at least ``r
 from __future__ import annotations
 
 import copy
+import dataclasses
 import sys
 import time
 from typing import Any, Callable
@@ -53,18 +54,48 @@ def data_loader(cfg, device: torch.device, data: Data | None = None) -> Callable
     """``data_for(run, previous)`` for :func:`~gkd.pipeline.seeds.run_seeds`: datasets with several fixed splits,
     or a random split seeded by the run, are reloaded per run; others load once. A given ``data`` (your own graph) is
     used for every run, shallow-copied (so adding ``adj_t`` leaves yours untouched)."""
+    metric = getattr(cfg, "metric", None)
     if data is not None:
-        fixed = given_data(data, "user-provided masks").to(device)
+        fixed = with_metric(given_data(data, "user-provided masks"), metric).to(device)
         return lambda r, previous: fixed
 
     def data_for(r: int, previous: Data | None) -> Data:
-        if previous is not None and previous.meta.num_splits == 1 and cfg.split is None:
+        if previous is not None and previous.meta.num_splits == 1 and not previous.meta.split_per_run:
             return previous
-        d = load(cfg.dataset, cfg.root, split=r, random_split=cfg.split, **cfg.dataset_args)
+        d = with_metric(load(cfg.dataset, cfg.root, split=r, random_split=cfg.split, **cfg.dataset_args), metric)
         check_test_nodes(d)  # before anything trains: a run without test nodes reports no result
         return d.to(device)
 
     return data_for
+
+
+def with_metric(data: Data, metric: str | None) -> Data:
+    """``data`` scored by ``metric`` (``None``: the dataset's own), checked before anything trains: ROC AUC needs both
+    classes among the validation and the test nodes, else selection would compare undefined scores."""
+    from ..metrics import NEEDS_TWO_CLASSES, check_metric
+
+    if metric is not None:
+        data.meta = dataclasses.replace(data.meta, metric=check_metric(metric))
+    if data.meta.metric in NEEDS_TWO_CLASSES:
+        for mask in ("val_mask", "test_mask"):
+            present = torch.unique(data.y[data[mask]]).numel()
+            check(present >= 2, f"metric={data.meta.metric}: {mask} of {data.meta.name} ({data.meta.split}) holds "
+                  f"{present} class; the score needs at least 2", DatasetError)
+    return data
+
+
+def one_class_record(pred: torch.Tensor, data: Data, r: int) -> dict:
+    """``{"one_class": c}`` (and a notice) when every test node of run ``r`` is predicted as class ``c``: its score
+    is then the share of one class, not a model's (a majority-class answer on imbalanced labels); else ``{}``."""
+    from ..datasets.base import notice
+
+    classes = torch.unique(pred[data.test_mask])
+    if classes.numel() != 1 or data.meta.num_classes < 2:
+        return {}
+    c = int(classes[0])
+    notice(f"{data.meta.name} run {r}: every test node is predicted as class {c}; the score is that class's, not a "
+           "model's (on imbalanced labels try --metric rocauc or f1-macro)")
+    return {"one_class": c}
 
 
 def run_seeds(runs: int, one_seed: Callable[[int, Any], dict], data_for: Callable[[int, Any], Any], *,
@@ -95,5 +126,9 @@ def run_seeds(runs: int, one_seed: Callable[[int, Any], dict], data_for: Callabl
         m, s = mean_std([x["test"] for x in records])
         bar.set_postfix(test=fmt(m, s))
     fields = head(data) if callable(head) else dict(head or {})
+    meta = getattr(data, "meta", None)
+    if isinstance(meta, DatasetMeta):  # what the experiment was, stated: split, edge policy, score, unread arrays
+        fields = {**fields, "split": fields.get("split", meta.split), "edges": meta.edges, "metric": meta.metric,
+                  "unused_arrays": list(meta.unused)}
     return {**fields, "runs": records, **summarize(records), "seconds": round(time.perf_counter() - start, 3),
             "versions": environment()}

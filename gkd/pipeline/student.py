@@ -40,7 +40,8 @@ from ..nn.hidden import takes_graph
 from ..nn.position import PositionDropout
 from ..nn.serving import Student
 from ..scale.distributed import rank_and_world, shard_mask
-from ..train.trainer import FitResult, LossTerm, Trainer, get_metric, seed_everything
+from ..metrics import get_metric
+from ..train.trainer import FitResult, LossTerm, Trainer, seed_everything
 
 GKD_TERMS = ("position", "neighbour")  # benchmarks/gnn2mlp.py: best validation on Cora; the student guard weighs them
 MINIBATCH_STUDENT_TERMS = ("position", "reliability", "neighbour")  # the student terms node mini-batches support

@@ -15,6 +15,7 @@ from torch import nn
 from torch_geometric.data import Data
 
 from ..config import TrainConfig
+from ..datasets.base import notice
 from ..distill.born_again import BornAgain
 from ..distill.registry import SelfContext, build_options, get_term
 from ..errors import ConfigError, check
@@ -22,9 +23,10 @@ from ..nn import build_model, to_adj_t
 from ..nn.device import resolve_device
 from ..scale.distributed import rank_and_world
 from ..train.checkpoint import RunCheckpoint
-from ..train.trainer import FitResult, LossTerm, Trainer, get_metric, seed_everything
+from ..metrics import get_metric
+from ..train.trainer import FitResult, LossTerm, Trainer, seed_everything
 from . import artifact
-from .seeds import data_loader, run_seeds
+from .seeds import data_loader, one_class_record, run_seeds
 
 GENERATION_SEED_STRIDE = 100_003  # born-again generations; apart from ensembles' seed + 1000 j
 
@@ -56,6 +58,8 @@ def train_run(cfg: TrainConfig, data: Data, seed: int, *, terms_factory: TermsFa
     ``stats["generation_val"]`` lists every generation's validation score.
     ``data`` gains a CSR ``adj_t`` if it has none (every zoo model then runs SpMM)."""
     if getattr(data, "adj_t", None) is None:
+        if getattr(data, "edge_weight", None) is not None:
+            notice(f"{data.meta.name}: edge_weight is not read: gkd's zoo models train on the graph's structure alone")
         data.adj_t = to_adj_t(data.edge_index, data.num_nodes).to(data.x.device)
     previous: torch.Tensor | None = None
     vals: list[float] = []
@@ -146,6 +150,10 @@ def run_training(cfg: TrainConfig, *, data: Data | None = None, terms_factory: T
         record = {"run": r, "seed": seed, "split": d.meta.split_index, "val": res.val, "test": res.test,
                   "train": res.train, "best_epoch": res.best_epoch, "epochs_run": res.epochs_run,
                   "seconds": round(res.seconds, 3), **({"stats": res.stats} if res.stats else {})}
+        if cfg.batch_size is None:  # a full-graph forward, which mini-batch runs on big graphs are spared
+            model.eval()
+            with torch.no_grad():
+                record |= one_class_record(model(d.x, d.adj_t).argmax(-1), d, r)
         if save is not None and (not best or record["val"] > best["run"]["val"]):
             best.update(model=copy.deepcopy(model).cpu(), run=record, data=d)
         return record
