@@ -1,4 +1,7 @@
-"""``gkd`` command line. Bad input exits with code 2 and one ``gkd: error: ...`` line on stderr, no traceback."""
+"""``gkd`` command line. Bad input exits with code 2 and one ``gkd: error: ...`` line on stderr, no traceback. An
+output that cannot be written (a full disk, an I/O error) is one such line too, saying what was kept, and exit code 1.
+A closed standard output (``gkd terms | head -1``) ends the command quietly with exit code 141, what a shell reports
+for a command stopped by SIGPIPE, so that ``set -o pipefail`` scripts see what they see for any other command."""
 from __future__ import annotations
 
 import argparse
@@ -34,6 +37,22 @@ def _key_value(text: str) -> tuple[str, object]:
 
 # Every flag default is None: an unset flag never overrides the YAML file (defaults < YAML < flags).
 
+def _finite_option(term: str, option: str, value: object) -> object:
+    """YAML reads ``nan`` and ``inf`` as strings (its own spellings are ``.nan``, ``.inf``): name them as the
+    non-finite numbers they are meant to be, not as a string where a float was expected."""
+    import math
+
+    try:
+        number = float(value) if isinstance(value, str) else None
+    except ValueError:
+        return value
+    if number is not None and not math.isfinite(number):
+        bound = " >= 0" if option == "weight" else ""
+        raise argparse.ArgumentTypeError(f"term_args {term}: {option}={value!r} is not finite; expected a finite "
+                                         f"number{bound}")
+    return value
+
+
 def _term_arg(text: str) -> tuple[str, str, object]:
     from .distill.registry import parse_term_arg
 
@@ -41,7 +60,12 @@ def _term_arg(text: str) -> tuple[str, str, object]:
         term, option, value = parse_term_arg(text)
     except ConfigError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
-    return term, option, _key_value(f"{option}={value}")[1]
+    return term, option, _finite_option(term, option, _key_value(f"{option}={value}")[1])
+
+
+def _term_weight(text: str) -> tuple[str, object]:
+    term, value = _key_value(text)
+    return term, _finite_option(term, "weight", value)
 
 
 def _terms(kind: str) -> str:
@@ -86,7 +110,7 @@ _TERM_EXAMPLES = {"self": ("time=0.5", "neighbour.warmup=10"), "student": ("neig
 
 def _add_term_flags(p, kind: str, weight_dest: str = "term_weights", weight_flag: str = "--term-weight") -> None:
     weight, option = _TERM_EXAMPLES[kind]
-    p.add_argument(weight_flag, dest=weight_dest, action="append", type=_key_value, metavar="TERM=W",
+    p.add_argument(weight_flag, dest=weight_dest, action="append", type=_term_weight, metavar="TERM=W",
                    help=f"weight of a switched-on term, e.g. {weight}; the same as --term-arg TERM.weight=W "
                    "(repeatable; default: the term's)")
     p.add_argument("--term-arg", dest="term_arg", action="append", type=_term_arg, metavar="TERM.OPTION=VALUE",
@@ -98,8 +122,8 @@ def _add_minibatch_flags(parser: argparse.ArgumentParser, who: str = "") -> None
     b = parser.add_argument_group(f"mini-batches{who} (graphs too big for full-batch steps)")
     b.add_argument("--batch-size", type=int, help="seed nodes per mini-batch of sampled neighbourhoods (default: "
                    "full-batch)")
-    b.add_argument("--fanout", help="neighbours sampled per layer, one positive count per layer, e.g. 15,10 (default 10 "
-                   "each; for every neighbour give a count above the largest degree)")
+    b.add_argument("--fanout", help="neighbours sampled per layer, one positive count per layer, e.g. 15,10 "
+                   "(default 10 each; for every neighbour give a count above the largest degree)")
     b.add_argument("--refresh", type=int, help="epochs between the loss terms' full-graph refreshes (default 1)")
     b.add_argument("--term-nodes", type=int, help="seed nodes drawn afresh each epoch once a term that teaches "
                    "unlabelled nodes is on (self-distillation, KD); default: every node each epoch")
@@ -168,7 +192,8 @@ def _add_distill_flags(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--kd-lambda", type=float, help="weight of the label cross-entropy; KD gets 1 - lambda (default 0)")
     p.add_argument("--temperature", type=float,
                    help=f"distillation temperature, at most {MAX_TEMPERATURE:g} (default 1)")
-    p.add_argument("--label-smoothing", type=float, help="bookkd's label smoothing on the hard-label term (default 0.1)")
+    p.add_argument("--label-smoothing", type=float,
+                   help="bookkd's label smoothing on the hard-label term (default 0.1)")
     _add_term_flags(p, "student")
     p.add_argument("--book", help="learn from this knowledge book (gkd book) instead of training a teacher")
     p.add_argument("--no-student-guard", dest="student_guard", action="store_const", const=False,
@@ -264,10 +289,13 @@ def build_parser() -> argparse.ArgumentParser:
     q = predict.add_argument_group("nodes and output")
     q.add_argument("--mask", choices=["train", "val", "test", "all"], help="answer these nodes (default test)")
     q.add_argument("--nodes", help="answer these node ids instead: .npy (1-D integers) or text")
-    q.add_argument("--new-nodes", action="store_true", help="answer the nodes as unseen by the model (zero "
-                   "position features): needed on a graph other than the one it was trained on")
-    q.add_argument("--out", required=True, help="predictions: .npy (class per node) or .csv "
-                   "(node,prediction,confidence)")
+    q.add_argument("--new-nodes", action="store_true", help="answer the nodes as unseen by a graph-free student "
+                   "(zero position features): needed on a graph other than the one it was trained on; default "
+                   "--mask all")
+    q.add_argument("--features", help="answer these feature rows as new nodes, without a graph (graph-free "
+                   "students): .npy (2-D numbers) or .csv (numeric rows); not with --dataset, --mask, --nodes")
+    q.add_argument("--out", required=True, help="predictions: .npy (class per node, with a P.npy.gkd.json record "
+                   "beside it) or .csv (node,prediction,confidence)")
     datasets = sub.add_parser("datasets", help="list the datasets gkd loads and whether each is under the data root")
     datasets.add_argument("--root", help="data root (default: $GKD_DATA, else datasets/)")
     return parser
@@ -316,6 +344,75 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+class OutputError(Exception):
+    """An output could not be written (a full disk, an I/O error): not bad input, so exit code 1; the message says
+    what was written and what was not."""
+
+
+def _why(e: OSError) -> str:
+    return e.strerror or type(e).__name__
+
+
+def _run_failed(e: OSError, save: str | None, json_path: str | None) -> OutputError:
+    """An I/O error inside a run: with ``--save``, most likely the artefact, which the pipelines write before the CLI
+    writes the JSON (so the JSON is lost with it)."""
+    lost = f"; the results JSON {json_path!r} was not written either" if json_path else ""
+    name = e.filename and os.path.realpath(e.filename)
+    if save is not None and (name is None or name == os.path.realpath(save) or name.startswith(
+            os.path.join(os.path.realpath(os.path.dirname(os.path.abspath(save))), f".{os.path.basename(save)}."))):
+        return OutputError(f"the model could not be saved to {save!r}: {_why(e)}{lost}")
+    return OutputError(f"the run stopped on an I/O error: {_why(e)}{f' ({e.filename!r})' if e.filename else ''}"
+                       f"{lost}")
+
+
+def _finish(json_path: str | None, result: dict, line: str, saved: str | None) -> None:
+    """Write the results JSON (if asked for), then print the summary ``line``. A failed write is one
+    :class:`OutputError` naming what was kept: the model (``saved``), and the summary, printed all the same."""
+    from .io import write_json
+
+    if json_path is not None:
+        try:
+            write_json(json_path, result)
+        except OSError as e:
+            print(line, flush=True)
+            kept = f"the model was saved to {saved!r}; " if saved else ""
+            raise OutputError(f"{kept}the results JSON could not be written to {json_path!r}: {_why(e)} (the "
+                              "summary line above is all that was kept of it)") from None
+    print(line)
+
+
+def _same_or_inside(a: str, b: str) -> bool:
+    ra, rb = os.path.realpath(a), os.path.realpath(b)
+    if ra == rb or ra.startswith(rb.rstrip(os.sep) + os.sep) or rb.startswith(ra.rstrip(os.sep) + os.sep):
+        return True
+    try:  # hard links, bind mounts
+        return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_distinct_outputs(outputs: dict[str, str | None]) -> None:
+    """No two outputs of one run (``{flag: path}``) are one file or folder, or one inside the other: the second write
+    would replace the first, or fail after the run trained. Checked before anything loads."""
+    given = [(flag, path) for flag, path in outputs.items() if path is not None]
+    for i, (flag_a, a) in enumerate(given):
+        for flag_b, b in given[i + 1:]:
+            check(not _same_or_inside(a, b), f"{flag_a} {a!r} and {flag_b} {b!r} are the same path, or one lies "
+                  "inside the other; expected separate paths", ConfigError)
+
+
+def _check_json_beside_checkpoints(json_path: str | None, checkpoint_dir: str | None) -> None:
+    """``--json`` may sit in ``--checkpoint-dir``, but not under a name the checkpoints use."""
+    import re
+
+    if json_path is None or checkpoint_dir is None:
+        return
+    inside = os.path.realpath(os.path.dirname(os.path.abspath(json_path))) == os.path.realpath(checkpoint_dir)
+    check(not (inside and re.fullmatch(r"config\.json|run-\d+\.json", os.path.basename(json_path))),
+          f"--json {json_path!r} is a file --checkpoint-dir {checkpoint_dir!r} keeps its runs in; expected another "
+          "name", ConfigError)
+
+
 def _flags(args: argparse.Namespace, names: Sequence[str]) -> dict:
     flags = {n: getattr(args, n) for n in names if hasattr(args, n)}
     for key in ("dataset_args", "teacher_args"):
@@ -342,13 +439,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
 
     from .config import TrainConfig, make_config
-    from .io import write_json
     from .pipeline.train import run_training
     from .train import fmt
 
     from .scale.distributed import dist_env, init_from_env, peer_failures, rank_and_world
 
     cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(TrainConfig)]))
+    check_distinct_outputs({"--save": args.save, "--json": args.json})
+    _check_json_beside_checkpoints(args.json, args.checkpoint_dir)
     if args.json is not None:
         check_output_file(args.json)
     if dist_env()[1] > 1:  # checked before any rank waits on its peers
@@ -360,16 +458,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     init_from_env()
     rank, world = rank_and_world()
     with peer_failures():
-        result = run_training(cfg, save=args.save, progress=False if args.quiet or rank else None,
-                              checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+        try:
+            result = run_training(cfg, save=args.save, progress=False if args.quiet or rank else None,
+                                  checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+        except OSError as e:
+            raise _run_failed(e, args.save, args.json) from None
     result["world_size"] = world
     if rank:
         return 0
-    if args.json:
-        write_json(args.json, result)
-    print(f"{result['dataset']}  {result['model']}  {result['method']}  runs={len(result['runs'])}  "
-          f"test {fmt(result['test_mean'], result['test_std'])}  val {fmt(result['val_mean'], result['val_std'])}  "
-          f"({result['seconds']:.1f}s)")
+    _finish(args.json, result, f"{result['dataset']}  {result['model']}  {result['method']}  "
+            f"runs={len(result['runs'])}  test {fmt(result['test_mean'], result['test_std'])}  "
+            f"val {fmt(result['val_mean'], result['val_std'])}  ({result['seconds']:.1f}s)", args.save)
     return 0
 
 
@@ -378,12 +477,13 @@ def cmd_distill(args: argparse.Namespace) -> int:
 
     from .config import make_config
     from .pipeline.gnn2mlp import DistillConfig, run_distillation
-    from .io import write_json
     from .train import fmt
 
     from .scale.distributed import init_from_env, peer_failures, rank_and_world
 
     cfg = make_config(args.config, _flags(args, [f.name for f in dataclasses.fields(DistillConfig)]), DistillConfig)
+    check_distinct_outputs({"--save": args.save, "--json": args.json, "--book": cfg.book})
+    _check_json_beside_checkpoints(args.json, args.checkpoint_dir)
     if args.json is not None:
         check_output_file(args.json)
     if init_from_env() and cfg.book is None:
@@ -394,13 +494,14 @@ def cmd_distill(args: argparse.Namespace) -> int:
         raise ConfigError("--checkpoint-dir and --save are not supported under torchrun yet (ranks would disagree "
                           "on which seeds remain); run the seeds as separate torchrun jobs instead")
     with peer_failures():
-        r = run_distillation(cfg, progress=False if args.quiet or rank else None,
-                             checkpoint_dir=args.checkpoint_dir, resume=args.resume, save=args.save)
+        try:
+            r = run_distillation(cfg, progress=False if args.quiet or rank else None,
+                                 checkpoint_dir=args.checkpoint_dir, resume=args.resume, save=args.save)
+        except OSError as e:
+            raise _run_failed(e, args.save, args.json) from None
     r["world_size"] = world
     if rank:
         return 0
-    if args.json:
-        write_json(args.json, r)
     line = (f"{r['dataset']}  {r['teacher']}({r['teacher_method']}) -> {r['student']}  {r['method']}"
             f"{'+' + '+'.join(r['terms']) if r['terms'] else ''}  {r['setting']}  runs={len(r['runs'])}\n"
             f"  teacher test {fmt(r['teacher_test_mean'], r['teacher_test_std'])}   "
@@ -412,11 +513,12 @@ def cmd_distill(args: argparse.Namespace) -> int:
                  f"ind {fmt(r['teacher_test_ind_mean'], r['teacher_test_ind_std'])}")
         if "test_ind_graph_aided_mean" in r:
             line += f"\n  graph-aided ind {fmt(r['test_ind_graph_aided_mean'], r['test_ind_graph_aided_std'])}"
-    print(line + f"  ({r['seconds']:.1f}s)")
+    line += f"  ({r['seconds']:.1f}s)"
     kept = [x["guard"]["kept"] for x in r["runs"] if "guard" in x]
     for name, what in (("no terms", "the student without its terms"), ("plain", "the plainly trained student")):
         if name in kept:
-            print(f"  guard: {what} was better on validation and kept in {kept.count(name)} of {len(kept)} seeds")
+            line += f"\n  guard: {what} was better on validation and kept in {kept.count(name)} of {len(kept)} seeds"
+    _finish(args.json, r, line, args.save)
     return 0
 
 
@@ -439,7 +541,6 @@ def cmd_cnn(args: argparse.Namespace) -> int:
     import dataclasses
 
     from .config import make_config
-    from .io import write_json
     from .pipeline.images import CNNDistillConfig, run_cnn_distillation
     from .train import fmt
 
@@ -448,13 +549,11 @@ def cmd_cnn(args: argparse.Namespace) -> int:
     if args.json is not None:
         check_output_file(args.json)
     r = run_cnn_distillation(cfg, progress=not args.quiet)
-    if args.json:
-        write_json(args.json, r)
     line = f"{cfg.dataset}  {cfg.method}  student {cfg.student_channels}  runs={len(r['runs'])}  " \
            f"test {fmt(r['test_mean'], r['test_std'])}  val {fmt(r['val_mean'], r['val_std'])}"
     if "teacher_test_mean" in r:
         line += f"   teacher test {fmt(r['teacher_test_mean'], r['teacher_test_std'])}"
-    print(line)
+    _finish(args.json, r, line, None)
     return 0
 
 
@@ -481,12 +580,27 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from .pipeline.serve import predict_to_file
+    from .pipeline.serve import predict_features_to_file, predict_to_file
 
-    data, nodes = predict_to_file(args.model, args.out, dataset=args.dataset, root=args.root,
-                                  dataset_args=dict(args.dataset_args) if args.dataset_args else None,
-                                  mask=args.mask, nodes=args.nodes,
-                                  new_nodes=args.new_nodes, device=args.device or "auto")
+    try:
+        if args.features is not None:
+            graph = [flag for flag, value in (("--dataset", args.dataset), ("--dataset-arg", args.dataset_args),
+                                              ("--root", args.root), ("--mask", args.mask), ("--nodes", args.nodes))
+                     if value is not None]
+            check(not graph, f"--features answers feature rows without a graph; {', '.join(graph)} "
+                  f"{'does' if len(graph) == 1 else 'do'} not apply: expected --features or a graph", ConfigError)
+            rows = predict_features_to_file(args.model, args.features, args.out, device=args.device or "auto")
+            print(f"predict {args.out}: {rows} rows of {args.features} with {args.model}")
+            return 0
+        data, nodes = predict_to_file(args.model, args.out, dataset=args.dataset, root=args.root,
+                                      dataset_args=dict(args.dataset_args) if args.dataset_args else None,
+                                      mask=args.mask, nodes=args.nodes,
+                                      new_nodes=args.new_nodes, device=args.device or "auto")
+    except OSError as e:
+        if e.filename is None or os.path.abspath(e.filename) != os.path.abspath(args.out):
+            raise  # not the write: reading the model or the graph
+        raise OutputError(f"the predictions could not be written to {args.out!r}: {_why(e)}; {args.out!r} is as it "
+                          "was") from None
     print(f"predict {args.out}: {nodes.numel()} nodes of {data.meta.name} with {args.model}")
     return 0
 
@@ -507,6 +621,20 @@ def cmd_terms(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # a reader that left shows here, while it can still be answered quietly
+        return code
+    except BrokenPipeError:
+        # Python's recipe: the interpreter flushes stdout again at exit, so point it at devnull first
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        except (OSError, ValueError):  # an in-process stdout with no file descriptor
+            pass
+        return 141
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()  # reads the term registry, so a broken plugin is reported here
         args = parser.parse_args(argv)
@@ -533,6 +661,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             for name, status, where in describe(args.root):
                 print(f"{name:16s} {status:9s} {where}")
             return 0
+    except OutputError as e:
+        print(f"gkd: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 1
     except GKDError as e:
         message = " ".join(str(e).split())  # one line, whatever the message held
         print(f"gkd: error: {message}", file=sys.stderr)

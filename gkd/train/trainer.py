@@ -26,8 +26,8 @@ from ..limits import MAX_EPOCHS
 from ..nn import graph_of
 from ..nn.hidden import forward as model_forward
 
-Metric = Callable[[Tensor, Tensor], float]
-REFRESH_MEANING = "epochs between full-graph refreshes"  # the trainer's and the run config's messages  # (logits or predictions, labels) -> score in [0, 1]
+Metric = Callable[[Tensor, Tensor], float]  # (logits or predictions, labels) -> score in [0, 1]
+REFRESH_MEANING = "epochs between full-graph refreshes"  # the trainer's and the run config's messages
 
 
 def seed_everything(seed: int) -> None:
@@ -255,6 +255,20 @@ def check_test_nodes(data: Data) -> None:
           "one test node is needed", DatasetError)
 
 
+def check_first_forward(logits: Tensor, loss: Tensor | None, x: Tensor) -> None:
+    """The first step's logits and loss are finite. Features that are finite but near float32's limit (``3e38``)
+    overflow in the first layer: every epoch would then train on NaN and the run would report chance accuracy as a
+    result. Read-only (``isfinite`` and ``max``): the run's numbers and random draws are those of an unchecked run."""
+    if bool(torch.isfinite(logits).all()) and (loss is None or bool(torch.isfinite(loss))):
+        return
+    what = "logits" if not bool(torch.isfinite(logits).all()) else "loss"
+    big = float(x.detach().abs().max()) if x.numel() else 0.0
+    cause = (f"the features are too large (max |x| = {big:.3g}; float32 overflows past 3.4e38 once the first layer "
+             "sums them): scale or normalise them" if big > 1e15 else
+             f"the features look sane (max |x| = {big:.3g}): the model's weights or layers are not finite")
+    raise DatasetError(f"the first forward pass gave NaN or infinite {what}, before any training step: {cause}")
+
+
 class Trainer:
     """Trainer for node classification, full-batch or on sampled mini-batches (``loader``).
 
@@ -304,6 +318,7 @@ class Trainer:
               "(loader=...) takes the terms that declare minibatch = True (self-distillation, born-again, label "
               "smoothing, tf-kd-reg, soft-label KD, the student's neighbour KD)", ConfigError)
         self._full_logits: Tensor | None = None  # the last evaluation's logits, while the weights are unchanged
+        self._checked = False  # whether the first step's logits and loss were found finite
 
     def loss(self, step: Step) -> tuple[Tensor, dict[str, float]]:
         d = step.data
@@ -321,8 +336,13 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         graph = graph_of(self.data)
         logits, hidden = model_forward(self.model, self.data.x, graph)
+        if not self._checked:  # before the terms read the logits: their own NaN check would blame the term
+            check_first_forward(logits, None, self.data.x)
         step = Step(logits, hidden, self.data, epoch, self.model, graph, best_epoch)
         loss, parts = self.loss(step)
+        if not self._checked:
+            check_first_forward(logits, loss, self.data.x)
+            self._checked = True
         loss.backward()
         self.optimizer.step()
         for term in self.terms:
@@ -352,8 +372,13 @@ class Trainer:
                          val_mask=torch.zeros_like(seed), test_mask=torch.zeros_like(seed), num_nodes=nodes.numel())
             labelled = int(local.train_mask.sum())
             logits, hidden = model_forward(self.model, batch.x, batch.edge_index, want_hidden=want_hidden)
+            if not self._checked:
+                check_first_forward(logits, None, batch.x)
             loss, parts = self.loss(Step(logits, hidden, local, epoch, self.model, batch.edge_index, best_epoch,
                                          nodes=nodes, seeds=b))
+            if not self._checked:
+                check_first_forward(logits, loss, batch.x)
+                self._checked = True
             if not loss.requires_grad and world > 1:
                 loss = loss + 0.0 * logits.sum()  # every DDP rank must take part in every step's all-reduce
             if loss.requires_grad:  # else a batch without a training seed node before the terms start
