@@ -83,9 +83,12 @@ def _add_data_flags(parser: argparse.ArgumentParser, split: bool = True, default
                    help="loader argument, e.g. homophily=0.2 for synthetic-csbm (repeatable)")
     p.add_argument("--root", help="data root (default: $GKD_DATA, else datasets/)")
     if split:
-        p.add_argument("--split", help="random:TRAIN/VAL/TEST replaces the split, seeded by the run: fractions "
-                       "(random:0.6/0.2/0.2) or counts (random:20/500/1000 = per class / val / test); graph files "
-                       "without masks get random:0.6/0.2/0.2")
+        p.add_argument("--split", help="replaces the split, drawn per run (run r: seed r): random:TRAIN/VAL/TEST "
+                       "with fractions (random:0.6/0.2/0.2) or counts (random:20/500/1000 = per class / val / test), "
+                       "or per-class:20/30 (per class, the rest test: GLNN's protocol); graph files without masks "
+                       "get random:0.6/0.2/0.2")
+        p.add_argument("--metric", help="the score runs select on and report: acc, rocauc, f1-macro, f1-micro, "
+                       "balanced-acc, ogb:NAME (default: the dataset's own, acc for most)")
     p.add_argument("--device", help="auto | cpu | cuda | cuda:N (default auto: cuda when present)")
 
 
@@ -309,7 +312,7 @@ def _cnn_methods() -> tuple[str, ...]:
 
 BENCHMARKS = ("baselines", "self_distill", "gnn2mlp", "inference_latency", "book_cost", "scale", "mhgd_digits",
               "amkd", "minibatch", "ogb_scale", "book_sweep", "feature_ceiling", "position_drop", "teacher_cost",
-              "student_guard")
+              "student_guard", "served_accuracy", "published")
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -353,9 +356,33 @@ def _why(e: OSError) -> str:
     return e.strerror or type(e).__name__
 
 
-def _run_failed(e: OSError, save: str | None, json_path: str | None) -> OutputError:
-    """An I/O error inside a run: with ``--save``, most likely the artefact, which the pipelines write before the CLI
-    writes the JSON (so the JSON is lost with it)."""
+class _JsonFirst:
+    """The pipelines' ``before_save``: the results JSON written just before the artefact, the small file first, so a
+    disk too full for the model keeps the results. A failed write is kept for :func:`_finish` to report (after the
+    model is saved, or fails too)."""
+
+    def __init__(self, path: str | None, world: int) -> None:
+        self.path, self.world, self.written = path, world, False
+
+    def __call__(self, result: dict) -> None:
+        from .io import write_json
+
+        if self.path is None:
+            return
+        result["world_size"] = self.world
+        try:
+            write_json(self.path, result)
+            self.written = True
+        except OSError:
+            pass  # _finish writes it again after the model, and reports what was kept if that fails too
+
+
+def _run_failed(e: OSError, save: str | None, json_path: str | None, json_written: bool = False) -> OutputError:
+    """An I/O error inside a run: with ``--save``, most likely the artefact, which the pipelines write after handing
+    the results to :class:`_JsonFirst`."""
+    if json_written:
+        return OutputError(f"results JSON written to {json_path!r}; the model could not be saved to {save!r}: "
+                           f"{_why(e)}")
     lost = f"; the results JSON {json_path!r} was not written either" if json_path else ""
     name = e.filename and os.path.realpath(e.filename)
     if save is not None and (name is None or name == os.path.realpath(save) or name.startswith(
@@ -457,19 +484,28 @@ def cmd_train(args: argparse.Namespace) -> int:
               ConfigError)
     init_from_env()
     rank, world = rank_and_world()
+    first = _JsonFirst(args.json, world)
     with peer_failures():
         try:
             result = run_training(cfg, save=args.save, progress=False if args.quiet or rank else None,
-                                  checkpoint_dir=args.checkpoint_dir, resume=args.resume)
+                                  checkpoint_dir=args.checkpoint_dir, resume=args.resume, before_save=first)
         except OSError as e:
-            raise _run_failed(e, args.save, args.json) from None
+            raise _run_failed(e, args.save, args.json, first.written) from None
     result["world_size"] = world
     if rank:
         return 0
-    _finish(args.json, result, f"{result['dataset']}  {result['model']}  {result['method']}  "
-            f"runs={len(result['runs'])}  test {fmt(result['test_mean'], result['test_std'])}  "
-            f"val {fmt(result['val_mean'], result['val_std'])}  ({result['seconds']:.1f}s)", args.save)
+    _finish(None if first.written else args.json, result,
+            f"{result['dataset']}  {result['model']}  {result['method']}  runs={len(result['runs'])}  "
+            f"test {fmt(result['test_mean'], result['test_std'])}  val {fmt(result['val_mean'], result['val_std'])}"
+            f"  ({result['seconds']:.1f}s)\n{_protocol(result)}", args.save)
     return 0
+
+
+def _protocol(result: dict) -> str:
+    """The experiment, stated: the score, the split protocol, the edge policy, and the arrays a file held unread."""
+    unused = result.get("unused_arrays") or []
+    return (f"  {result.get('metric', 'acc')}; split: {result.get('split')}; edges: {result.get('edges')}"
+            + (f"; unused arrays: {', '.join(unused)}" if unused else ""))
 
 
 def cmd_distill(args: argparse.Namespace) -> int:
@@ -493,12 +529,14 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if world > 1 and (args.checkpoint_dir or args.save):
         raise ConfigError("--checkpoint-dir and --save are not supported under torchrun yet (ranks would disagree "
                           "on which seeds remain); run the seeds as separate torchrun jobs instead")
+    first = _JsonFirst(args.json, world)
     with peer_failures():
         try:
             r = run_distillation(cfg, progress=False if args.quiet or rank else None,
-                                 checkpoint_dir=args.checkpoint_dir, resume=args.resume, save=args.save)
+                                 checkpoint_dir=args.checkpoint_dir, resume=args.resume, save=args.save,
+                                 before_save=first)
         except OSError as e:
-            raise _run_failed(e, args.save, args.json) from None
+            raise _run_failed(e, args.save, args.json, first.written) from None
     r["world_size"] = world
     if rank:
         return 0
@@ -513,12 +551,16 @@ def cmd_distill(args: argparse.Namespace) -> int:
                  f"ind {fmt(r['teacher_test_ind_mean'], r['teacher_test_ind_std'])}")
         if "test_ind_graph_aided_mean" in r:
             line += f"\n  graph-aided ind {fmt(r['test_ind_graph_aided_mean'], r['test_ind_graph_aided_std'])}"
-    line += f"  ({r['seconds']:.1f}s)"
+    if "test_features_only_mean" in r:  # what new nodes get: features alone, no positions
+        served = fmt(r["test_features_only_mean"], r["test_features_only_std"])
+        line += (f"\n  served from features only (new nodes): test {served}  "
+                 f"val {fmt(r['val_features_only_mean'], r['val_features_only_std'])}")
+    line += f"  ({r['seconds']:.1f}s)\n{_protocol(r)}"
     kept = [x["guard"]["kept"] for x in r["runs"] if "guard" in x]
     for name, what in (("no terms", "the student without its terms"), ("plain", "the plainly trained student")):
         if name in kept:
             line += f"\n  guard: {what} was better on validation and kept in {kept.count(name)} of {len(kept)} seeds"
-    _finish(args.json, r, line, args.save)
+    _finish(None if first.written else args.json, r, line, args.save)
     return 0
 
 

@@ -26,7 +26,10 @@ def test_train_gcn_on_cora_json(tmp_path):
     assert [x["seed"] for x in r["runs"]] == [0, 1]
     assert all(0.0 <= x["test"] <= 1.0 and 0.0 <= x["val"] <= 1.0 for x in r["runs"])
     assert r["test_mean"] >= 0.79  # GCN on Cora's public split: ~81.5
-    assert "test" in p.stdout and p.stdout.count("\n") == 1  # one summary line on stdout
+    # the summary on stdout: the scores, then the experiment stated (metric, split protocol, edge policy)
+    assert "test" in p.stdout and p.stdout.count("\n") == 2
+    assert p.stdout.splitlines()[1] == "  acc; split: public (20 per class / 500 val / 1000 test); edges: undirected"
+    assert (r["metric"], r["edges"], r["unused_arrays"]) == ("acc", "undirected", [])
 
 
 @pytest.mark.parametrize("model", ["mlp", "gat", "sage"])

@@ -167,8 +167,6 @@ def test_full_disk_for_the_model_is_one_line(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "m").exists() and os.listdir(tmp_path) == []  # nor a temporary folder left behind
 
 
-@pytest.mark.xfail(strict=True, reason="needs gkd/pipeline/train.py to hand the results to the CLI before it "
-                   "writes the artefact (a `before_save` callback); see the #38 item 7 report")
 def test_full_disk_for_the_model_keeps_the_results_json(tmp_path, monkeypatch, capsys):
     import gkd.pipeline.artifact as artifact
 

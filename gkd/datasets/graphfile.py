@@ -363,7 +363,8 @@ def from_arrays(x: Any, edge_index: Any, y: Any, train_mask: Any = None, val_mas
 
 def from_scipy(adj: Any, x: Any, y: Any, **kwargs: Any) -> Data:
     """A ``scipy.sparse`` adjacency (``adj[i, j] != 0`` for an edge ``i → j``; its values become ``edge_weight``
-    unless all are 1) plus features and labels; other arguments as :func:`from_arrays`."""
+    unless all are 1) plus features and labels; other arguments as :func:`from_arrays` (read as undirected:
+    ``from_scipy(sp.triu(A), ...)`` gives the whole graph; ``directed=True`` keeps ``adj`` as it is)."""
     import scipy.sparse as sp
 
     check(sp.issparse(adj) and adj.ndim == 2 and adj.shape[0] == adj.shape[1],
@@ -381,8 +382,8 @@ def from_networkx(graph: Any, x: Any = "x", y: Any = "y", *, node_order: list | 
                   edge_weight: str | None = "weight", **kwargs: Any) -> Data:
     """A networkx graph: ``x``/``y`` name node attributes (or are arrays in ``node_order``). Nodes must be the
     integers ``0 .. N-1`` unless ``node_order`` lists them (its position is the node's id); undirected graphs give
-    both directions of each edge; the edge attribute ``edge_weight`` (when every edge has it) becomes
-    ``data.edge_weight``."""
+    both directions of each edge, and a ``DiGraph`` is read as undirected too unless ``directed=True`` (as every
+    ``from_*``); the edge attribute ``edge_weight`` (when every edge has it) becomes ``data.edge_weight``."""
     nodes = list(graph.nodes) if node_order is None else list(node_order)
     if node_order is not None:
         stray = next((v for v in nodes if v not in graph), None)

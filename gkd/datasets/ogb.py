@@ -121,5 +121,6 @@ def load_ogb(key: str, root: Path, *, split: int = 0) -> Data:
             raise DatasetError(f"{name}: {k} split holds node ids outside [0, {n - 1}]")
         data[mask] = torch.zeros(n, dtype=torch.bool).index_fill_(0, idx, True)
     data.meta = DatasetMeta(name=name, num_classes=int(info["num classes"]), split=f"OGB {info['split']} split",
-                            metric="ogb:" + name, source="OGB via ogb's raw readers; ogb.nodeproppred.Evaluator")
+                            metric="ogb:" + name, source="OGB via ogb's raw readers; ogb.nodeproppred.Evaluator",
+                            edges="undirected: symmetrised (to_undirected), as OGB's examples read them")
     return data

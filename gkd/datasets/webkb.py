@@ -92,7 +92,8 @@ def _finish(x, y, edge_index, raw: Path, prefix: str, split: int, name: str, sou
     data = Data(x=x, edge_index=edge_index, y=y, **masks)
     # the split of every run, not this one's (split_index, and each run record's "split", say which)
     data.meta = DatasetMeta(name=name, num_classes=int(y.max()) + 1, split_index=s, num_splits=10, source=source,
-                            split="geom-gcn's 10 fixed splits (48/32/20): run r on split r mod 10")
+                            split="geom-gcn's 10 fixed splits (48/32/20): run r on split r mod 10",
+                            edges="directed: as geom-gcn's files list them (PyG's WebKB and Actor keep them so)")
     return data
 
 

@@ -51,13 +51,13 @@ class BoundGraph(nn.Module):
 
 def bind_edges(model: nn.Module, data) -> nn.Module:
     """``model`` as it must be called on ``data``: a user's GNN bound to ``data.edge_index`` and the edge inputs
-    (``edge_weight``, ``edge_attr``) its ``forward`` takes; a model that reads no graph, or a zoo model (called with
-    a CSR adjacency that carries the weights), as it is. Edge inputs the data has but the forward cannot take are
+    (``edge_weight``, ``edge_attr``) its ``forward`` takes; a model that reads no graph, a zoo model (it reads the
+    structure alone), or any model on data without edge inputs, as it is. Edge inputs the data has but the forward cannot take are
     refused: the model would answer another graph than the one it was trained on."""
-    if is_zoo(model) or not takes_graph(model):
-        return model
-    params = inspect.signature(model.forward).parameters
     given = {k: getattr(data, k) for k in EDGE_INPUTS if getattr(data, k, None) is not None}
+    if not given or is_zoo(model) or not takes_graph(model):
+        return model  # called with whatever graph the caller gives (edge_index, or gkd's CSR adjacency)
+    params = inspect.signature(model.forward).parameters
     takes = {k: v for k, v in given.items() if k in params}
     check(not given or takes, f"{type(model).__name__}.forward takes no {' / '.join(given)}, but the graph has "
           f"{', '.join(f'data.{k}' for k in given)}: called without them it would answer another graph than its "

@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -445,11 +445,13 @@ def _one_class(student: nn.Module, data: Data, graph: Tensor | None, r: int) -> 
 
 
 def run_distillation(cfg: DistillConfig, progress: bool | None = None, checkpoint_dir: str | os.PathLike | None = None,
-                     resume: bool = False, save: str | os.PathLike | None = None) -> dict:
+                     resume: bool = False, save: str | os.PathLike | None = None,
+                     before_save: Callable[[dict], None] | None = None) -> dict:
     """``cfg.runs`` seeds, each one :meth:`GNNToMLP.fit`, summarised (test at the student's best-validation epoch).
 
     ``save``: write the student of the best-validation seed there as a model artefact (:func:`gkd.save`);
-    ``checkpoint_dir``/``resume``: each finished seed is kept there, and a killed run resumes."""
+    ``checkpoint_dir``/``resume``: each finished seed is kept there, and a killed run resumes; ``before_save``: as
+    :func:`~gkd.pipeline.train.run_training`'s."""
     cfg.validate()
     if save is not None:
         artifact.check_saveable(save)
@@ -485,8 +487,10 @@ def run_distillation(cfg: DistillConfig, progress: bool | None = None, checkpoin
                        checkpoint=checkpoint, progress=progress, desc=f"{cfg.teacher}->{cfg.student}/{cfg.dataset}")
     best = opened.get("best")
     if best is not None:
-        best.save(save, metrics={k: v for k, v in best.result_.items() if isinstance(v, (int, float))})
         result["saved"] = {"path": str(save), "run": best.result_["run"], "seed": best.result_["seed"]}
+        if before_save is not None:
+            before_save(result)
+        best.save(save, metrics={k: v for k, v in best.result_.items() if isinstance(v, (int, float))})
     return result
 
 

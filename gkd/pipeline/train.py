@@ -126,12 +126,15 @@ def minibatches(cfg: TrainConfig, data: Data, all_nodes: bool, seed: int) -> dic
 
 def run_training(cfg: TrainConfig, *, data: Data | None = None, terms_factory: TermsFactory | None = None,
                  save: str | os.PathLike | None = None, progress: bool | None = None,
-                 checkpoint_dir: str | os.PathLike | None = None, resume: bool = False) -> dict:
+                 checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
+                 before_save: Callable[[dict], None] | None = None) -> dict:
     """``cfg.runs`` seeds (``cfg.seed + r``) of ``cfg.model`` trained with ``cfg.method``, summarised.
 
     ``data``: your own graph instead of ``cfg.dataset``; ``terms_factory(data, model)``: loss terms of your own
     instead of the method's; ``save``: write the model of the best-validation seed there as a model artefact
-    (:func:`gkd.save`); ``checkpoint_dir``/``resume``: each finished seed is kept there, and a killed run resumes."""
+    (:func:`gkd.save`); ``checkpoint_dir``/``resume``: each finished seed is kept there, and a killed run resumes;
+    ``before_save(result)``: called with the finished result just before the artefact is written (the CLI writes its
+    JSON there: the small file first, so a disk too full for the model still keeps the results)."""
     cfg.validate()
     check_term_nodes(cfg)
     factory, method_config = build_method(cfg)
@@ -166,6 +169,8 @@ def run_training(cfg: TrainConfig, *, data: Data | None = None, terms_factory: T
                        checkpoint=checkpoint, progress=progress, desc=f"{cfg.model}/{cfg.dataset}")
     if save is not None:
         metrics = {k: v for k, v in best["run"].items() if isinstance(v, (int, float))}
-        artifact.save(best["model"], save, data=best["data"].cpu(), metrics=metrics, config=cfg.to_dict())
         result["saved"] = {"path": str(save), "run": best["run"]["run"], "seed": best["run"]["seed"]}
+        if before_save is not None:
+            before_save(result)
+        artifact.save(best["model"], save, data=best["data"].cpu(), metrics=metrics, config=cfg.to_dict())
     return result

@@ -23,10 +23,11 @@ from tqdm.auto import tqdm
 from ..datasets.validate import check_data
 from ..errors import ConfigError, DatasetError, GKDError, check, check_int
 from ..limits import MAX_EPOCHS
+from ..metrics import Metric, accuracy, get_metric, ogb_metric  # noqa: F401  (re-exported: gkd.train's API)
 from ..nn import graph_of
+from ..nn.hidden import bind_edges
 from ..nn.hidden import forward as model_forward
 
-Metric = Callable[[Tensor, Tensor], float]  # (logits or predictions, labels) -> score in [0, 1]
 REFRESH_MEANING = "epochs between full-graph refreshes"  # the trainer's and the run config's messages
 
 
@@ -35,30 +36,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def accuracy(logits: Tensor, y: Tensor) -> float:
-    if y.numel() == 0:
-        return float("nan")
-    return float((logits.argmax(dim=-1) == y).float().mean())
-
-
-def ogb_metric(name: str) -> Metric:
-    """``ogb.nodeproppred.Evaluator`` for ``name`` as a gkd metric."""
-    from ogb.nodeproppred import Evaluator
-
-    ev = Evaluator(name)
-    key = ev.eval_metric
-
-    def metric(logits: Tensor, y: Tensor) -> float:
-        pred = logits.argmax(dim=-1, keepdim=True)
-        return float(ev.eval({"y_true": y.view(-1, 1), "y_pred": pred})[key])
-
-    return metric
-
-
-def get_metric(name: str) -> Metric:
-    return ogb_metric(name[4:]) if name.startswith("ogb:") else accuracy
 
 
 @dataclass
@@ -293,7 +270,7 @@ class Trainer:
 
     def __init__(self, model: nn.Module, data: Data, *, lr: float = 0.01, weight_decay: float = 5e-4,
                  epochs: int = 500, patience: int = 100, terms: Iterable[LossTerm] = (),
-                 metric: Metric = accuracy, progress: bool | None = False, desc: str = "train",
+                 metric: Metric | None = None, progress: bool | None = False, desc: str = "train",
                  ce_weight: float = 1.0, loader: Iterable[Data] | None = None, guard: bool = True,
                  term_loader: Iterable[Data] | None = None, refresh: int = 1) -> None:
         check_optim_args(epochs, patience, lr, weight_decay)
@@ -304,7 +281,13 @@ class Trainer:
         check(bool(data.val_mask.any()), "val_mask selects no node; the trainer selects the checkpoint on "
               "validation, so at least one validation node is needed", DatasetError)
         self.model, self.data, self.terms = model, data, nn.ModuleList(terms)
+        # the score it selects on: the one given, else the dataset's own (data.meta.metric), else accuracy
+        if metric is None:
+            metric = get_metric(meta.metric) if isinstance(getattr(meta, "metric", None), str) else accuracy
         self.epochs, self.patience, self.metric = epochs, patience, metric
+        # full-batch forwards call a PyG model of the user's as its owner would: with data's edge_weight / edge_attr
+        # when its forward takes them (gkd's zoo reads the structure alone, as before)
+        self._forward_model = bind_edges(model, data)
         self.optimizer = torch.optim.Adam(list(model.parameters()) + list(self.terms.parameters()), lr=lr,
                                           weight_decay=weight_decay)
         self.progress, self.desc, self.ce_weight = progress, desc, float(ce_weight)
@@ -335,7 +318,7 @@ class Trainer:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         graph = graph_of(self.data)
-        logits, hidden = model_forward(self.model, self.data.x, graph)
+        logits, hidden = model_forward(self._forward_model, self.data.x, graph)
         if not self._checked:  # before the terms read the logits: their own NaN check would blame the term
             check_first_forward(logits, None, self.data.x)
         step = Step(logits, hidden, self.data, epoch, self.model, graph, best_epoch)
@@ -409,7 +392,7 @@ class Trainer:
         d, graph = self.data, graph_of(self.data)
         if self._full_logits is None:
             self.model.eval()
-            self._full_logits = model_forward(self.model, d.x, graph, want_hidden=False)[0]
+            self._full_logits = model_forward(self._forward_model, d.x, graph, want_hidden=False)[0]
         step = Step(self._full_logits, [], d, epoch, self.model, graph, best_epoch)
         for term in self.terms:
             term.refresh(step)
@@ -418,7 +401,7 @@ class Trainer:
     def evaluate(self) -> tuple[dict[str, float], float]:
         self.model.eval()
         d = self.data
-        logits = model_forward(self.model, d.x, graph_of(d), want_hidden=False)[0]
+        logits = model_forward(self._forward_model, d.x, graph_of(d), want_hidden=False)[0]
         self._full_logits = logits if self.loader is not None else None
         scores = {s: self.metric(logits[d[f"{s}_mask"]], d.y[d[f"{s}_mask"]]) for s in ("train", "val", "test")}
         val_loss = float(F.cross_entropy(logits[d.val_mask], d.y[d.val_mask])) if bool(d.val_mask.any()) else 0.0
