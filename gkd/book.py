@@ -41,12 +41,14 @@ from .datasets.fingerprint import graph_hash, split_hash
 from .distill.knowledge import Knowledge
 from .distill.losses import check_temperature
 from .errors import ConfigError, GKDError, check
-from .io import is_sha256, sha256_file
+from .io import is_sha256, read_regular_file, sha256_file
+from .limits import MAX_MANIFEST_BYTES
 
 FORMAT = 2  # 2: the manifest fingerprints the graph (dataset.graph_sha256)
 KIND = "gkd-book"
 ARRAYS = ("logits", "soft_labels", "mask", "hidden", "reliability")  # the last two are optional
-_MAX_MANIFEST_BYTES = 1 << 24  # a manifest is a few kB; a bigger file is not one of gkd's
+_MAX_MANIFEST_BYTES = MAX_MANIFEST_BYTES  # a manifest is a few kB; a bigger file is not one of gkd's
+_NPY_HEADER_BYTES = 1 << 16  # an .npy file's header, beyond the array's bytes (numpy writes 128 or so)
 
 
 class BookError(GKDError):
@@ -117,8 +119,13 @@ def _read_manifest(path: Path) -> dict[str, Any]:
           "interrupted write leaves none)", BookError)
     check(mpath.stat().st_size <= _MAX_MANIFEST_BYTES, f"{str(mpath)!r} is not a gkd book manifest (over "
           f"{_MAX_MANIFEST_BYTES} bytes)", BookError)
+    try:  # read once, as a regular file: it may have become a FIFO or a link since the look above
+        raw = read_regular_file(mpath, _MAX_MANIFEST_BYTES, f"book manifest {str(mpath)!r}", error=BookError)
+    except FileNotFoundError:
+        raise BookError(f"{str(path)!r} is not a gkd book (no manifest.json; an interrupted write leaves none)") \
+            from None
     try:
-        manifest = json.loads(mpath.read_bytes().decode("utf-8"))
+        manifest = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
         raise BookError(f"book manifest {str(mpath)!r} is not valid JSON ({reason})") from None
@@ -363,6 +370,10 @@ def open_book(path: str | os.PathLike, data: Data | None = None, *, verify: bool
         file = path / entry["file"]
         check(file.is_file() and not file.is_symlink() and file.resolve().parent == real, f"book array {name!r} "
               f"({str(file)!r}) is missing or not a plain file of the book (a symlink?)", BookError)
+        # the bytes the manifest's shape and dtype imply: a larger (e.g. sparse multi-GB) file is not hashed at all
+        size, most = file.stat().st_size, math.prod(entry["shape"]) * np.dtype(entry["dtype"]).itemsize
+        check(size <= most + _NPY_HEADER_BYTES, f"book array {str(file)!r} is {size} bytes; its manifest entry "
+              f"{entry['shape']} {entry['dtype']} needs {most} and a header", BookError)
         if verify:
             check(sha256_file(file) == entry["sha256"], f"book array {str(file)!r} fails its sha256 check (damaged or "
                   "edited); rebuild the book", BookError)

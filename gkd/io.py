@@ -1,14 +1,16 @@
 """Crash-safe file writes: a file gkd writes is either whole or absent."""
 from __future__ import annotations
 
+import errno
 import hashlib
 import math
 import json
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from .errors import ConfigError, GKDError, check
 
@@ -92,7 +94,9 @@ def check_output_folder(folder: str | os.PathLike, flag: str, create: bool = Fal
         except OSError as e:
             raise ConfigError(f"{flag} {str(folder)!r}: cannot create the folder ({e.strerror})") from None
     if not folder.is_dir():
-        raise ConfigError(f"{flag}: folder {str(folder)!r} does not exist")
+        kind = "is a file, not a folder" if folder.is_file() else "is not a folder" if folder.exists() else \
+            "does not exist"
+        raise ConfigError(f"{flag}: folder {str(folder)!r} {kind}")
     try:
         with tempfile.NamedTemporaryFile(dir=folder, prefix=".gkd-write-check-"):
             pass
@@ -105,11 +109,8 @@ def is_results_json(path: Path) -> bool:
     """Whether ``path`` holds a results JSON gkd wrote (``--json`` may replace it): an object with gkd's ``versions``
     record, ``config`` and ``runs``."""
     try:
-        if path.stat().st_size > 256 << 20:
-            return False
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
-    except (OSError, ValueError, UnicodeDecodeError, RecursionError):
+        d = json.loads(read_regular_file(path, 256 << 20, "results JSON").decode("utf-8"))
+    except (OSError, ValueError, RecursionError):  # GKDError is a ValueError
         return False
     return (isinstance(d, dict) and isinstance(d.get("versions"), dict) and "gkd" in d["versions"]
             and isinstance(d.get("config"), dict) and isinstance(d.get("runs"), list))
@@ -151,10 +152,64 @@ def check_new_path(path: str | os.PathLike, flag: str) -> Path:
         existing = p.resolve().parent
         while not existing.exists():
             existing = existing.parent
+        # 'afile/m': the nearest existing entry above is a file, in which no folder can ever be made
+        check(existing.is_dir(), f"{flag} {str(path)!r} lies under {str(existing)!r}, which "
+              f"{'is a file, not a folder' if existing.is_file() else 'is not a folder'}; expected a path under a "
+              "folder", ConfigError)
     except OSError as e:
         raise ConfigError(f"{flag} {str(path)!r}: {e.strerror}") from None
     check_output_folder(existing, flag)
     return p
+
+
+def _kind(mode: int) -> str:
+    return ("a symbolic link" if stat.S_ISLNK(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "a directory"
+            if stat.S_ISDIR(mode) else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket"
+            if stat.S_ISSOCK(mode) else "not a regular file")
+
+
+def read_regular_file(path: str | os.PathLike, limit: int, what: str, *, error: type[GKDError] = GKDError,
+                      dir_fd: int | None = None) -> bytes:
+    """The bytes of ``path`` (relative to the open directory ``dir_fd`` if given), read once, when it is a regular
+    file of at most ``limit`` bytes; ``what`` names it in messages (e.g. ``"model manifest '/x/manifest.json'"``).
+
+    A symbolic link, FIFO, device or directory is refused (one ``error``) before anything is read: a FIFO would hang
+    the reader, a link to ``/dev/zero`` fill its memory. So is a file larger than ``limit``, before its first byte.
+    A missing file stays :class:`FileNotFoundError`: the caller knows whether that means a damaged folder or one
+    replaced while it was read."""
+    try:
+        st = os.stat(path, dir_fd=dir_fd, follow_symlinks=False)  # before opening: a device is never even opened
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise error(f"{what} cannot be read ({e.strerror})") from None
+    if stat.S_ISLNK(st.st_mode):
+        raise error(f"{what} is a symbolic link, which gkd does not follow here; expected a regular file")
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, dir_fd=dir_fd)
+    except FileNotFoundError:
+        raise
+    except OSError as e:  # ELOOP: it became a link after the stat
+        reason = "is a symbolic link" if e.errno in (errno.ELOOP, errno.EMLINK) else f"cannot be read ({e.strerror})"
+        raise error(f"{what} {reason}; expected a regular file") from None
+    try:
+        st = os.fstat(fd)  # what was opened, whatever the path names by now
+        check(stat.S_ISREG(st.st_mode), f"{what} is {_kind(st.st_mode)}; expected a regular file", error)
+        check(st.st_size <= limit, f"{what} is {st.st_size} bytes; expected at most {limit}", error)
+        parts, total = [], 0
+        while total <= limit:  # one read for most files; more only beyond Linux's 2 GiB per read
+            block = os.read(fd, min(limit + 1 - total, 1 << 30))
+            if not block:
+                break
+            parts.append(block)
+            total += len(block)
+        check(total <= limit, f"{what} grew beyond {limit} bytes while it was read", error)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+    except OSError as e:
+        raise error(f"{what} cannot be read ({e.strerror})") from None
+    finally:
+        os.close(fd)
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -171,35 +226,58 @@ def is_sha256(value: Any) -> bool:
     return isinstance(value, str) and re.fullmatch(r"[0-9a-f]{64}", value) is not None
 
 
-def read_npz(path: str | os.PathLike, what: str = "file") -> dict[str, Any]:
-    """The arrays of an ``.npz`` (numpy arrays), read without pickle, after checking each member's header: a header
-    that claims more data than the member holds (a huge shape in a tiny file) or a non-numeric dtype is refused
-    before anything is allocated. Any failure is one :class:`GKDError` naming ``what`` and ``path``."""
+def read_npz(path: str | os.PathLike, what: str = "file", *, skip_text: bool = False,
+             numeric: Collection[str] = ()) -> dict[str, Any]:
+    """The arrays of an ``.npz`` (numpy arrays), read without pickle, after checking the archive and each member's
+    header: an archive that would expand beyond :mod:`gkd.limits`' bounds (a zip bomb), a header that claims more
+    data than the member holds (a huge shape in a tiny file) or a non-numeric dtype is refused before anything is
+    decompressed or allocated. Any failure is one :class:`GKDError` naming ``what`` and ``path``. ``skip_text``:
+    text and object arrays (the name arrays of public graph files) are left out unread instead of refused, except
+    those named in ``numeric``, which must hold numbers."""
     import zipfile
 
     import numpy as np
+
+    from . import limits
 
     path = Path(path)
     check(path.is_file(), f"{what} {str(path)!r} does not exist or is not a file", GKDError)
     check(zipfile.is_zipfile(path), f"{what} {str(path)!r} is not an .npz of plain arrays (not a zip archive)",
           GKDError)
+    skipped: set[str] = set()
     try:
+        disk = path.stat().st_size
         with zipfile.ZipFile(path) as z:
-            for info in z.infolist():
+            infos = z.infolist()
+            check(len(infos) <= limits.MAX_NPZ_MEMBERS, f"{what} {str(path)!r} holds {len(infos)} members; expected "
+                  f"at most {limits.MAX_NPZ_MEMBERS} arrays", GKDError)
+            # the sizes the archive declares bound what reading it can allocate (zipfile stops at them)
+            total = sum(info.file_size for info in infos)
+            bound = min(limits.MAX_NPZ_BYTES, max(limits.MAX_NPZ_FREE_BYTES, limits.MAX_NPZ_RATIO * disk))
+            check(total <= bound, f"{what} {str(path)!r} expands to {total} bytes from {disk} on disk; expected at "
+                  f"most {bound} (more than {limits.MAX_NPZ_RATIO}x is a zip bomb's ratio; numpy.savez writes "
+                  "arrays uncompressed)", GKDError)
+            for info in infos:
                 with z.open(info) as f:
                     version = np.lib.format.read_magic(f)
                     read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
                         np.lib.format.read_array_header_2_0
                     shape, _, dtype = read(f)
                     header = f.tell() if f.seekable() else None
+                name = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
+                if skip_text and dtype.kind in "USO" and name not in numeric:
+                    skipped.add(name)
+                    continue
                 check(dtype.kind in "biuf", f"{what} {str(path)!r}: array {info.filename!r} has dtype {dtype}; "
                       "expected numbers", GKDError)
                 need = math.prod(shape) * dtype.itemsize
                 check(header is None or info.file_size - header == need, f"{what} {str(path)!r}: array "
                       f"{info.filename!r} claims shape {shape} ({need} bytes) but holds "
                       f"{info.file_size - (header or 0)} bytes", GKDError)
+                check(need <= bound, f"{what} {str(path)!r}: array {info.filename!r} claims shape {shape} ({need} "
+                      f"bytes); expected at most {bound}", GKDError)
         with np.load(path, allow_pickle=False) as f:
-            return {k: f[k] for k in f.files}
+            return {k: f[k] for k in f.files if k not in skipped}
     except GKDError:
         raise
     except Exception as e:  # BadZipFile, truncated members, bad headers

@@ -65,3 +65,16 @@ def check_limits(cfg: Any) -> None:
                 check(w <= MAX_WIDTH, f"{f.name} width {w!r}; expected an integer <= {MAX_WIDTH}", ConfigError)
         elif isinstance(v, float):
             check_float(f.name, v)
+
+# Sizes of the files gkd reads back (manifests, artefact weights, .npz archives), checked before a byte is read: a
+# FIFO, a link to /dev/zero, a sparse multi-GB file or a zip bomb would otherwise hang, eat memory or hash for long.
+MAX_MANIFEST_BYTES = 1 << 24     # 16 MiB: a manifest or a run record is a few kB
+MAX_ARTIFACT_FILE_BYTES = 8 << 30  # a weights or positions file; each is also held to the size its manifest implies
+SAFETENSORS_HEADER_BYTES = 1 << 20  # a safetensors file's JSON header and padding, beyond the tensors' bytes
+# An .npz expands to at most max(MAX_NPZ_FREE_BYTES, MAX_NPZ_RATIO x its size on disk), and never beyond
+# MAX_NPZ_BYTES: np.savez stores arrays uncompressed (ratio 1), savez_compressed of real features rarely passes 100x,
+# while a zip bomb reaches about 1000x (2 MB on disk, 2 GiB in memory).
+MAX_NPZ_FREE_BYTES = 256 << 20
+MAX_NPZ_RATIO = 100
+MAX_NPZ_BYTES = 64 << 30
+MAX_NPZ_MEMBERS = 4096

@@ -28,8 +28,10 @@ graph-free student learning a teacher's knowledge, ``gkd distill --terms``) or `
 cnn``). The options dataclass (a :class:`TermOptions`, so every term has ``weight``) checks its values in
 ``__post_init__``; users set them as ``--term-arg toy.strength=2`` or ``term_args: {toy: {strength: 2}}`` in YAML.
 Terms registered outside the package are found the same way: import the module that registers them (Python), list it
-in ``GKD_PLUGINS=my_terms,other_terms`` (the CLI imports those modules), or name it under the ``gkd.terms``
-entry-point group of an installed package. ``docs/development.md`` ("Writing a term") has a complete example.
+in ``GKD_PLUGINS=my_terms,./local_terms.py`` (the CLI imports modules by name from ``sys.path``, and runs files named
+by path; it never adds a folder to ``sys.path``), or name it under the ``gkd.terms`` entry-point group of an installed
+package. A plugin may not take a built-in term's name or alias. ``docs/usage.md`` ("Writing a term") has a complete
+example.
 
 The CLI's choices, its ``--help`` text and the documentation's term tables are read from here (``gkd terms``).
 """
@@ -116,6 +118,10 @@ class TermSpec:
 
 _TERMS: dict[tuple[str, str], TermSpec] = {}
 _plugins_loaded = False
+# The (kind, name) pairs registered by the time plugins load: gkd's own terms (and any module the user's own Python
+# imported first). Taken from the registry itself, not from a function's __module__, which a plugin can set to
+# anything; None until then.
+_BUILTIN: frozenset[tuple[str, str]] | None = None
 
 
 def register_term(name: str, *, kind: str, options: type = TermOptions, paper: str = "", summary: str = "",
@@ -131,11 +137,18 @@ def register_term(name: str, *, kind: str, options: type = TermOptions, paper: s
     check(prepare is None or kind == "student", f"prepare= is run for student terms only; got kind={kind!r}",
           ConfigError)
 
+    check(name not in ALIASES, f"term name {name!r} is an alias of the built-in term {ALIASES.get(name)!r} (its "
+          "spelling variant); pick another name", ConfigError)
+
     def deco(build: Callable) -> Callable:
         old = _TERMS.get((kind, name))
-        check(old is None or old.build.__qualname__ == build.__qualname__ and old.module == build.__module__,
-              f"{kind} term {name!r} is already registered by {old.module if old else ''}; pick another name",
-              ConfigError)
+        # a built-in may only be registered again by the very same function (a module imported twice); a plugin's
+        # copy of its __module__ and __qualname__ does not make it gkd's
+        check(old is None or old.build is build or (_BUILTIN is None or (kind, name) not in _BUILTIN)
+              and old.build.__qualname__ == build.__qualname__ and old.module == build.__module__,
+              f"{kind} term {name!r} is already registered by {old.module if old else ''}"
+              f"{' (a built-in term)' if _BUILTIN and (kind, name) in _BUILTIN else ''}; {_origin(build)} may not "
+              "replace it: pick another name", ConfigError)
         _TERMS[(kind, name)] = TermSpec(name, kind, build, options, paper, summary or (build.__doc__ or "")
                                         .strip().split("\n")[0], prepare)
         return build
@@ -143,32 +156,80 @@ def register_term(name: str, *, kind: str, options: type = TermOptions, paper: s
     return deco
 
 
+def _origin(build: Callable) -> str:
+    """Where ``build`` was written: its code's file (a plugin sets ``__module__`` as easily as any attribute)."""
+    code = getattr(build, "__code__", None)
+    return code.co_filename if code is not None else getattr(build, "__module__", repr(build))
+
+
 def _load_plugins() -> None:
-    """Import the modules named in ``$GKD_PLUGINS`` (comma-separated module names, importable from the working
-    directory or ``PYTHONPATH``) and under the ``gkd.terms`` entry-point group of installed packages. The built-in
-    terms registered themselves when :mod:`gkd.distill` was imported, which Python does before this module."""
-    global _plugins_loaded
+    """Import the plugins named in ``$GKD_PLUGINS`` (comma-separated: module names, imported from ``sys.path`` as it
+    is, or paths of ``.py`` files) and under the ``gkd.terms`` entry-point group of installed packages. The built-in
+    terms registered themselves when :mod:`gkd.distill` was imported, which Python does before this module; the
+    names registered by then are recorded first, so that no plugin can take one."""
+    global _plugins_loaded, _BUILTIN
     if _plugins_loaded:
         return
     _plugins_loaded = True
     import importlib
     import os
-    import sys
     from importlib.metadata import entry_points
 
+    importlib.import_module("gkd.distill")  # all of gkd's own terms, whoever called first
+    _BUILTIN = frozenset(_TERMS)
     for name in [m.strip() for m in os.environ.get("GKD_PLUGINS", "").split(",") if m.strip()]:
-        if "" not in sys.path and os.getcwd() not in sys.path:
-            sys.path.insert(0, os.getcwd())  # `gkd` as a console script does not put the working directory there
+        check(not _is_path(name) or os.path.isfile(name), f"GKD_PLUGINS file {name!r} does not exist or is not a "
+              "file; expected a .py file (or a module name)", ConfigError)
         try:
-            importlib.import_module(name)
+            if _is_path(name):
+                _import_file(name)
+            else:
+                importlib.import_module(name)
+        except ConfigError as e:
+            raise ConfigError(f"GKD_PLUGINS module {name!r} failed to import: {e}") from None
         except Exception as e:  # a broken plugin is the user's: say which, in one line
-            raise ConfigError(f"GKD_PLUGINS module {name!r} failed to import: {type(e).__name__}: {e}") from None
+            hint = (f" (to run a file, name its path: GKD_PLUGINS=./{name}.py)"
+                    if isinstance(e, ModuleNotFoundError) and e.name == name else "")
+            raise ConfigError(f"GKD_PLUGINS module {name!r} failed to import: {type(e).__name__}: {e}{hint}") from None
     for ep in entry_points(group="gkd.terms"):
         try:
             ep.load()
         except Exception as e:  # a broken plugin is the user's: say which, in one line
             raise ConfigError(f"gkd.terms plugin {ep.name!r} ({ep.value}) failed to import: "
                               f"{type(e).__name__}: {e}") from None
+
+
+def _is_path(name: str) -> bool:
+    import os
+
+    return name.endswith(".py") or os.sep in name or (os.altsep is not None and os.altsep in name)
+
+
+def _import_file(name: str) -> None:
+    """Run the plugin file ``name`` as a module of its own, without adding its folder to ``sys.path``: a ``yaml/``
+    or ``scipy/`` beside it must not stand in for the real one in gkd. The module name is unique to the file's path,
+    so two ``terms.py`` in different folders do not clash."""
+    import hashlib
+    import importlib.util
+    import os
+    import re
+    import sys
+
+    path = os.path.abspath(name)
+    stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+    module = f"gkd_plugin_{stem}_{hashlib.sha256(path.encode()).hexdigest()[:8]}"
+    if module in sys.modules:
+        return
+    spec = importlib.util.spec_from_file_location(module, path)
+    check(spec is not None and spec.loader is not None, f"GKD_PLUGINS file {name!r} cannot be imported; expected a "
+          ".py file", ConfigError)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[module] = mod  # before running it: dataclasses look their module up there
+    try:
+        spec.loader.exec_module(mod)
+    except BaseException:
+        del sys.modules[module]
+        raise
 
 
 def canonical(name: str) -> str:

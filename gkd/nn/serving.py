@@ -143,7 +143,8 @@ class Student(nn.Module):
         super().__init__()
         self.model = model
         if positions is not None:  # a zero row at the end: index -1 (a new node) picks it
-            positions = torch.cat([positions.detach().float(), positions.new_zeros(1, positions.size(1))])
+            positions = positions.detach().float()  # the zeros from the float copy: float64 zeros would promote
+            positions = torch.cat([positions, positions.new_zeros(1, positions.size(1))])
         self.register_buffer("positions", positions)
 
     @property
@@ -221,10 +222,15 @@ def export_student(student: Student, path, num_features: int, *, overwrite: bool
     import os
     from pathlib import Path
 
-    from ..io import atomic_write_bytes
+    from ..io import atomic_write_bytes, check_new_path
 
+    # gkd.load returns the GNN itself for a graph model: no Student, nothing graph-free to export
+    check(isinstance(student, Student), f"export_student exports a graph-free Student (what gkd.load returns for an "
+          f"MLP student); got a {type(student).__name__}", ConfigError)
     path = Path(path)
     check(path.suffix == ".pt2", f"export path {str(path)!r}; expected a .pt2 file name", ConfigError)
+    check(not path.is_dir(), f"export path {str(path)!r} is a directory; expected a .pt2 file name", ConfigError)
+    check_new_path(path, "export path")  # before the export's seconds of tracing: a folder under a file fails now
     check(overwrite or not os.path.lexists(path), f"{str(path)!r} already exists; pass overwrite=True to replace it",
           ConfigError)
     check(num_features == student.num_features, f"num_features={num_features}; this student reads "
@@ -235,4 +241,7 @@ def export_student(student: Student, path, num_features: int, *, overwrite: bool
     program = torch.export.export(plain, example, dynamic_shapes=({0: batch}, {0: batch}))
     buf = io.BytesIO()  # into memory, then gkd's atomic write (torch.export.save warns on a non-.pt2 file name)
     torch.export.save(program, buf)
-    return atomic_write_bytes(path, buf.getvalue())
+    try:
+        return atomic_write_bytes(path, buf.getvalue())
+    except OSError as e:  # a folder under a file, no permission, a directory made meanwhile
+        raise ConfigError(f"export path {str(path)!r} cannot be written ({e.strerror})") from None

@@ -25,7 +25,8 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, check
-from ..io import atomic_write_bytes, write_json
+from ..io import atomic_write_bytes, read_npz, read_regular_file, write_json
+from ..limits import MAX_MANIFEST_BYTES
 
 
 _GKD_FILE = re.compile(r"run-\d+\.json|teacher-\d+-\d+\.npz")  # what save() and save_teacher() write
@@ -89,9 +90,9 @@ class RunCheckpoint:
                               "expected a writable directory") from None
         pinned = self.dir / "config.json"
         if pinned.exists() or pinned.is_symlink():
-            try:
-                old = json.loads(pinned.read_bytes().decode("utf-8"))
-            except (OSError, ValueError, RecursionError):
+            try:  # a FIFO or a link to /dev/zero here would hang or fill memory: regular files only
+                old = json.loads(read_regular_file(pinned, MAX_MANIFEST_BYTES, f"{str(pinned)!r}", error=ConfigError))
+            except (OSError, ValueError, RecursionError):  # ConfigError is a ValueError
                 old = None
             check(isinstance(old, dict) and "command" in old, f"{str(pinned)!r} "
                   "is not a gkd checkpoint configuration (gkd writes a JSON object with a 'command'); choose another "
@@ -117,8 +118,9 @@ class RunCheckpoint:
             return None
         path = self.dir / f"run-{r}.json"
         try:
-            record = json.loads(path.read_text()) if path.is_file() else None
-        except (ValueError, RecursionError):  # truncated or garbled: redo the run
+            record = json.loads(read_regular_file(path, MAX_MANIFEST_BYTES, f"checkpoint record {str(path)!r}",
+                                                  error=ConfigError))
+        except (OSError, ValueError, RecursionError):  # absent, not a plain file, truncated or garbled: redo the run
             return None
         if record is None:
             return None
@@ -150,9 +152,8 @@ class RunCheckpoint:
         path = self.dir / f"teacher-{r}-{j}.npz"
         if not path.is_file():
             return None
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                arrays = {k: torch.from_numpy(f[k].copy()) for k in f.files}
+        try:  # through read_npz: a zip bomb under this name is refused before it expands
+            arrays = {k: torch.from_numpy(v.copy()) for k, v in read_npz(path, "teacher file").items()}
             record = json.loads(arrays.pop("record").numpy().tobytes())
         except Exception:  # truncated zip, bad JSON, no record: recompute
             return None
