@@ -130,7 +130,8 @@ def check_output_file(path: str | os.PathLike, flag: str = "--json",
         check(not p.is_dir(), f"{flag} {str(path)!r} is a directory; expected a file path", ConfigError)
         parent = p.resolve().parent
         if not parent.is_dir():
-            raise ConfigError(f"{flag} {str(path)!r}: folder {str(parent)!r} does not exist")
+            what = "is a file, not a folder" if parent.exists() else "does not exist"
+            raise ConfigError(f"{flag} {str(path)!r}: folder {str(parent)!r} {what}")
         mine = not os.path.lexists(p) or (p.is_file() and not p.is_symlink() and owned is not None and owned(p))
     except OSError as e:  # e.g. a folder name beyond NAME_MAX, a loop of links
         raise ConfigError(f"{flag} {str(path)!r}: {e.strerror}") from None

@@ -4,12 +4,15 @@ manifest): ``acc``, ``rocauc``, ``f1-macro``, ``f1-micro``, ``balanced-acc``, an
 Every score is "higher is better" and is what best-validation selection, early stopping, the self-distillation and
 student guards, summaries and JSON use. ROC AUC is what the field reports on binary, imbalanced node labels
 (accuracy there rewards the majority class): on two classes it scores the second class's probability; on more, it is
-the mean of the one-vs-rest AUCs of the classes present. The F1 and balanced-accuracy scores are scikit-learn's.
+the mean of the one-vs-rest AUCs of the classes present. Accuracy is computed in torch; ROC AUC, F1 and balanced
+accuracy are scikit-learn's.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -33,10 +36,11 @@ def rocauc(logits: Tensor, y: Tensor) -> float:
         return float("nan")
     prob = torch.softmax(logits.detach().float(), dim=-1).cpu().numpy()
     labels = y.cpu().numpy()
+    present = np.unique(labels)
     if prob.shape[1] == 2:
-        return float(roc_auc_score(labels, prob[:, 1])) if len(set(labels.tolist())) == 2 else float("nan")
-    scores = [roc_auc_score(labels == c, prob[:, c]) for c in sorted(set(labels.tolist())) if (labels != c).any()]
-    return float(sum(scores) / len(scores)) if scores else float("nan")
+        return float(roc_auc_score(labels, prob[:, 1])) if present.size == 2 else float("nan")
+    scores = [roc_auc_score(labels == c, prob[:, c]) for c in present] if present.size > 1 else []
+    return float(np.mean(scores)) if scores else float("nan")
 
 
 def _sklearn(name: str, **kwargs) -> Metric:
@@ -46,16 +50,35 @@ def _sklearn(name: str, **kwargs) -> Metric:
         if y.numel() == 0:
             return float("nan")
         pred = logits.argmax(dim=-1).cpu().numpy()
-        return float(getattr(sklearn.metrics, name)(y.cpu().numpy(), pred, **kwargs))
+        with warnings.catch_warnings():  # "y_pred contains classes not in y_true": the score is still defined
+            warnings.simplefilter("ignore", UserWarning)
+            return float(getattr(sklearn.metrics, name)(y.cpu().numpy(), pred, **kwargs))
 
     return metric
 
 
-def ogb_metric(name: str) -> Metric:
-    """``ogb.nodeproppred.Evaluator`` for ``name`` as a gkd metric."""
+def _evaluator(name: str):
+    """OGB's ``Evaluator`` for ``name``, if it scores single-label class predictions (accuracy: ogbn-arxiv,
+    ogbn-products, ogbn-papers100M, ogbn-mag); anything else is one error (ogb prints its list and raises)."""
+    import contextlib
+    import io
+
     from ogb.nodeproppred import Evaluator
 
-    ev = Evaluator(name)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            ev = Evaluator(name)
+    except (ValueError, KeyError, FileNotFoundError):
+        ev = None
+    check(ev is not None and ev.eval_metric == "acc" and ev.num_tasks == 1, f"metric='ogb:{name}'; expected "
+          "ogb:DATASET for an OGB node dataset scored on class predictions (ogbn-arxiv, ogbn-products, "
+          "ogbn-papers100M, ogbn-mag)", ConfigError)
+    return ev
+
+
+def ogb_metric(name: str) -> Metric:
+    """``ogb.nodeproppred.Evaluator`` for ``name`` as a gkd metric."""
+    ev = _evaluator(name)
     key = ev.eval_metric
 
     def metric(logits: Tensor, y: Tensor) -> float:
@@ -69,6 +92,8 @@ def check_metric(name: object, where: str = "metric") -> str:
     """``name`` is a metric gkd computes; one error naming the value and the choices otherwise."""
     ok = isinstance(name, str) and (name in METRICS or (name.startswith("ogb:") and len(name) > 4))
     check(ok, f"{where}={name!r}; expected one of {', '.join(METRICS)} or ogb:DATASET", ConfigError)
+    if name.startswith("ogb:"):
+        _evaluator(name[4:])
     return name
 
 

@@ -447,3 +447,126 @@ def test_bad_split_and_layout_arguments(tmp_path):
         load(str(path), random_split="per-class:500/30")
     with pytest.raises(DatasetError, match="mask_layout='sideways'; expected one of splits-first, nodes-first"):
         load(str(path), mask_layout="sideways")
+
+
+def test_yaml_nan_term_option_is_named_non_finite(tmp_path):
+    from gkd.config import make_config
+
+    path = tmp_path / "c.yaml"
+    path.write_text("method: self-distill\nterm_args:\n  neighbour:\n    weight: nan\n")
+    with pytest.raises(ConfigError, match=re.escape("term_args neighbour.weight='nan' is not finite; expected a "
+                                                    "finite number")):
+        make_config(path)
+
+
+def test_deeply_nested_graph_file_manifest_is_one_error(tmp_path):
+    x, ei, y = _graph()
+    path = tmp_path / "nested.npz"
+    np.savez(path, x=x, edge_index=ei, y=y, manifest=np.frombuffer(b"[" * 100_000 + b"]" * 100_000, dtype=np.uint8))
+    with pytest.raises(DatasetError, match="has a manifest that is not a JSON object"):
+        load(str(path))
+
+
+def test_unlabelled_nodes_through_distillation_and_self_distillation(tmp_path):
+    from gkd.config import TrainConfig
+    from gkd.pipeline.gnn2mlp import DistillConfig, run_distillation
+    from gkd.pipeline.train import run_training
+
+    x, ei, y = _graph(n=200)
+    y[:20] = -1
+    path = tmp_path / "unl.npz"
+    np.savez(path, x=x, edge_index=ei, y=y)
+    short = {"epochs": 4, "patience": 4, "runs": 1}
+    res = run_distillation(DistillConfig(dataset=str(path), teachers=1, teacher_generations=1,
+                                         teacher_args={"epochs": 4, "patience": 4}, **short), progress=False)
+    assert 0 <= res["test_mean"] <= 1
+    res = run_training(TrainConfig(dataset=str(path), method="self-distill", term_args={"neighbour": {"warmup": 0}},
+                                   **short), progress=False)
+    assert 0 <= res["test_mean"] <= 1
+
+
+def test_predict_answers_the_split_the_model_was_trained_on(tmp_path):
+    from gkd.cli import main
+
+    x, ei, y = _graph(n=200)
+    path = tmp_path / "nomasks.npz"
+    np.savez(path, x=x, edge_index=ei, y=y)
+    assert main(["train", "--dataset", str(path), "--model", "mlp", "--runs", "3", "--epochs", "3", "--quiet",
+                 "--save", str(tmp_path / "m"), "--json", str(tmp_path / "r.json")]) == 0
+    kept = json.loads((tmp_path / "r.json").read_text())["saved"]["run"]
+    assert main(["predict", "--model", str(tmp_path / "m"), "--out", str(tmp_path / "p.csv")]) == 0
+    answered = [int(line.split(",")[0]) for line in (tmp_path / "p.csv").read_text().splitlines()[1:]]
+    assert answered == load(str(path), split=kept).test_mask.nonzero().view(-1).tolist()
+
+
+def test_wikics_and_ogb_split_layouts(tmp_path):
+    x, ei, y = _graph()
+    m = _masks(N, 4)
+    path = tmp_path / "wikics.npz"
+    np.savez(path, x=x, edge_index=ei, y=y, train_masks=m[0].T, val_masks=m[1].T, test_mask=m[2, 0] & ~m[0].any(0)
+             & ~m[1].any(0))
+    d = load(str(path), split=2)
+    assert torch.equal(d.train_mask, torch.from_numpy(m[0, 2])) and d.meta.num_splits == 4
+    path = tmp_path / "ogb.npz"
+    np.savez(path, x=x, edge_index=ei, y=y, train=np.arange(50)[:, None], valid=np.arange(50, 80),
+             test=np.arange(80, N))
+    d = load(str(path))
+    assert int(d.train_mask.sum()) == 50 and d.meta.split == "given masks" and d.meta.unused == ()
+
+
+def test_given_graph_metric_and_undefined_validation_score(small_graph):
+    import gkd
+    from torch_geometric.nn import GCN
+
+    from sklearn.metrics import f1_score
+
+    from gkd.metrics import get_metric
+    from gkd.nn import build_model
+    from gkd.train import Trainer
+
+    torch.manual_seed(0)
+    teacher = GCN(small_graph.num_features, 16, 2, 3)
+    est = gkd.GNNToMLP(method="glnn", epochs=3, patience=3, metric="f1-macro").fit(small_graph, teacher=teacher)
+    with torch.no_grad():
+        pred = est.student_.eval()(small_graph.x).argmax(-1)  # glnn: no positions, so every path answers alike
+    m = small_graph.test_mask
+    want = f1_score(small_graph.y[m].numpy(), pred[m].numpy(), average="macro", zero_division=0)
+    assert est.result_["test"] == pytest.approx(want, abs=1e-9)
+    d = small_graph.clone()
+    d.meta = small_graph.meta
+    d.val_mask = d.val_mask & (d.y == 0)  # one class: ROC AUC undefined
+    with pytest.raises(DatasetError, match="the validation score is nan"):
+        Trainer(build_model("mlp", d.num_features, 3), d, epochs=2, metric=get_metric("rocauc")).fit()
+
+
+def test_save_graph_file_keeps_a_directed_graph_directed(tmp_path):
+    from gkd.datasets.graphfile import save_graph_file
+
+    x, ei, y = _graph()
+    d = from_arrays(x, ei, y, directed=True)
+    save_graph_file(d, tmp_path / "g.npz")
+    back = load(str(tmp_path / "g.npz"))
+    assert torch.equal(back.edge_index, d.edge_index) and back.meta.edges.startswith("directed")
+
+
+def test_edge_inputs_a_teacher_cannot_take_are_named(small_graph):
+    from gkd.nn.hidden import bind_edges
+
+    class OnlyWeights(torch.nn.Module):
+        def forward(self, x, edge_index, edge_weight=None):
+            return x
+
+    d = small_graph.clone()
+    d.edge_weight = torch.ones(d.edge_index.size(1))
+    d.edge_attr = torch.ones(d.edge_index.size(1), 2)
+    with pytest.raises(ConfigError, match="forward takes no edge_attr"):
+        bind_edges(OnlyWeights(), d)
+
+
+def test_ogb_metric_names_are_checked():
+    from gkd.metrics import check_metric
+
+    assert check_metric("ogb:ogbn-arxiv") == "ogb:ogbn-arxiv"
+    for bad in ("ogb:nope", "ogb:ogbn-proteins"):
+        with pytest.raises(ConfigError, match="for an OGB node dataset scored on class predictions"):
+            check_metric(bad)

@@ -216,7 +216,8 @@ def _out_cases(tmp_path):
         (str(tmp_path / ("a" * 300 + ".json")), "(NAME_MAX)"),
         (str(tmp_path / ("a" * 300) / "r.json"), "File name too long"),
         ("/proc/gkd-results.json", "is not writable"),  # not even root can make a file there
-        (str(tmp_path / "file" / "r.json"), "does not exist"),
+        (str(tmp_path / "file" / "r.json"), "/file' is a file, not a folder"),
+        (str(tmp_path / "missing" / "r.json"), "/missing' does not exist"),
         ("", "is empty; expected a file path"),
     ]
 

@@ -41,10 +41,11 @@ ALIASES = {"x": ("x", "node_features", "features"), "edge_index": ("edge_index",
 MASK_NAMES = {"train_mask": ("train_mask", "train_masks"),
               "val_mask": ("val_mask", "val_masks", "valid_mask", "valid_masks", "validation_mask"),
               "test_mask": ("test_mask", "test_masks")}
-INDEX_NAMES = {"train_mask": ("train_idx", "idx_train", "train_index", "train_indices", "train_nodes"),
+# (train/valid/test: np.savez(path, **dataset.get_idx_split()) as OGB returns it)
+INDEX_NAMES = {"train_mask": ("train_idx", "idx_train", "train_index", "train_indices", "train_nodes", "train"),
                "val_mask": ("valid_idx", "val_idx", "idx_val", "valid_index", "val_index", "val_indices",
-                            "valid_nodes", "val_nodes"),
-               "test_mask": ("test_idx", "idx_test", "test_index", "test_indices", "test_nodes")}
+                            "valid_nodes", "val_nodes", "valid", "val"),
+               "test_mask": ("test_idx", "idx_test", "test_index", "test_indices", "test_nodes", "test")}
 SHCHUR_ADJ = ("adj_data", "adj_indices", "adj_indptr", "adj_shape")
 SHCHUR_ATTR = ("attr_data", "attr_indices", "attr_indptr", "attr_shape")
 # every array name gkd reads: one of these holding text is an error, any other text array (names) is skipped
@@ -52,7 +53,7 @@ READ_NAMES = frozenset({*(a for v in ALIASES.values() for a in v), *(a for v in 
                         *(a for v in INDEX_NAMES.values() for a in v), *SHCHUR_ADJ, *SHCHUR_ATTR, "attr_matrix",
                         "edge_weight", "manifest"})
 MASK_LAYOUTS = ("splits-first", "nodes-first")  # [S, N] or [N, S], for the square case S == N
-DEFAULT_SPLIT = "random:0.6/0.2/0.2"  # geom-gcn's stratified 60/20/20: fits a graph of any size
+DEFAULT_SPLIT = "random:0.6/0.2/0.2"  # a stratified 60/20/20 (as the heterophily benchmarks' random splits): any size
 UNLABELLED = -1  # OGB's and PyG's mark for a node without a label
 
 
@@ -206,6 +207,8 @@ def _as_mask(name: str, value: Any, n: int, layout: str | None) -> Tensor:
 def _index_mask(name: str, value: Any, n: int) -> Tensor:
     """Node ids (OGB's ``train_idx``) as an ``[N]`` mask."""
     idx = _tensor(value, name)
+    if idx.dim() == 2 and idx.size(1) == 1:  # OGB keeps some id lists as a column
+        idx = idx.view(-1)
     check(idx.dim() == 1 and not idx.is_floating_point() and idx.dtype != torch.bool,
           f"{name} is a {idx.dtype} array of shape {tuple(idx.shape)}; expected 1-D integer node ids", DatasetError)
     if idx.numel():
@@ -218,8 +221,9 @@ def _index_mask(name: str, value: Any, n: int) -> Tensor:
 def _masks(full: dict[str, Tensor], split: int) -> tuple[dict[str, Tensor], int, int]:
     """Masks as :func:`_as_mask` / :func:`_index_mask` give them (``[N]`` or ``[S, N]``) → split ``split mod S``."""
     counts = {m.size(0) if m.dim() == 2 else 1 for m in full.values()}
+    counts.discard(1)  # a 1-D mask beside [S, N] ones is shared by every split (WikiCS' one test_mask)
     check(len(counts) <= 1, f"the masks hold different numbers of splits {sorted(counts)}; expected the same for "
-          "train, val and test", DatasetError)
+          "train, val and test (or one mask shared by all)", DatasetError)
     s = counts.pop() if counts else 1
     return {k: (m[split % s] if m.dim() == 2 else m).clone() for k, m in full.items()}, split % s, s
 
@@ -260,7 +264,8 @@ def from_arrays(x: Any, edge_index: Any, y: Any, train_mask: Any = None, val_mas
                 random_split_spec: str | None = None, name: str = "custom", source: str = "arrays",
                 directed: bool = False, largest_component: bool = False, mask_layout: str | None = None,
                 index: dict[str, Any] | None = None, metric: str | None = None,
-                unused: tuple[str, ...] = (), notify: bool = True) -> Data:
+                unused: tuple[str, ...] = (), notify: bool = True,
+                index_names: dict[str, str] | None = None) -> Data:
     """Build and validate a node-classification graph from arrays (numpy, torch or lists).
 
     ``edge_index`` is ``[2, E]`` (``[E, 2]`` is transposed), read as undirected: the reverse of every one-way edge is
@@ -322,7 +327,7 @@ def from_arrays(x: Any, edge_index: Any, y: Any, train_mask: Any = None, val_mas
     check(not have or len(have) == 3, f"the graph has {sorted(have)} but not all of train_mask, val_mask, "
           "test_mask; give all three or none (for a random split)", DatasetError)
     full = {k: _as_mask(k, v, n, mask_layout) for k, v in given.items()}
-    full |= {k: _index_mask(k, v, n) for k, v in given_index.items()}
+    full |= {k: _index_mask((index_names or {}).get(k, k), v, n) for k, v in given_index.items()}
     if largest_component:
         keep = largest_component_mask(ei, n)
         if not bool(keep.all()):
@@ -522,11 +527,14 @@ def load_graph_file(path: str | os.PathLike, *, split: int = 0, random_split_spe
             check(len(found) <= 1, f"graph file {str(path)!r} holds {found} for one split; expected one of them",
                   DatasetError)
             if found:
-                out[mask] = arrays[found[0]]
+                out[mask] = (found[0], arrays[found[0]])
                 read.add(found[0])
         return out
 
     masks, index = find(MASK_NAMES), find(INDEX_NAMES)
+    masks = {k: v for k, (_, v) in masks.items()}
+    index_names = {k: name for k, (name, _) in index.items()}
+    index = {k: v for k, (_, v) in index.items()}
     classes = manifest.get("num_classes")
     check(classes is None or (isinstance(classes, int) and not isinstance(classes, bool)),
           f"graph file {str(path)!r} has a manifest num_classes={classes!r}; expected an integer", DatasetError)
@@ -541,7 +549,7 @@ def load_graph_file(path: str | os.PathLike, *, split: int = 0, random_split_spe
     return from_arrays(x, edge_index, y, **masks, index=index, edge_weight=weight, num_classes=classes, split=split,
                        random_split_spec=random_split_spec, name=path.stem, source=f"graph file {str(path)!r}",
                        directed=directed, largest_component=largest_component, mask_layout=mask_layout,
-                       metric=metric, unused=unused)
+                       metric=metric, unused=unused, index_names=index_names)
 
 
 def _member_names(path: Path) -> set[str]:
@@ -554,8 +562,13 @@ def _member_names(path: Path) -> set[str]:
 
 def save_graph_file(data: Data, path: str | os.PathLike) -> Path:
     """Write ``data`` (x, edge_index, y, masks, optional edge_weight) as a graph file :func:`load_graph_file` reads;
-    atomic, pickle-free. The documented way to hand a PyG ``Data`` to ``gkd ... --dataset PATH``."""
+    atomic, pickle-free. The documented way to hand a PyG ``Data`` to ``gkd ... --dataset PATH``. Its manifest
+    records whether the edges are undirected (a directed graph loads back directed, as it was), the class count and
+    the metric, so the file is the same experiment as ``data``."""
     import io
+    import json
+
+    from torch_geometric.utils import is_undirected
 
     from ..io import atomic_write_bytes
 
@@ -563,6 +576,10 @@ def save_graph_file(data: Data, path: str | os.PathLike) -> Path:
     arrays.update({m: data[m] for m in MASKS if getattr(data, m, None) is not None})
     if getattr(data, "edge_weight", None) is not None:
         arrays["edge_weight"] = data.edge_weight
+    meta = getattr(data, "meta", None)
+    manifest = {"symmetric": bool(is_undirected(data.edge_index, num_nodes=data.num_nodes)),
+                **({"num_classes": meta.num_classes, "metric": meta.metric} if isinstance(meta, DatasetMeta) else {})}
     buf = io.BytesIO()
-    np.savez(buf, **{k: v.detach().cpu().numpy() for k, v in arrays.items()})
+    np.savez(buf, **{k: v.detach().cpu().numpy() for k, v in arrays.items()},
+             manifest=np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8))
     return atomic_write_bytes(path, buf.getvalue())

@@ -44,7 +44,7 @@ def neighbour_targets(teacher_logits: Tensor, edge_index: Tensor, y: Tensor, tra
     n, c = teacher_logits.shape
     p = F.softmax(teacher_logits / temperature, dim=-1)
     if clamp:
-        p = torch.where(train_mask.unsqueeze(-1), F.one_hot(y, c).to(p.dtype), p)
+        p = torch.where(train_mask.unsqueeze(-1), F.one_hot(y.clamp_min(0), c).to(p.dtype), p)  # -1: not clamped
     z = appnp_propagate(normalized_adjacency(edge_index, n), p, steps, alpha, train_mask if clamp else None)
     return z / z.sum(-1, keepdim=True).clamp_min(1e-12)
 

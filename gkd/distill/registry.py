@@ -38,6 +38,7 @@ The CLI's choices, its ``--help`` text and the documentation's term tables are r
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass
@@ -104,6 +105,13 @@ class TermSpec:
                 want = tuple(type(None) if a is None else a for a in want)
             ok = isinstance(v, want) and not (isinstance(v, bool) and bool not in (want if isinstance(want, tuple)
                                                                                   else (want,)))
+            if isinstance(v, str) and float in (want if isinstance(want, tuple) else (want,)):
+                try:  # YAML reads nan and inf as strings: name them as the non-finite numbers they stand for
+                    finite = math.isfinite(float(v))
+                except ValueError:
+                    finite = True
+                check(finite, f"term_args {self.name}.{key}={v!r} is not finite; expected a finite number",
+                      ConfigError)
             if want is float and isinstance(v, int) and not isinstance(v, bool):
                 check(abs(v) <= 2**1023, f"term_args {self.name}.{key}={v}; expected a finite number", ConfigError)
                 values[key], ok = float(v), True

@@ -265,7 +265,8 @@ class NeighbourTerm(LateStart):
     @torch.no_grad()
     def propagate(self, adj: Tensor, logits: Tensor, y: Tensor, train_mask: Tensor) -> Tensor:
         z0 = F.softmax(logits.detach(), dim=-1)
-        z0 = torch.where(train_mask.unsqueeze(-1), F.one_hot(y, logits.size(-1)).to(z0.dtype), z0)
+        # clamp_min: an unlabelled node (-1) is in no train_mask, so its one-hot row is never used
+        z0 = torch.where(train_mask.unsqueeze(-1), F.one_hot(y.clamp_min(0), logits.size(-1)).to(z0.dtype), z0)
         z = appnp_propagate(adj, z0, self.steps, self.alpha, clamp_mask=train_mask).clamp_min(1e-12)
         z = z.pow(1.0 / self.sharpen)
         return z / z.sum(-1, keepdim=True)

@@ -58,9 +58,11 @@ def bind_edges(model: nn.Module, data) -> nn.Module:
     if not given or is_zoo(model) or not takes_graph(model):
         return model  # called with whatever graph the caller gives (edge_index, or gkd's CSR adjacency)
     params = inspect.signature(model.forward).parameters
-    takes = {k: v for k, v in given.items() if k in params}
-    check(not given or takes, f"{type(model).__name__}.forward takes no {' / '.join(given)}, but the graph has "
-          f"{', '.join(f'data.{k}' for k in given)}: called without them it would answer another graph than its "
+    any_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    takes = {k: v for k, v in given.items() if k in params or any_kw}
+    left = [k for k in given if k not in takes]
+    check(not left, f"{type(model).__name__}.forward takes no {' / '.join(left)}, but the graph has "
+          f"{', '.join(f'data.{k}' for k in left)}: called without them it would answer another graph than its "
           f"owner's; drop them from data, or give a model that reads them", ConfigError)
     return BoundGraph(model, data.edge_index, takes)
 

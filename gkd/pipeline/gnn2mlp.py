@@ -44,7 +44,7 @@ from ..train.checkpoint import RunCheckpoint
 from ..metrics import get_metric
 from ..train.trainer import FitResult
 from . import artifact
-from .seeds import data_loader, given_data, one_class_record, run_seeds
+from .seeds import data_loader, given_data, one_class_record, run_seeds, with_metric
 from .student import SETTINGS, DistillOptions, distill_mlp, ensemble
 from .train import build_method, check_term_nodes, train_run
 
@@ -274,6 +274,15 @@ def stage_from_book(book, cfg: DistillConfig, data: Data) -> TeacherStage:
     if cfg.setting == "inductive":
         masks = {"test_tran": data.test_mask & observed, "test_ind": data.test_mask & ~observed}
     scores = dict(book.manifest.get("teacher_scores", {}))
+    made_with = (book.manifest.get("dataset") or {}).get("metric", "acc")  # books before the record: accuracy
+    if made_with != data.meta.metric:  # the stored scores are in another unit: score the book's teachers afresh
+        from ..datasets.base import notice
+
+        metric = get_metric(data.meta.metric)
+        scores = {k: metric(know.logits[m], data.y[m]) for k, m in {"test": data.test_mask, "val": data.val_mask,
+                                                                     **masks}.items()}
+        notice(f"book {str(book.path)!r} scored its teachers by {made_with}; this run's teacher scores are "
+               f"{data.meta.metric} of the book's ensemble")
     edges = data.edge_index[:, observed[data.edge_index[0]] & observed[data.edge_index[1]]]
     return TeacherStage(know, observed, masks, scores, edges, 0.0)
 
@@ -563,7 +572,7 @@ class GNNToMLP:
         check(isinstance(data, Data) and isinstance(getattr(data, "y", None), Tensor),
               f"fit(data): expected a PyG Data with labels y and train/val/test masks, got {type(data).__name__}",
               ConfigError)
-        data = given_data(data)
+        data = with_metric(given_data(data), cfg.metric)
         self.given_teachers_ = None
         if teacher is None and cfg.book is not None:  # as gkd distill --book: one code path
             teacher = cfg.book
@@ -604,8 +613,7 @@ class GNNToMLP:
               "(call student_(x, edge_index))", ConfigError)
         x, index = _rows(x, "x"), (None if index is None else _rows(index, "index"))
         device = next(student.parameters()).device
-        with torch.no_grad():
-            return student(x.float().to(device), None if index is None else index.long().to(device)).softmax(-1)
+        return student(x.float().to(device), None if index is None else index.long().to(device)).softmax(-1)
 
     def predict(self, x: Any, index: Any = None) -> Tensor:
         """Class predictions for feature rows ``x`` (see :meth:`predict_proba`)."""

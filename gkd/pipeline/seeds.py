@@ -44,7 +44,11 @@ def given_data(data: Data, split: str = "given masks") -> Data:
           "data.x or data.y is on the meta device (shapes without values); expected real tensors", DatasetError)
     data = copy.copy(data)
     if not isinstance(getattr(data, "meta", None), DatasetMeta):  # a plain PyG Data (gkd.datasets.csbm, your own)
-        data.meta = DatasetMeta(name="custom", num_classes=int(data.y.max()) + 1, split=split)
+        from torch_geometric.utils import is_undirected
+
+        both = isinstance(edges, torch.Tensor) and is_undirected(edges, num_nodes=data.num_nodes)
+        data.meta = DatasetMeta(name="custom", num_classes=int(data.y.max()) + 1, split=split,
+                                edges=f"{'undirected' if both else 'directed'}: edges as given")
     check_data(data, data.meta.num_classes)
     check_test_nodes(data)
     return data

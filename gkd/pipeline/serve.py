@@ -225,6 +225,7 @@ def _write_unnamed(path: Path, nodes: np.ndarray, pred: np.ndarray, conf: np.nda
     return atomic_write_bytes(path, b"".join(lines))
 
 
+@torch.no_grad()
 def _answer_in_chunks(answer, rows: int, index, csv: bool, width: int = 1) -> tuple[np.ndarray, np.ndarray | None]:
     """Class (and, for a CSV, confidence) of ``rows`` rows of ``width`` features, a chunk at a time (:data:`CHUNK`
     rows, :data:`CHUNK_BYTES`): ``answer(index(i, j))``."""
@@ -259,6 +260,21 @@ def _check_out_beside_model(out: str | os.PathLike, model_path: str | os.PathLik
 
 
 @torch.no_grad()
+def trained_split(manifest: dict, dataset: str) -> dict:
+    """``load``'s split arguments for the split the model was trained with, when ``dataset`` is the one it was
+    trained on: the saved run's split index and the run's ``--split`` (splits drawn per run, or one of several
+    fixed splits, differ from run 0's)."""
+    config, metrics = manifest.get("config") or {}, manifest.get("metrics") or {}
+    if dataset != config.get("dataset"):
+        return {}
+    index, spec = metrics.get("split", 0), config.get("split")
+    ok = isinstance(index, int) and not isinstance(index, bool) and index >= 0 and (spec is None or
+                                                                                     isinstance(spec, str))
+    check(ok, f"the manifest records split={index!r} / {spec!r}; expected a run's split index and its --split "
+          "(damaged or edited)", ArtifactError)
+    return {"split": index, "random_split": spec}
+
+
 def predict_to_file(model_path: str | os.PathLike, out: str | os.PathLike, *, dataset: str | None = None,
                     root: str | os.PathLike | None = None, dataset_args: dict | None = None,
                     mask: str | None = None, nodes: str | os.PathLike | None = None, new_nodes: bool = False,
@@ -294,7 +310,7 @@ def predict_to_file(model_path: str | os.PathLike, out: str | os.PathLike, *, da
     ids = read_nodes(nodes) if nodes is not None else None  # before the model and graph load: a bad list costs nothing
     dev = resolve_device(device)
     model = load_model(model_path, device=dev)
-    data = load(dataset, root, **dict(dataset_args or {})).to(dev)
+    data = load(dataset, root, **trained_split(manifest, dataset), **dict(dataset_args or {})).to(dev)
     if ids is None:
         mask = mask or ("all" if new_nodes else "test")
         if mask != "all" and not new_nodes:  # unseen nodes have no split: none of them was trained on

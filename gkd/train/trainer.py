@@ -404,6 +404,10 @@ class Trainer:
         logits = model_forward(self._forward_model, d.x, graph_of(d), want_hidden=False)[0]
         self._full_logits = logits if self.loader is not None else None
         scores = {s: self.metric(logits[d[f"{s}_mask"]], d.y[d[f"{s}_mask"]]) for s in ("train", "val", "test")}
+        name = getattr(self.metric, "__name__", "the metric")
+        check(math.isfinite(scores["val"]), f"the validation score is {scores['val']} ({name} is undefined on these "
+              "validation nodes, e.g. ROC AUC over one class): the best epoch cannot be chosen; expected a "
+              "validation split the metric scores", DatasetError)
         val_loss = float(F.cross_entropy(logits[d.val_mask], d.y[d.val_mask])) if bool(d.val_mask.any()) else 0.0
         return scores, val_loss
 
