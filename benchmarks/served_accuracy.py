@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import choose_in_order, md_table, mean_se, parser, run_pool, save_json, save_markdown
+from common import choose_in_order, load_results, md_table, mean_se, parser, run_pool, save_json, save_markdown
 
 DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor", "cpf-cora", "cpf-citeseer")
 HOMOPHILY = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -63,24 +63,12 @@ def points(seeds: list[dict], a: str, b: str, key: str) -> list[float]:
     return [100 * (s["students"][a][key] - s["students"][b][key]) for s in seeds]
 
 
-def main(argv=None) -> int:
-    from gkd.train import environment, fmt
+def summarise(seeds: list[dict]) -> tuple[str, list, list[dict], dict]:
+    """``(choice, steps, rows, pooled)`` from the per-seed records: the rule of the module docstring, one row per
+    dataset and student, and the pooled paired differences to the default student."""
     from gkd.train.logger import mean_std
 
-    p = parser(__doc__, "2 runs, 60 epochs, Cora and Texas, 2-point sweep of 2 seeds (smoke test)", jobs=True)
-    p.add_argument("--datasets", default=",".join(DATASETS))
-    p.add_argument("--runs", type=int, default=10)
-    p.add_argument("--sweep-runs", type=int, default=5)
-    args = p.parse_args(argv)
-    datasets = ["Cora", "Texas"] if args.quick else [d.strip() for d in args.datasets.split(",") if d.strip()]
-    runs, sweep_runs = (2, 2) if args.quick else (args.runs, args.sweep_runs)
-    homs = (0.3, 0.7) if args.quick else HOMOPHILY
-    tasks = [(ds, {}, r, args.quick) for ds in datasets for r in range(runs)]
-    tasks += [(SWEEP, {"homophily": h}, r, args.quick) for h in homs for r in range(sweep_runs)]
-    start = time.perf_counter()
-    seeds = run_pool(one, tasks, args.jobs, "served_accuracy")
-    minutes = (time.perf_counter() - start) / 60
-    names = [v[0] for v in variants()]
+    names = list(seeds[0]["students"])
     drop_names = names[:len(DROPS)]
 
     def served_rule(a: str, b: str) -> list[float]:
@@ -90,38 +78,40 @@ def main(argv=None) -> int:
         return points(seeds, a, b, "val_features_only")
 
     choice, steps = choose_in_order(drop_names, served_rule)
-    rows, table = [], []
+    rows = []
     groups: dict[tuple, list[dict]] = {}
     for s in seeds:
         groups.setdefault((s["dataset"], s["dataset_args"].get("homophily")), []).append(s)
     for (ds, h), got in groups.items():
-        label = ds if h is None else f"csbm h={h:g}"
         for name in names:
             row = {"dataset": ds, "homophily": h, "student": name}
             for k in KEYS:
                 row[f"{k}_mean"], row[f"{k}_std"] = mean_std([s["students"][name][k] for s in got])
-            gap = [100 * (s["students"][name]["test_features_only"]
-                          - s["students"]["gkd without positions"]["test"]) for s in got]
-            row["served_test_vs_no_positions"] = mean_se(gap)
+            row["served_test_vs_no_positions"] = mean_se([100 * (s["students"][name]["test_features_only"] - s[
+                "students"]["gkd without positions"]["test"]) for s in got])
             rows.append(row)
-            g = row["served_test_vs_no_positions"]
-            table.append([label, name, *(fmt(row[f"{k}_mean"], row[f"{k}_std"]) for k in KEYS),
-                          "—" if name == "gkd without positions" else f"{g[0]:+.2f} ± {g[1] or 0:.2f}"])
-    pooled = {}
-    for name in names:
-        for key in ("val", "val_features_only", "test_features_only"):
-            pooled[f"{name}|{key}"] = mean_se(points(seeds, name, "gkd (default)", key))
-    result = {"benchmark": "served_accuracy", "quick": args.quick, "runs": runs, "sweep_runs": sweep_runs,
-              "datasets": datasets, "homophily": list(homs), "drops": list(DROPS), "rows": rows, "seeds": seeds,
-              "choice": choice, "steps": [list(x) for x in steps], "pooled_vs_default": pooled,
-              "minutes": round(minutes, 1),
-              "protocol": "transductive; per seed / split one self-distilled GCN teacher (1 generation) teaches every "
-                          "student; no student guard; scores at the student's best-validation epoch; features only "
-                          "= student(x), zero positions, as new nodes are served", "environment": environment()}
-    out = Path(args.out)
-    save_json(out, "served_accuracy", result)
-    lines = [f"### Served accuracy: features only vs with stored positions ({runs} seeds / splits; sweep "
-             f"{sweep_runs} seeds)", "",
+    pooled = {f"{n}|{k}": mean_se(points(seeds, n, "gkd (default)", k)) for n in names
+              for k in ("val", "val_features_only", "test_features_only")}
+    return choice, steps, rows, pooled
+
+
+def report(result: dict, out: Path) -> int:
+    """benchmarks/results/served_accuracy.md from the JSON alone."""
+    from gkd.train import fmt
+
+    choice, steps, rows, pooled = summarise(result["seeds"])
+    names = list(result["seeds"][0]["students"])
+    table = []
+    for row in rows:
+        h = row["homophily"]
+        g = row["served_test_vs_no_positions"]
+        table.append([row["dataset"] if h is None else f"csbm h={h:g}", row["student"],
+                      *(fmt(row[f"{k}_mean"], row[f"{k}_std"]) for k in KEYS),
+                      "—" if row["student"] == "gkd without positions" else f"{g[0]:+.2f} ± {g[1] or 0:.2f}"])
+    flags = "" if (result["runs"], result["sweep_runs"]) == (10, 5) else \
+        f" --runs {result['runs']} --sweep-runs {result['sweep_runs']}"
+    lines = [f"### Served accuracy: features only vs with stored positions ({result['runs']} seeds / splits; sweep "
+             f"{result['sweep_runs']} seeds per homophily)", "",
              *md_table(["dataset", "student", "val", "test", "val, features only", "test, features only",
                         "served test − no-positions test (paired)"], table), "",
              "Pooled paired differences to the default student (points, mean ± s.e. over every seed / split):", "",
@@ -129,12 +119,45 @@ def main(argv=None) -> int:
                        [[n, *(f"{pooled[f'{n}|{k}'][0]:+.2f} ± {pooled[f'{n}|{k}'][1] or 0:.2f}"
                               for k in ("val", "val_features_only", "test_features_only"))]
                         for n in names if n != "gkd (default)"]), "",
-             f"Rule ({'validation only'}): " + "; ".join(
+             "Rule (validation only, registered before the run): " + "; ".join(
                  f"{a} vs {b}: {m:+.2f} ± {se or 0:.2f} on features-only validation -> {'taken' if t else 'kept'}"
                  for a, b, m, se, t in steps) + f". Choice: **{choice}**.",
+             f"Score: accuracy %. {result['protocol']}.",
              f"Measured on {result['environment']['cpu']}, torch {result['environment']['torch']}, "
-             f"{minutes:.0f} min. Regenerate: `python benchmarks/served_accuracy.py`."]
+             f"{result['minutes']:.0f} min. Regenerate: `python benchmarks/served_accuracy.py{flags}`."]
     return save_markdown(out, "served_accuracy", lines)
+
+
+def main(argv=None) -> int:
+    from gkd.train import environment
+
+    p = parser(__doc__, "2 runs, 60 epochs, Cora and Texas, 2-point sweep of 2 seeds (smoke test)", jobs=True)
+    p.add_argument("--datasets", default=",".join(DATASETS))
+    p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--sweep-runs", type=int, default=5)
+    p.add_argument("--report-only", action="store_true", help="rewrite the .md from the stored JSON")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    if args.report_only:
+        return report(load_results(out, "served_accuracy"), out)
+    datasets = ["Cora", "Texas"] if args.quick else [d.strip() for d in args.datasets.split(",") if d.strip()]
+    runs, sweep_runs = (2, 2) if args.quick else (args.runs, args.sweep_runs)
+    homs = (0.3, 0.7) if args.quick else HOMOPHILY
+    tasks = [(ds, {}, r, args.quick) for ds in datasets for r in range(runs)]
+    tasks += [(SWEEP, {"homophily": h}, r, args.quick) for h in homs for r in range(sweep_runs)]
+    start = time.perf_counter()
+    seeds = run_pool(one, tasks, args.jobs, "served_accuracy")
+    minutes = (time.perf_counter() - start) / 60
+    choice, steps, rows, pooled = summarise(seeds)
+    result = {"benchmark": "served_accuracy", "quick": args.quick, "runs": runs, "sweep_runs": sweep_runs,
+              "datasets": datasets, "homophily": list(homs), "drops": list(DROPS), "rows": rows, "seeds": seeds,
+              "choice": choice, "steps": [list(x) for x in steps], "pooled_vs_default": pooled,
+              "minutes": round(minutes, 1),
+              "protocol": "transductive; per seed / split one self-distilled GCN teacher (1 generation) teaches every "
+                          "student; no student guard; scores at the student's best-validation epoch; features only "
+                          "= student(x), zero positions, as new nodes are served", "environment": environment()}
+    save_json(out, "served_accuracy", result)
+    return report(result, out)
 
 
 if __name__ == "__main__":
