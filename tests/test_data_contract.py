@@ -126,6 +126,14 @@ def test_shchur_layout_reads_like_pyg(tmp_path, capsys):
     np.savez(path, adj_data=a.data, adj_indices=a.indices, adj_indptr=a.indptr, adj_shape=np.array(a.shape),
              attr_matrix=x, labels=y)
     assert torch.allclose(load(str(path)).x, torch.from_numpy(x))
+    # PyG's parse_npz reading: no self-loops, no weights
+    a = (a + sp.eye(N, format="csr") * 3).tocsr()
+    np.savez(path, adj_data=a.data, adj_indices=a.indices, adj_indptr=a.indptr, adj_shape=np.array(a.shape),
+             attr_matrix=x, labels=y)
+    d = load(str(path))
+    assert bool((d.edge_index[0] == d.edge_index[1]).any()) and d.edge_weight is not None
+    d = load(str(path), self_loops=False, weighted=False)
+    assert not bool((d.edge_index[0] == d.edge_index[1]).any()) and getattr(d, "edge_weight", None) is None
 
 
 def test_unlabelled_nodes_are_in_no_mask(tmp_path):
@@ -429,7 +437,7 @@ def test_a_run_that_predicts_one_class_says_so(tmp_path, capsys):
                           "adj_indptr": np.r_[0, 1, 2, np.full(N - 2, 2)], "adj_shape": np.array([N, N]),
                           "labels": y}, "but no attr_\\* or attr_matrix"),
     (lambda x, ei, y, m: {"x": x, "edge_index": ei, "y": y, "train_idx": np.array([0, N]),
-                          "valid_idx": np.arange(3), "test_idx": np.arange(3, 6)}, "train_mask holds node ids in"),
+                          "valid_idx": np.arange(3), "test_idx": np.arange(3, 6)}, "train_idx holds node ids in"),
 ])
 def test_bad_layouts_are_one_clear_error(tmp_path, arrays, message):
     x, ei, y = _graph()

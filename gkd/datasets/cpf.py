@@ -10,10 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from torch_geometric.data import Data
 
-from ..errors import DatasetError, GKDError
 from .base import register, require_files
 
 CPF = {"cpf-cora": "cora", "cpf-citeseer": "citeseer"}
@@ -26,21 +24,11 @@ def _files(key: str, root: Path) -> list[Path]:
 
 @register(*CPF, files=_files)
 def load_cpf(key: str, root: Path, *, split: int = 0) -> Data:
-    from ..io import read_npz
-    from .graphfile import READ_NAMES, _member_names, _shchur, from_arrays
+    from .graphfile import load_graph_file
 
     path = _files(key, root)[0]
     require_files(path.parent, [path.name], f"copy the CPF repository's {path.name} into {str(path.parent)!r}")
-    try:
-        arrays = read_npz(path, "CPF file", skip_text=True, numeric=READ_NAMES)
-    except GKDError as e:
-        raise DatasetError(str(e)) from None
-    x, edge_index, _, read = _shchur(arrays, path)  # unweighted: the weights are dropped, as GLNN's to_unweighted
-    if "labels" not in arrays:
-        raise DatasetError(f"CPF file {str(path)!r} has no labels array")
-    edge_index = edge_index[:, edge_index[0] != edge_index[1]]  # no self-loops
-    unused = tuple(sorted(_member_names(path) - read - {"labels"}))
-    return from_arrays(x, edge_index, np.asarray(arrays["labels"], dtype=np.int64), split=split,
-                       random_split_spec=SPLIT, name=key, largest_component=True, unused=unused, notify=False,
-                       source=f"CPF file {str(path)!r}, GLNN's protocol (unweighted, undirected, no self-loops, "
-                              "largest connected component)")
+    return load_graph_file(path, split=split, random_split_spec=SPLIT, directed=False, largest_component=True,
+                           self_loops=False, weighted=False, name=key, notify=False,
+                           source=f"CPF file {str(path)!r}, GLNN's protocol (unweighted, undirected, no self-loops, "
+                                  "largest connected component)")

@@ -440,7 +440,8 @@ def is_graph_file(name: str | os.PathLike) -> bool:
     return text.lower().endswith(".npz") or "/" in text or os.sep in text
 
 
-GRAPH_FILE_ARGS = {"directed": bool, "largest_component": bool, "mask_layout": str}
+GRAPH_FILE_ARGS = {"directed": bool, "largest_component": bool, "mask_layout": str, "self_loops": bool,
+                   "weighted": bool}
 
 
 def _shchur(arrays: dict[str, Any], path: Path) -> tuple[Any, Any, Any, set[str]]:
@@ -477,10 +478,13 @@ def _shchur(arrays: dict[str, Any], path: Path) -> tuple[Any, Any, Any, set[str]
 
 
 def load_graph_file(path: str | os.PathLike, *, split: int = 0, random_split_spec: str | None = None,
-                    directed: bool | None = None, largest_component: bool = False,
-                    mask_layout: str | None = None) -> Data:
+                    directed: bool | None = None, largest_component: bool = False, mask_layout: str | None = None,
+                    self_loops: bool = True, weighted: bool = True, name: str | None = None,
+                    source: str | None = None, notify: bool = True) -> Data:
     """Read a graph file in any layout of the module docstring; never unpickles. ``directed``: ``None`` reads the
-    graph as undirected unless the file's manifest says it is directed (``gkd graph --directed``)."""
+    graph as undirected unless the file's manifest says it is directed (``gkd graph --directed``);
+    ``self_loops=False`` drops self-loops and ``weighted=False`` edge weights (as Shchur et al.'s ``standardize`` and
+    PyG's ``parse_npz`` do); ``name``, ``source``, ``notify``: as :func:`from_arrays` (a registered loader's own)."""
     import json
 
     from ..errors import GKDError
@@ -519,6 +523,14 @@ def load_graph_file(path: str | os.PathLike, *, split: int = 0, random_split_spe
         if weight is not None:
             read.add("edge_weight")
     y = pick("y")
+    if not weighted:
+        weight = None
+    if not self_loops:
+        edge_index = np.asarray(edge_index)
+        if edge_index.ndim == 2 and edge_index.shape[0] != 2 and edge_index.shape[1] == 2:
+            edge_index = edge_index.T
+        keep = edge_index[0] != edge_index[1]
+        edge_index, weight = edge_index[:, keep], (None if weight is None else np.asarray(weight)[keep])
 
     def find(names: dict[str, tuple[str, ...]]) -> dict[str, Any]:
         out = {}
@@ -547,9 +559,10 @@ def load_graph_file(path: str | os.PathLike, *, split: int = 0, random_split_spe
         directed = manifest.get("symmetric") is False
     unused = tuple(sorted(members - read))
     return from_arrays(x, edge_index, y, **masks, index=index, edge_weight=weight, num_classes=classes, split=split,
-                       random_split_spec=random_split_spec, name=path.stem, source=f"graph file {str(path)!r}",
-                       directed=directed, largest_component=largest_component, mask_layout=mask_layout,
-                       metric=metric, unused=unused, index_names=index_names)
+                       random_split_spec=random_split_spec, name=name or path.stem,
+                       source=source or f"graph file {str(path)!r}", directed=directed,
+                       largest_component=largest_component, mask_layout=mask_layout, metric=metric, unused=unused,
+                       index_names=index_names, notify=notify)
 
 
 def _member_names(path: Path) -> set[str]:
