@@ -9,6 +9,7 @@ accuracy are scikit-learn's.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Callable
 
@@ -57,6 +58,7 @@ def _sklearn(name: str, **kwargs) -> Metric:
     return metric
 
 
+@functools.lru_cache(maxsize=None)
 def _evaluator(name: str):
     """OGB's ``Evaluator`` for ``name``, if it scores single-label class predictions (accuracy: ogbn-arxiv,
     ogbn-products, ogbn-papers100M, ogbn-mag); anything else is one error (ogb prints its list and raises)."""
@@ -93,14 +95,13 @@ def check_metric(name: object, where: str = "metric") -> str:
     ok = isinstance(name, str) and (name in METRICS or (name.startswith("ogb:") and len(name) > 4))
     check(ok, f"{where}={name!r}; expected one of {', '.join(METRICS)} or ogb:DATASET", ConfigError)
     if name.startswith("ogb:"):
-        _evaluator(name[4:])
+        _evaluator(name[4:])  # cached: get_metric's ogb_metric builds from the same one
     return name
 
 
 def get_metric(name: str) -> Metric:
     """The score called ``name`` (:data:`METRICS` or ``ogb:NAME``); an unknown name is an error, never accuracy."""
-    check_metric(name)
-    if name.startswith("ogb:"):
+    if check_metric(name).startswith("ogb:"):
         return ogb_metric(name[4:])
     return {"acc": accuracy, "rocauc": rocauc,
             "f1-macro": _sklearn("f1_score", average="macro", zero_division=0),

@@ -54,7 +54,8 @@ def load(name: str, root: str | os.PathLike | None = None, *, split: int = 0, ra
     data = _LOADERS[key](key, resolve_root(root), split=split, **kwargs)
     if random_split is not None:
         data.update(graphfile.random_split(data.y, data.meta.num_classes, random_split, seed=split))
-        data.meta = dataclasses.replace(data.meta, split=f"{random_split}, drawn per run (run r: seed r)", split_index=split,
+        data.meta = dataclasses.replace(data.meta, split=f"{random_split}, drawn per run (run r: seed r)",
+                                        split_index=split,
                                         num_splits=1, split_per_run=True)
     return check_data(data, data.meta.num_classes)
 

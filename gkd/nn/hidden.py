@@ -52,8 +52,8 @@ class BoundGraph(nn.Module):
 def bind_edges(model: nn.Module, data) -> nn.Module:
     """``model`` as it must be called on ``data``: a user's GNN bound to ``data.edge_index`` and the edge inputs
     (``edge_weight``, ``edge_attr``) its ``forward`` takes; a model that reads no graph, a zoo model (it reads the
-    structure alone), or any model on data without edge inputs, as it is. Edge inputs the data has but the forward cannot take are
-    refused: the model would answer another graph than the one it was trained on."""
+    structure alone), or any model on data without edge inputs, as it is. Edge inputs the data has but the forward
+    cannot take are refused: the model would answer another graph than the one it was trained on."""
     given = {k: getattr(data, k) for k in EDGE_INPUTS if getattr(data, k, None) is not None}
     if not given or is_zoo(model) or not takes_graph(model):
         return model  # called with whatever graph the caller gives (edge_index, or gkd's CSR adjacency)

@@ -13,6 +13,7 @@ so the two cannot drift::
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import itertools
@@ -20,7 +21,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -94,7 +95,8 @@ class DistillConfig(DistillOptions, GraphRunConfig):
         check(not bad, f"teacher_args may not set {bad}; use the distill options of the same name (teacher, "
               f"teacher_method, teacher_generations, ...)", ConfigError)
         flags = {"dataset": self.dataset, "root": self.root, "dataset_args": self.dataset_args, "runs": self.runs,
-                 "split": self.split, "metric": self.metric, "device": self.device, "seed": self.seed, "model": self.teacher,
+                 "split": self.split, "metric": self.metric,
+                 "device": self.device, "seed": self.seed, "model": self.teacher,
                  "method": self.teacher_method, "generations": self.teacher_generations, "batch_size": self.batch_size,
                  "fanout": self.fanout, "refresh": self.refresh,
                  "term_nodes": self.term_nodes if self.batch_size is not None else None, **self.teacher_args}
@@ -152,13 +154,21 @@ class DistillConfig(DistillOptions, GraphRunConfig):
 @torch.no_grad()
 def _scores(model: nn.Module, x: Tensor, graph: Tensor | None, y: Tensor, masks: dict[str, Tensor],
             metric) -> dict[str, float]:
-    was_training = model.training  # a given teacher is the user's model: its mode is left as it was
+    with evaluating(model):
+        out = node_logits(model, x, graph)
+    return {k: metric(out[m], y[m]) for k, m in masks.items()}
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """``model`` in eval mode inside the block, its own mode after (a given teacher is the user's model, a student
+    the trainer's: neither is left changed)."""
+    was_training = model.training
     model.eval()
     try:
-        out = node_logits(model, x, graph)
+        yield model
     finally:
         model.train(was_training)
-    return {k: metric(out[m], y[m]) for k, m in masks.items()}
 
 
 def node_logits(model: nn.Module, x: Tensor, graph: Tensor | None = None) -> Tensor:
@@ -437,19 +447,14 @@ def served_scores(student: nn.Module, data: Data, metric) -> dict[str, float]:
     stored positions, which only nodes of the training graph can have. Empty for a student that reads the graph."""
     if not isinstance(student, Student):
         return {}
-    was = student.training
-    student.eval()
-    out = student(data.x)
-    student.train(was)
+    with evaluating(student):
+        out = student(data.x)
     return {f"{s}_features_only": metric(out[data[f"{s}_mask"]], data.y[data[f"{s}_mask"]]) for s in ("val", "test")}
 
 
 def _one_class(student: nn.Module, data: Data, graph: Tensor | None, r: int) -> dict:
-    with torch.no_grad():
-        was = student.training
-        student.eval()
+    with torch.no_grad(), evaluating(student):
         pred = node_logits(student, data.x, graph).argmax(-1)
-        student.train(was)
     return one_class_record(pred, data, r)
 
 
