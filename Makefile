@@ -4,6 +4,8 @@
 #   measured results are in docs/results.md. One torch thread per process, as in the benchmarks (on a busy 2-core
 #   machine, two threads made Cora's small operations several times slower).
 # make test: venv + install + the test suite.   Data root: $GKD_DATA (default: datasets/).
+# make bench: every benchmark, small (--quick), into runs/bench-quick; BENCH="gnn2mlp" (no --quick) for full runs
+#   into benchmarks/results, which then refreshes the results pages (benchmarks/run.py; never the installed gkd).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -36,6 +38,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+BENCH ?= all --quick
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py $(BENCH)
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,6 +1,8 @@
+import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -105,30 +107,72 @@ def test_corrupt_raw_file_via_cli(tmp_path, capsys):
     assert "ind.cora.graph" in err and "truncated or corrupt" in err
 
 
-def test_bench_runs_one_quick_benchmark_end_to_end(tmp_path):
-    """`gkd bench NAME --quick --out DIR` runs the script, which writes its JSON and Markdown there."""
-    import json as _json
+# --- benchmarks/run.py (the installed gkd has no bench command: it never reads benchmarks/) ---
 
-    assert main(["bench", "inference_latency", "--quick", "--out", str(tmp_path)]) == 0
-    r = _json.loads((tmp_path / "inference_latency.json").read_text())
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+@pytest.fixture
+def bench_run():
+    """benchmarks/run.py as a module, so that a test can stand in for its subprocess calls."""
+    spec = importlib.util.spec_from_file_location("gkd_bench_run", BENCH / "run.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_bench_runs_one_quick_benchmark_end_to_end(tmp_path):
+    """`python benchmarks/run.py NAME --quick --out DIR` runs the script, which writes its JSON and Markdown there."""
+    p = subprocess.run([sys.executable, str(BENCH / "run.py"), "inference_latency", "--quick", "--out", str(tmp_path)],
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr
+    assert "run.py: inference_latency done in" in p.stderr
+    r = json.loads((tmp_path / "inference_latency.json").read_text())
     assert r["quick"] and {row["batch"] for row in r["rows"]} == {1, 10, 100, 1000}
     assert all(row["ratio"] > 0 for row in r["rows"])
     assert "speed-up" in (tmp_path / "inference_latency.md").read_text()
 
 
-def test_bench_knows_every_benchmark_script():
-    """`gkd bench all` runs every script in benchmarks/ (a new one left out of BENCHMARKS would never run)."""
-    from pathlib import Path
-
-    from gkd.cli import BENCHMARKS
-
-    folder = Path(__file__).resolve().parents[1] / "benchmarks"
-    scripts = {p.stem for p in folder.glob("*.py")} - {"common", "report"}
-    assert set(BENCHMARKS) == scripts
+def test_bench_knows_every_benchmark_script(bench_run):
+    """`benchmarks/run.py all` runs every script in benchmarks/ (a new one left out of BENCHMARKS would never run)."""
+    scripts = {p.stem for p in BENCH.glob("*.py")} - {"common", "report", "run"}
+    assert set(bench_run.BENCHMARKS) == scripts
 
 
-def test_bench_unknown_name(capsys):
-    assert main(["bench", "mhgd_digit"]) == 2
+def test_bench_unknown_name(bench_run, capsys):
+    assert bench_run.main(["mhgd_digit"]) == 2
     err = capsys.readouterr().err
-    assert_one_line_error(err)
+    assert err.count("\n") == 1 and err.startswith("run.py: error: ") and "Traceback" not in err
     assert "unknown benchmark(s) ['mhgd_digit']" in err
+
+
+def test_bench_out_is_a_file(bench_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("a benchmark ran"))
+    f = tmp_path / "results"
+    f.write_text("x")
+    for out, message in ((f, "is a file; expected a folder"), (f / "sub", "cannot create the folder")):
+        assert bench_run.main(["scale", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err
+
+
+def test_bench_relative_out_is_resolved_against_the_working_directory(bench_run, tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: calls.append((cmd, kw)) or 0)
+    monkeypatch.chdir(tmp_path)
+    assert bench_run.main(["scale", "--quick", "--out", "rel"]) == 0
+    cmd, kw = calls[0]
+    assert cmd[cmd.index("--out") + 1] == str(tmp_path / "rel") and kw["cwd"] != tmp_path
+    assert (tmp_path / "rel").is_dir()
+
+
+def test_a_failed_benchmark_stops_the_run(bench_run, tmp_path, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: calls.append(cmd) or 3)
+    assert bench_run.main(["scale", "amkd", "--quick", "--out", str(tmp_path)]) == 1
+    assert len(calls) == 1 and "benchmark 'scale' failed with exit code 3" in capsys.readouterr().err
+
+
+def test_gkd_has_no_bench_command(capsys):
+    assert main(["bench", "scale"]) == 2
+    assert "invalid choice: 'bench'" in capsys.readouterr().err

@@ -1,0 +1,6 @@
+"""``python -m gkd.cli``: the same as ``gkd``."""
+import sys
+
+from . import main
+
+sys.exit(main())
