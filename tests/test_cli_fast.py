@@ -154,3 +154,27 @@ def test_threads_flag_is_on_every_command_that_computes():
     commands = build_parser()._subparsers._group_actions[0].choices
     assert {name for name, p in commands.items() if "--threads" in p._option_string_actions} == \
         {"train", "distill", "book", "cnn", "graph", "predict"}
+
+
+def test_entry_point_scan_agrees_with_importlib_metadata(tmp_path, monkeypatch):
+    """The parser's direct read of ``gkd.terms`` entry points (importlib.metadata is slow to import) finds a
+    package's as importlib.metadata does, and no others."""
+    from importlib.metadata import entry_points
+
+    from gkd.cli import parser
+
+    monkeypatch.delenv("GKD_PLUGINS", raising=False)
+    assert parser._names_term_entry_points(str(tmp_path)) is False
+    info = tmp_path / "toy_fast_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-fast-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[console_scripts]\ntoy = toy:main\n")
+    assert parser._names_term_entry_points(str(tmp_path)) is False
+    (info / "entry_points.txt").write_text("[console_scripts]\ntoy = toy:main\n\n[gkd.terms]\ntoy = toy_fast_plugin\n")
+    assert parser._names_term_entry_points(str(tmp_path)) is True
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert [ep.name for ep in entry_points(group="gkd.terms") if ep.value == "toy_fast_plugin"] == ["toy"]
+    assert parser._plugins_possible()
+    ours = [p for p in sys.path if p != str(tmp_path)]
+    assert any(parser._names_term_entry_points(p or ".") for p in ours) == \
+        any(ep.value != "toy_fast_plugin" for ep in entry_points(group="gkd.terms"))

@@ -6,10 +6,17 @@ import argparse
 import os
 
 from ..errors import ConfigError, check
-from ..io import check_output_file
 from .outputs import OutputError, _check_json_beside_checkpoints, _finish, _JsonFirst, _run_failed, _why, \
     check_distinct_outputs
 from .parser import flags
+
+
+def _check_json(path: str | None) -> None:
+    """``--json`` can be written (checked before anything loads)."""
+    if path is not None:
+        from ..io import check_output_file
+
+        check_output_file(path)
 
 
 def use_threads(args: argparse.Namespace) -> None:
@@ -33,8 +40,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = make_config(args.config, flags(args, [f.name for f in dataclasses.fields(TrainConfig)]))
     check_distinct_outputs({"--save": args.save, "--json": args.json})
     _check_json_beside_checkpoints(args.json, args.checkpoint_dir)
-    if args.json is not None:
-        check_output_file(args.json)
+    _check_json(args.json)
     if dist_env()[1] > 1:  # checked before any rank waits on its peers
         check(cfg.batch_size is not None, "multi-process training (torchrun) trains on mini-batches, each rank on "
               "its share of the seed nodes: pass --batch-size", ConfigError)
@@ -80,8 +86,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     cfg = make_config(args.config, flags(args, [f.name for f in dataclasses.fields(DistillConfig)]), DistillConfig)
     check_distinct_outputs({"--save": args.save, "--json": args.json, "--book": cfg.book})
     _check_json_beside_checkpoints(args.json, args.checkpoint_dir)
-    if args.json is not None:
-        check_output_file(args.json)
+    _check_json(args.json)
     if init_from_env() and cfg.book is None:
         raise ConfigError("multi-process distillation (torchrun) learns from a knowledge book: make one with "
                           "`gkd book` and pass --book")
@@ -150,8 +155,7 @@ def cmd_cnn(args: argparse.Namespace) -> int:
     use_threads(args)
     cfg = make_config(args.config, flags(args, [f.name for f in dataclasses.fields(CNNDistillConfig)]),
                       CNNDistillConfig)
-    if args.json is not None:
-        check_output_file(args.json)
+    _check_json(args.json)
     r = run_cnn_distillation(cfg, progress=not args.quiet)
     line = f"{cfg.dataset}  {cfg.method}  student {cfg.student_channels}  runs={len(r['runs'])}  " \
            f"test {fmt(r['test_mean'], r['test_std'])}  val {fmt(r['val_mean'], r['val_std'])}"

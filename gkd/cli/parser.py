@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from typing import Sequence
 
@@ -83,9 +84,32 @@ def _plugins_possible() -> bool:
     registered its own)."""
     if os.environ.get("GKD_PLUGINS", "").strip() or "gkd.distill.registry" in sys.modules:
         return True
-    from importlib.metadata import entry_points
+    return any(_names_term_entry_points(entry or ".") for entry in sys.path)
 
-    return bool(entry_points(group="gkd.terms"))
+
+_ENTRY_GROUP = re.compile(r"^\s*\[\s*gkd\.terms\s*\]", re.M)
+
+
+def _names_term_entry_points(entry: str) -> bool:
+    """Whether the installed packages in ``entry`` (a ``sys.path`` folder) offer ``gkd.terms`` entry points: their
+    metadata files read directly, as importlib.metadata finds them (it costs more to import than the whole parser).
+    A zip on the path counts as yes: the registry then looks."""
+    if os.path.isfile(entry):
+        return True
+    try:
+        names = os.listdir(entry)
+    except OSError:
+        return False
+    files = [os.path.join(entry, n, "entry_points.txt") for n in names if n.endswith((".dist-info", ".egg-info"))]
+    files.append(os.path.join(entry, "EGG-INFO", "entry_points.txt"))  # an .egg folder on the path
+    for path in files:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as f:
+                if _ENTRY_GROUP.search(f.read()):
+                    return True
+        except OSError:
+            pass
+    return False
 
 
 def _terms(kind: str) -> str:
