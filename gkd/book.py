@@ -10,22 +10,20 @@ A book is a directory::
     BOOK/hidden.npy          [N, H] first teacher's last hidden layer (optional)
     BOOK/reliability.npy     [N] KRD entropy change under feature noise (optional)
 
-Arrays are plain ``.npy`` (memory-mapped on read, ``allow_pickle=False``); the manifest is JSON; nothing is pickled.
-:func:`write_book` builds the directory under a temporary name (``.BOOK.tmp-<pid>-<hex>``, removed by a later write
-once that process is gone) and renames it into place, so a write killed at any point leaves nothing at ``BOOK`` that
-loads; ``overwrite`` replaces only an existing book, never a user's file or folder. :func:`open_book` checks the
-manifest's schema, the format version, every array's shape, dtype and sha256, and, given the data, its name, node
-count, class count, split and graph (a sha256 over features, edges and labels).
+Arrays are plain ``.npy`` (memory-mapped on read, never unpickled); the manifest is JSON. A book is a directory of
+gkd's one on-disk format (:mod:`gkd.io.store`): :func:`write_book` builds it under a temporary name
+(``.BOOK.tmp-<pid>-<hex>``, removed by a later write once that process is gone) and renames it into place, so a write
+killed at any point leaves nothing at ``BOOK`` that loads; ``overwrite`` replaces only an existing book, never a
+user's file or folder. :func:`open_book` reads every file once through one handle on the directory, checks the
+manifest's schema, the format version, every array's size, shape, dtype and sha256, and, given the data, its name,
+node count, class count, split and graph (a sha256 over features, edges and labels). Format 2 (before the manifest
+listed its files with their sizes) is read as well.
 """
 from __future__ import annotations
 
-import datetime
-import json
+import io
 import math
 import os
-import re
-import shutil
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,18 +34,16 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 
-from .version import __version__
 from .datasets.fingerprint import graph_hash, split_hash
 from .distill.knowledge import Knowledge
 from .distill.losses import check_temperature
 from .errors import ConfigError, GKDError, check
-from .io import is_sha256, read_regular_file, sha256_file
-from .limits import MAX_MANIFEST_BYTES
+from .io import is_sha256
+from .io.store import Format, damaged, foreign, read_dir, write_dir
 
-FORMAT = 2  # 2: the manifest fingerprints the graph (dataset.graph_sha256)
+FORMAT = 3  # 2: the manifest fingerprints the graph (dataset.graph_sha256); 3: it lists files with their sizes
 KIND = "gkd-book"
 ARRAYS = ("logits", "soft_labels", "mask", "hidden", "reliability")  # the last two are optional
-_MAX_MANIFEST_BYTES = MAX_MANIFEST_BYTES  # a manifest is a few kB; a bigger file is not one of gkd's
 _NPY_HEADER_BYTES = 1 << 16  # an .npy file's header, beyond the array's bytes (numpy writes 128 or so)
 
 
@@ -55,48 +51,9 @@ class BookError(GKDError):
     """A book that is missing, damaged, or made for other data."""
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OverflowError, ValueError):  # another user's process (or a PID we cannot ask about)
-        return True
-    return True
-
-
-def _only_book_files(path: Path) -> bool:
-    """``path`` holds nothing but plain files with the names gkd gives a book's files."""
-    names = {"manifest.json", *(f"{a}.npy" for a in ARRAYS)}
-    return all(p.name in names and not p.is_symlink() and p.is_file() for p in path.iterdir())
-
-
-def _remove_stale_temporaries(out: Path, kind: str = "tmp") -> None:
-    """Remove the ``.NAME.<kind>-<pid>-<hex>`` folders (``tmp``: a new book; ``old``: the book it replaced) that a
-    killed writer of ``out`` left behind, once its PID no longer runs. Only folders of exactly that pattern that hold
-    only a book's files are touched."""
-    pattern = re.compile(rf"\.{re.escape(out.name)}\.{kind}-(\d+)-[0-9a-f]{{8}}")
-    try:
-        entries = list(out.parent.iterdir())
-    except OSError:
-        return
-    for p in entries:
-        m = pattern.fullmatch(p.name)
-        if m is None or p.is_symlink() or not p.is_dir() or _pid_alive(int(m.group(1))):
-            continue
-        try:
-            if _only_book_files(p):
-                shutil.rmtree(p)
-        except OSError:  # a concurrent cleaner got there first, or no permission: harmless
-            pass
+STORE = Format(kind=KIND, version=FORMAT, noun="book", file_noun="book array",
+               names=frozenset(f"{a}.npy" for a in ARRAYS), error=BookError, remedy="; rebuild the book",
+               legacy_files=lambda m: {e["file"]: e["sha256"] for e in m["arrays"].values()})
 
 
 def _is_int(v: Any, minimum: int = 0) -> bool:
@@ -111,43 +68,15 @@ _DTYPES = {"logits": {"float16", "float32"}, "soft_labels": {"float16", "float32
            "hidden": {"float16", "float32"}, "reliability": {"float32"}}
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
-    """The parsed manifest of the book at ``path`` if it is a JSON object of kind gkd-book (any format), else
-    BookError."""
-    mpath = path / "manifest.json"
-    check(mpath.is_file() and not mpath.is_symlink(), f"{str(path)!r} is not a gkd book (no manifest.json; an "
-          "interrupted write leaves none)", BookError)
-    check(mpath.stat().st_size <= _MAX_MANIFEST_BYTES, f"{str(mpath)!r} is not a gkd book manifest (over "
-          f"{_MAX_MANIFEST_BYTES} bytes)", BookError)
-    try:  # read once, as a regular file: it may have become a FIFO or a link since the look above
-        raw = read_regular_file(mpath, _MAX_MANIFEST_BYTES, f"book manifest {str(mpath)!r}", error=BookError)
-    except FileNotFoundError:
-        raise BookError(f"{str(path)!r} is not a gkd book (no manifest.json; an interrupted write leaves none)") \
-            from None
-    try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        reason = "nested too deeply" if isinstance(e, RecursionError) else str(e)
-        raise BookError(f"book manifest {str(mpath)!r} is not valid JSON ({reason})") from None
-    check(isinstance(manifest, dict) and manifest.get("kind") == KIND, f"{str(mpath)!r} is not a gkd book manifest",
-          BookError)
-    return manifest
-
-
 def validate_manifest(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
     """Check a book manifest's schema (the one place that does): types, the format version, array entries and how
     their shapes fit the node and class counts. Returns it unchanged; raises one BookError naming the first fault."""
-    mpath = path / "manifest.json"
-
     def need(ok: bool, what: str) -> None:
         if not ok:
-            raise BookError(f"book manifest {str(mpath)!r} is damaged: {what}; rebuild the book")
+            raise BookError(damaged(STORE, path, what))
 
-    fmt = manifest.get("format")
-    need(_is_int(fmt), f"format={fmt!r}; expected an integer")  # True is an int to Python, not a format
-    check(fmt <= FORMAT, f"book {str(path)!r} has format {fmt!r}; this gkd ({__version__}) reads formats up to "
-          f"{FORMAT} (upgrade gkd)", BookError)
-    check(fmt == FORMAT, f"book {str(path)!r} has format {fmt}, which does not record which graph it was made on; "
+    fmt = manifest.get("format")  # an integer <= FORMAT: checked by the store before
+    check(fmt >= 2, f"book {str(path)!r} has format {fmt}, which does not record which graph it was made on; "
           f"rebuild it with this gkd (gkd book ... --out {str(path)!r} --overwrite)", BookError)
     ds = manifest.get("dataset")
     need(isinstance(ds, dict), f"dataset is {type(ds).__name__}; expected an object")
@@ -192,7 +121,25 @@ def validate_manifest(manifest: dict[str, Any], path: Path) -> dict[str, Any]:
     for name, e in arrays.items():
         need(e["shape"] == expected[name], f"arrays.{name}.shape={e['shape']}; expected {expected[name]} "
              f"(nodes {n}, classes {c})")
+    if fmt >= 3:  # the digest is kept in both places (readers of format 2 look in arrays)
+        files = manifest.get("files")
+        need(isinstance(files, dict), f"files={files!r:.60}; expected an object")
+        for name, e in arrays.items():
+            entry = files.get(e["file"])
+            need(isinstance(entry, dict) and entry.get("sha256") == e["sha256"],
+                 f"arrays.{name}.sha256 is not the sha256 files.{e['file']} lists")
     return manifest
+
+
+def _refusal(out: Path, overwrite: bool) -> GKDError | None:
+    """Why the existing ``out`` may not be replaced by a book (an error to raise), or None."""
+    if not overwrite:
+        return ConfigError(f"{str(out)!r} already exists; pass --overwrite (overwrite=True) to replace it")
+    what = foreign(out, STORE)
+    if what is None:
+        return None
+    return ConfigError(f"--overwrite replaces only an existing gkd book; {str(out)!r} is {what}, so it is left as it "
+                       "is: choose another --out")
 
 
 def check_overwritable(out: str | os.PathLike, overwrite: bool) -> Path:
@@ -200,20 +147,10 @@ def check_overwritable(out: str | os.PathLike, overwrite: bool) -> Path:
     book (a directory holding only a book's files and a gkd-book manifest; any format). Call it before the costly
     work (training the teachers) too; ``write_book`` checks again just before replacing."""
     out = Path(out)
-    if not os.path.lexists(out):
-        return out
-    check(overwrite, f"{str(out)!r} already exists; pass --overwrite (overwrite=True) to replace it", ConfigError)
-    what = ("a symlink" if out.is_symlink() else "a directory" if out.is_dir() else "a file" if out.is_file()
-            else "not a directory")
-    if what == "a directory":
-        try:
-            _read_manifest(out)
-            check(_only_book_files(out), "it holds files a book does not", BookError)
-            return out
-        except BookError as e:
-            what = f"a directory that is not a gkd book ({e})"
-    raise ConfigError(f"--overwrite replaces only an existing gkd book; {str(out)!r} is {what}, so it is left as it "
-                      "is: choose another --out")
+    error = _refusal(out, overwrite) if os.path.lexists(out) else None
+    if error is not None:
+        raise error
+    return out
 
 
 def _versions(tensors: tuple) -> tuple | None:
@@ -313,75 +250,32 @@ def write_book(out: str | os.PathLike, data: Data, teacher_logits: list[Tensor],
             hint = (f"; the largest |value| is {big:.4g}, beyond float16's 65504: write the book without --float16"
                     if float16 and math.isfinite(big) else "")
             raise ConfigError(f"book {name} would hold NaN/inf{hint}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(out)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"  # the PID: a later write sees it stale
-    tmp.mkdir()
-    try:
-        entries = {}
-        for name, arr in arrays.items():
-            path = tmp / f"{name}.npy"
-            with open(path, "wb") as f:
-                np.save(f, arr, allow_pickle=False)
-                f.flush()
-                os.fsync(f.fileno())
-            entries[name] = {"file": path.name, "shape": list(arr.shape), "dtype": str(arr.dtype),
-                             "sha256": sha256_file(path)}
-        meta = getattr(data, "meta", None)
-        manifest = {
-            "kind": KIND, "format": FORMAT, "gkd": __version__,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "dataset": {"name": getattr(meta, "name", "custom"), "num_nodes": n, "num_classes": int(logits.size(-1)),
-                        "split": getattr(meta, "split", None), "split_index": getattr(meta, "split_index", 0),
-                        "metric": getattr(meta, "metric", "acc"),
-                        "split_sha256": split_hash(data), "graph_sha256": graph_hash(data)},
-            "setting": setting or {"name": "transductive"}, "temperature": temperature,
-            "teachers": teachers or [{} for _ in teacher_logits], "teacher_scores": teacher_scores or {},
-            "arrays": entries,
-        }
-        with open(tmp / "manifest.json", "w") as f:  # written last: a directory without it is not a book
-            json.dump(manifest, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-        _fsync_dir(tmp)
-        old = None
-        check_overwritable(out, overwrite)  # again: what is at ``out`` may have changed while the teachers trained
-        if os.path.lexists(out):  # move the old book aside first, so no moment holds a half-replaced one
-            old = out.parent / f".{out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-            os.rename(out, old)
-        os.rename(tmp, out)
-        _fsync_dir(out.parent)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-        _remove_stale_temporaries(out, "old")  # only now: until the new book is in place, they may be the only one
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out
+    meta = getattr(data, "meta", None)
+
+    def manifest(files: dict[str, dict]) -> dict[str, Any]:
+        entries = {name: {"file": f"{name}.npy", "shape": list(arr.shape), "dtype": str(arr.dtype),
+                          "sha256": files[f"{name}.npy"]["sha256"]} for name, arr in arrays.items()}
+        return {"dataset": {"name": getattr(meta, "name", "custom"), "num_nodes": n,
+                            "num_classes": int(logits.size(-1)), "split": getattr(meta, "split", None),
+                            "split_index": getattr(meta, "split_index", 0), "metric": getattr(meta, "metric", "acc"),
+                            "split_sha256": split_hash(data), "graph_sha256": graph_hash(data)},
+                "setting": setting or {"name": "transductive"}, "temperature": temperature,
+                "teachers": teachers or [{} for _ in teacher_logits], "teacher_scores": teacher_scores or {},
+                "arrays": entries}
+
+    files = {f"{name}.npy": (lambda f, a=arr: np.save(f, a, allow_pickle=False)) for name, arr in arrays.items()}
+    return write_dir(out, STORE, files, manifest, refuse=lambda p: _refusal(p, overwrite))
 
 
 def open_book(path: str | os.PathLike, data: Data | None = None, *, verify: bool = True) -> Book:
-    """Open and validate a book; with ``data``, also check it was made for that dataset, split and graph."""
+    """Open and validate a book; with ``data``, also check it was made for that dataset, split and graph.
+    ``verify=False`` skips the sha256 of the arrays and their finiteness (sizes, shapes and dtypes are checked)."""
     path = Path(path)
-    check(path.is_dir(), f"book {str(path)!r} does not exist or is not a directory", BookError)
-    manifest = validate_manifest(_read_manifest(path), path)
+    manifest, blobs, _ = read_dir(path, STORE, _plan, verify=verify, mapped=True)
     arrays = {}
-    real = path.resolve()
     for name, entry in manifest["arrays"].items():
         file = path / entry["file"]
-        check(file.is_file() and not file.is_symlink() and file.resolve().parent == real, f"book array {name!r} "
-              f"({str(file)!r}) is missing or not a plain file of the book (a symlink?)", BookError)
-        # the bytes the manifest's shape and dtype imply: a larger (e.g. sparse multi-GB) file is not hashed at all
-        size, most = file.stat().st_size, math.prod(entry["shape"]) * np.dtype(entry["dtype"]).itemsize
-        check(size <= most + _NPY_HEADER_BYTES, f"book array {str(file)!r} is {size} bytes; its manifest entry "
-              f"{entry['shape']} {entry['dtype']} needs {most} and a header", BookError)
-        if verify:
-            check(sha256_file(file) == entry["sha256"], f"book array {str(file)!r} fails its sha256 check (damaged or "
-                  "edited); rebuild the book", BookError)
-        try:
-            arr = np.load(file, mmap_mode="r", allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise BookError(f"book array {str(file)!r} cannot be read ({e})") from None
+        arr = _array(blobs[entry["file"]], file)
         check(list(arr.shape) == entry["shape"] and str(arr.dtype) == entry["dtype"],
               f"book array {str(file)!r} is {list(arr.shape)} {arr.dtype}; the manifest says {entry['shape']} "
               f"{entry['dtype']}", BookError)
@@ -393,3 +287,31 @@ def open_book(path: str | os.PathLike, data: Data | None = None, *, verify: bool
         arrays[name] = arr
     book = Book(path, manifest, arrays)
     return book.check_data(data) if data is not None else book
+
+
+def _plan(manifest: dict[str, Any], path: Path) -> tuple[dict[str, tuple[int, str]], None]:
+    """The book's files, each with the bytes its manifest entry's shape and dtype imply (and a header): a larger (e.g.
+    sparse multi-GB) file is not hashed at all."""
+    limits = {}
+    for entry in validate_manifest(manifest, path)["arrays"].values():
+        most = math.prod(entry["shape"]) * np.dtype(entry["dtype"]).itemsize
+        limits[entry["file"]] = (most + _NPY_HEADER_BYTES, f"; its manifest entry {entry['shape']} {entry['dtype']} "
+                                 f"needs {most} and a header")
+    return limits, None
+
+
+def _array(buf: Any, file: Path) -> np.ndarray:
+    """The array of the ``.npy`` bytes ``buf`` (a read-only map of the file), without a copy; never unpickled."""
+    try:
+        f = io.BytesIO(buf[:_NPY_HEADER_BYTES])
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read(f)
+        check(not dtype.hasobject, "it holds Python objects", ValueError)
+        count, offset = math.prod(shape), f.tell()
+        check(len(buf) >= offset + count * dtype.itemsize, f"it holds {len(buf) - offset} bytes of the "
+              f"{count * dtype.itemsize} its header declares", ValueError)
+        arr = np.frombuffer(buf, dtype=dtype, count=count, offset=offset)
+    except (ValueError, OSError) as e:
+        raise BookError(f"book array {str(file)!r} cannot be read ({e})") from None
+    return arr.reshape(shape[::-1]).T if fortran else arr.reshape(shape)

@@ -57,7 +57,7 @@ def test_weights_are_not_pickled(tmp_path, student):
     (lambda d: _edit(d, format=True), "expected an integer"),
     (lambda d: _edit(d, kind="gkd-book"), "is not a gkd model artefact"),
     (lambda d: (d / "manifest.json").unlink(), "no manifest.json"),
-    (lambda d: (d / "manifest.json").write_text("[" * 100000), "not readable JSON"),
+    (lambda d: (d / "manifest.json").write_text("[" * 100000), "is not valid JSON .nested too deeply"),
     (lambda d: _edit(d, model={"class": "os.system", "args": {}}), "does not describe a gkd zoo model"),
     (lambda d: _edit(d, num_classes=5), "disagrees with itself"),
     (lambda d: _edit(d, dataset="Cora"), r"has dataset='Cora'; expected an object \(damaged or edited\)"),
@@ -88,7 +88,8 @@ def _rehashed_nan(folder):
     state["layers.0.weight"][0, 0] = float("nan")
     save_file(state, str(folder / "weights.safetensors"))
     m = json.loads((folder / "manifest.json").read_text())
-    m["files"]["weights.safetensors"] = sha256_file(folder / "weights.safetensors")
+    m["files"]["weights.safetensors"] = {"sha256": sha256_file(folder / "weights.safetensors"),
+                                         "size": (folder / "weights.safetensors").stat().st_size}
     (folder / "manifest.json").write_text(json.dumps(m))
 
 
@@ -153,3 +154,19 @@ def test_exported_student_needs_no_gkd(tmp_path, small_graph, student):
     program = torch.export.load(str(path)).module()
     x, idx = small_graph.x[:50], torch.cat([torch.arange(40), torch.full((10,), -1)])
     assert torch.allclose(program(x, idx), student(x, idx), atol=1e-5)
+
+
+def test_a_format_1_artefact_still_loads(tmp_path, student):
+    """Format 1 listed each file's sha256 alone ({name: sha256}, no size): what earlier gkd wrote still loads."""
+    out = gkd.save(student, tmp_path / "m")
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["format"] == 2 and set(m["files"]["weights.safetensors"]) == {"sha256", "size"}
+    m = {**m, "format": 1, "files": {k: v["sha256"] for k, v in m["files"].items()}}
+    (out / "manifest.json").write_text(json.dumps(m))
+    back = gkd.load(out)
+    assert all(torch.equal(v, student.state_dict()[k]) for k, v in back.state_dict().items())
+    raw = bytearray((out / "weights.safetensors").read_bytes())
+    raw[-1] ^= 1
+    (out / "weights.safetensors").write_bytes(bytes(raw))
+    with pytest.raises(ArtifactError, match="fails its sha256 check"):
+        gkd.load(out)

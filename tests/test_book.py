@@ -79,6 +79,7 @@ def test_non_finite_knowledge_is_refused_on_opening(name, tmp_path, small_graph)
     np.save(f, arr)
     m = json.loads((path / "manifest.json").read_text())
     m["arrays"][name]["sha256"] = sha256_file(f)
+    m["files"][f.name] = {"sha256": sha256_file(f), "size": f.stat().st_size}
     (path / "manifest.json").write_text(json.dumps(m))
     with pytest.raises(BookError, match=f"{name}.npy' holds NaN or infinite values"):
         open_book(path)
@@ -129,12 +130,12 @@ def test_not_a_book_newer_format_existing_out(tmp_path, small_graph):
     m = json.loads((path / "manifest.json").read_text())
     m["format"] = 99
     (path / "manifest.json").write_text(json.dumps(m))
-    with pytest.raises(BookError, match="format 99; this gkd .* reads formats up to 2"):
+    with pytest.raises(BookError, match="format 99; this gkd .* reads formats up to 3"):
         open_book(path)
     with pytest.raises(ConfigError, match="already exists; pass --overwrite"):
         make_book(path, small_graph)
     make_book(path, small_graph, overwrite=True)
-    assert open_book(path).manifest["format"] == 2
+    assert open_book(path).manifest["format"] == 3
     with pytest.raises(ConfigError, match="at least one teacher"):
         write_book(tmp_path / "k0", small_graph, [], torch.ones(300, dtype=torch.bool))
 
@@ -280,6 +281,8 @@ def _replace_array(path, name, arr):
     digest = hashlib.sha256((path / f"{name}.npy").read_bytes()).hexdigest()
     _edit(path, lambda m: m["arrays"].__setitem__(name, {"file": f"{name}.npy", "shape": list(arr.shape),
                                                            "dtype": str(arr.dtype), "sha256": digest}))
+    size = (path / f"{name}.npy").stat().st_size
+    _edit(path, lambda m: m["files"].__setitem__(f"{name}.npy", {"sha256": digest, "size": size}))
 
 
 def _symlinked_array(path):
@@ -321,8 +324,13 @@ DAMAGE = {  # what is done to a sound book -> what the one-line error says
                      "arrays.logits.file='../b2/logits.npy'; expected 'logits.npy'"),
     "file in a folder": (lambda p: _edit(p, lambda m: m["arrays"]["logits"].__setitem__("file", "sub/logits.npy")),
                          "arrays.logits.file='sub/logits.npy'"),
-    "symlinked array": (_symlinked_array, "not a plain file of the book (a symlink?)"),
-    "manifest a list": (lambda p: (p / "manifest.json").write_text("[]"), "is not a gkd book manifest"),
+    "symlinked array": (_symlinked_array, "logits.npy' is a symbolic link, which gkd does not follow here, not a "
+                                          "plain file of the book; expected a regular file"),
+    "manifest a list": (lambda p: (p / "manifest.json").write_text("[]"), "is not a gkd book (manifest kind None)"),
+    "sha256 in two minds": (lambda p: _edit(p, lambda m: m["files"]["mask.npy"].__setitem__("sha256", "0" * 64)),
+                            "arrays.mask.sha256 is not the sha256 files.mask.npy lists"),
+    "no size": (lambda p: _edit(p, lambda m: m["files"]["mask.npy"].pop("size")), "files.mask.npy="),
+    "files a list": (lambda p: _edit(p, lambda m: m.__setitem__("files", [])), "files=[]; expected an object"),
 }
 
 
@@ -506,3 +514,18 @@ def test_book_and_distill_train_their_teachers_on_minibatches(tmp_path, monkeypa
     assert main(["distill", *CSBM, *fast, "--runs", "1", "--epochs", "15", "--method", "glnn"]) == 0
     assert calls == [([5, 3], 256)] * 2
     assert main(["distill", *CSBM, "--teacher-arg", "batch_size=64", "--quiet"]) == 2
+
+
+def test_a_format_2_book_still_opens(tmp_path, small_graph):
+    """Format 2 kept each array's sha256 in its arrays entry only (no files entry with sizes): it still opens, and
+    its digests are still checked."""
+    path, logits = make_book(tmp_path / "b", small_graph)
+    _edit(path, lambda m: (m.pop("files"), m.__setitem__("format", 2)))
+    book = open_book(path, small_graph)
+    assert book.manifest["format"] == 2 and torch.allclose(torch.from_numpy(np.array(book.arrays["logits"][0])),
+                                                           logits[0])
+    raw = bytearray((path / "mask.npy").read_bytes())
+    raw[-1] ^= 1
+    (path / "mask.npy").write_bytes(bytes(raw))
+    with pytest.raises(BookError, match="mask.npy' fails its sha256 check"):
+        open_book(path)

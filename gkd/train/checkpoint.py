@@ -25,8 +25,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, check
-from ..io import atomic_write_bytes, read_npz, read_regular_file, write_json
-from ..limits import MAX_MANIFEST_BYTES
+from ..io import atomic_write_bytes, read_json, read_npz, write_json
 
 
 _GKD_FILE = re.compile(r"run-\d+\.json|teacher-\d+-\d+\.npz")  # what save() and save_teacher() write
@@ -91,8 +90,8 @@ class RunCheckpoint:
         pinned = self.dir / "config.json"
         if pinned.exists() or pinned.is_symlink():
             try:  # a FIFO or a link to /dev/zero here would hang or fill memory: regular files only
-                old = json.loads(read_regular_file(pinned, MAX_MANIFEST_BYTES, f"{str(pinned)!r}", error=ConfigError))
-            except (OSError, ValueError, RecursionError):  # ConfigError is a ValueError
+                old = read_json(pinned, f"{str(pinned)!r}", error=ConfigError)
+            except (OSError, ConfigError):
                 old = None
             check(isinstance(old, dict) and "command" in old, f"{str(pinned)!r} "
                   "is not a gkd checkpoint configuration (gkd writes a JSON object with a 'command'); choose another "
@@ -118,9 +117,8 @@ class RunCheckpoint:
             return None
         path = self.dir / f"run-{r}.json"
         try:
-            record = json.loads(read_regular_file(path, MAX_MANIFEST_BYTES, f"checkpoint record {str(path)!r}",
-                                                  error=ConfigError))
-        except (OSError, ValueError, RecursionError):  # absent, not a plain file, truncated or garbled: redo the run
+            record = read_json(path, f"checkpoint record {str(path)!r}", error=ConfigError)
+        except (OSError, ConfigError):  # absent, not a plain file, truncated or garbled: redo the run
             return None
         if record is None:
             return None

@@ -1,18 +1,23 @@
-"""Crash-safe file writes: a file gkd writes is either whole or absent."""
+"""Crash-safe file writes (a file gkd writes is either whole or absent) and bounded reads of regular files.
+
+Every file gkd stores is written, fsynced and hashed by one routine: through :func:`atomic_write` (temporary name and
+rename: results JSON, predictions, graph files, checkpoint records) or :func:`write_new_file` (the files of a directory
+that is itself renamed into place, :mod:`gkd.io.store`: model artefacts and knowledge books)."""
 from __future__ import annotations
 
 import errno
 import hashlib
-import math
 import json
+import math
+import mmap
 import os
 import re
 import stat
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Collection
+from typing import Any, BinaryIO, Callable, Collection
 
-from .errors import ConfigError, GKDError, check
+from ..errors import ConfigError, GKDError, check
 
 
 def _new_file_mode(path: Path) -> int:
@@ -26,28 +31,74 @@ def _new_file_mode(path: Path) -> int:
         return 0o666 & ~umask
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same directory, fsync, then ``os.replace``."""
+class _Hashing:
+    """A binary file that hashes and counts the bytes written through it (for writers such as ``np.save``)."""
+
+    def __init__(self, f: BinaryIO) -> None:
+        self.f, self.sha256, self.size = f, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        self.f.write(data)
+        self.sha256.update(data)
+        self.size += len(data)
+        return len(data)
+
+
+def atomic_write(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], None]) -> tuple[str, int]:
+    """Write ``data`` (bytes, or a function that writes to a binary file, e.g. ``lambda f: np.save(f, a)``) to
+    ``path`` via a temporary file in the same folder, fsync, ``os.replace`` and an fsync of the folder; the file gets
+    the mode of the one it replaces, else the umask's. Returns the sha256 and size of the bytes written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = _new_file_mode(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+        written = _write_synced(fd, mode, data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:  # make the rename itself durable
-        os.fsync(dir_fd)
+    fsync_dir(path.parent)  # make the rename itself durable
+    return written
+
+
+def write_new_file(path: str | os.PathLike, data: bytes | Callable[[BinaryIO], None]) -> tuple[str, int]:
+    """Write ``data`` as :func:`atomic_write` does, to a ``path`` that must not exist yet (a file in a folder that is
+    itself renamed into place, see :mod:`gkd.io.store`), without a temporary name of its own."""
+    path = Path(path)
+    mode = _new_file_mode(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+                 | getattr(os, "O_CLOEXEC", 0), 0o600)
+    return _write_synced(fd, mode, data)
+
+
+def _write_synced(fd: int, mode: int, data: bytes | Callable[[BinaryIO], None]) -> tuple[str, int]:
+    """What every file gkd stores goes through: ``data`` written to the new file ``fd`` (closed after), flushed and
+    fsynced, hashed on its way; the file's mode set to ``mode`` (``mkstemp``'s 0600 would hide it from the group)."""
+    with os.fdopen(fd, "wb") as f:
+        os.fchmod(f.fileno(), mode)
+        out = _Hashing(f)
+        if callable(data):
+            data(out)
+        else:
+            out.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    return out.sha256.hexdigest(), out.size
+
+
+def fsync_dir(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        os.fsync(fd)
     finally:
-        os.close(dir_fd)
-    return path
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """:func:`atomic_write` of ``data``; returns ``path``."""
+    atomic_write(path, data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -109,8 +160,8 @@ def is_results_json(path: Path) -> bool:
     """Whether ``path`` holds a results JSON gkd wrote (``--json`` may replace it): an object with gkd's ``versions``
     record, ``config`` and ``runs``."""
     try:
-        d = json.loads(read_regular_file(path, 256 << 20, "results JSON").decode("utf-8"))
-    except (OSError, ValueError, RecursionError):  # GKDError is a ValueError
+        d = read_json(path, "results JSON", limit=256 << 20)
+    except (OSError, ValueError):  # GKDError is a ValueError
         return False
     return (isinstance(d, dict) and isinstance(d.get("versions"), dict) and "gkd" in d["versions"]
             and isinstance(d.get("config"), dict) and isinstance(d.get("runs"), list))
@@ -170,14 +221,22 @@ def _kind(mode: int) -> str:
 
 
 def read_regular_file(path: str | os.PathLike, limit: int, what: str, *, error: type[GKDError] = GKDError,
-                      dir_fd: int | None = None) -> bytes:
+                      dir_fd: int | None = None, inside: str = "", why: str = "") -> bytes:
     """The bytes of ``path`` (relative to the open directory ``dir_fd`` if given), read once, when it is a regular
     file of at most ``limit`` bytes; ``what`` names it in messages (e.g. ``"model manifest '/x/manifest.json'"``).
 
     A symbolic link, FIFO, device or directory is refused (one ``error``) before anything is read: a FIFO would hang
     the reader, a link to ``/dev/zero`` fill its memory. So is a file larger than ``limit``, before its first byte.
     A missing file stays :class:`FileNotFoundError`: the caller knows whether that means a damaged folder or one
-    replaced while it was read."""
+    replaced while it was read. ``inside`` (``"the book"``) names the folder the file should be a plain file of, and
+    ``why`` (``"; its manifest entry ..."``) says where ``limit`` comes from, in the messages."""
+    return _open_regular(path, limit, what, error, dir_fd, inside, why, _read_all)
+
+
+def _open_regular(path, limit: int, what: str, error: type[GKDError], dir_fd: int | None, inside: str, why: str,
+                  use: Callable[[int, int, str, type[GKDError]], Any]) -> Any:
+    """``use(fd, limit, what, error)`` on ``path`` opened as :func:`read_regular_file` checks it."""
+    of = f", not a plain file of {inside}" if inside else ""
     try:
         st = os.stat(path, dir_fd=dir_fd, follow_symlinks=False)  # before opening: a device is never even opened
     except FileNotFoundError:
@@ -185,7 +244,7 @@ def read_regular_file(path: str | os.PathLike, limit: int, what: str, *, error: 
     except OSError as e:
         raise error(f"{what} cannot be read ({e.strerror})") from None
     if stat.S_ISLNK(st.st_mode):
-        raise error(f"{what} is a symbolic link, which gkd does not follow here; expected a regular file")
+        raise error(f"{what} is a symbolic link, which gkd does not follow here{of}; expected a regular file")
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags, dir_fd=dir_fd)
@@ -193,24 +252,53 @@ def read_regular_file(path: str | os.PathLike, limit: int, what: str, *, error: 
         raise
     except OSError as e:  # ELOOP: it became a link after the stat
         reason = "is a symbolic link" if e.errno in (errno.ELOOP, errno.EMLINK) else f"cannot be read ({e.strerror})"
-        raise error(f"{what} {reason}; expected a regular file") from None
+        raise error(f"{what} {reason}{of}; expected a regular file") from None
     try:
         st = os.fstat(fd)  # what was opened, whatever the path names by now
-        check(stat.S_ISREG(st.st_mode), f"{what} is {_kind(st.st_mode)}; expected a regular file", error)
-        check(st.st_size <= limit, f"{what} is {st.st_size} bytes; expected at most {limit}", error)
-        parts, total = [], 0
-        while total <= limit:  # one read for most files; more only beyond Linux's 2 GiB per read
-            block = os.read(fd, min(limit + 1 - total, 1 << 30))
-            if not block:
-                break
-            parts.append(block)
-            total += len(block)
-        check(total <= limit, f"{what} grew beyond {limit} bytes while it was read", error)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
+        check(stat.S_ISREG(st.st_mode), f"{what} is {_kind(st.st_mode)}{of}; expected a regular file", error)
+        check(st.st_size <= limit, f"{what} is {st.st_size} bytes; expected at most {limit}{why}", error)
+        return use(fd, limit, what, error)
     except OSError as e:
         raise error(f"{what} cannot be read ({e.strerror})") from None
     finally:
         os.close(fd)
+
+
+def _read_all(fd: int, limit: int, what: str, error: type[GKDError]) -> bytes:
+    parts, total = [], 0
+    while total <= limit:  # one read for most files; more only beyond Linux's 2 GiB per read
+        block = os.read(fd, min(limit + 1 - total, 1 << 30))
+        if not block:
+            break
+        parts.append(block)
+        total += len(block)
+    check(total <= limit, f"{what} grew beyond {limit} bytes while it was read", error)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def map_regular_file(path: str | os.PathLike, limit: int, what: str, *, error: type[GKDError] = GKDError,
+                     dir_fd: int | None = None, inside: str = "", why: str = "") -> bytes | mmap.mmap:
+    """:func:`read_regular_file`, but memory-mapped read-only instead of read (for arrays larger than memory): the
+    map stays valid after the file is replaced or removed (a replaced file is a new inode)."""
+    def use(fd: int, limit: int, what: str, error: type[GKDError]) -> bytes | mmap.mmap:
+        size = os.fstat(fd).st_size
+        return b"" if size == 0 else mmap.mmap(fd, size, access=mmap.ACCESS_READ)
+
+    return _open_regular(path, limit, what, error, dir_fd, inside, why, use)
+
+
+def read_json(path: str | os.PathLike, what: str, *, error: type[GKDError] = GKDError, dir_fd: int | None = None,
+              limit: int | None = None) -> Any:
+    """The JSON in ``path``, read as :func:`read_regular_file` reads (a manifest's size at most, by default); JSON
+    that does not parse (or is nested too deeply to) is one ``error`` naming ``what``."""
+    from ..limits import MAX_MANIFEST_BYTES
+
+    raw = read_regular_file(path, MAX_MANIFEST_BYTES if limit is None else limit, what, error=error, dir_fd=dir_fd)
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as e:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        reason = "nested too deeply" if isinstance(e, RecursionError) else f"{type(e).__name__}: {str(e)[:120]}"
+        raise error(f"{what} is not valid JSON ({reason})") from None
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -239,7 +327,7 @@ def read_npz(path: str | os.PathLike, what: str = "file", *, skip_text: bool = F
 
     import numpy as np
 
-    from . import limits
+    from .. import limits
 
     path = Path(path)
     check(path.is_file(), f"{what} {str(path)!r} does not exist or is not a file", GKDError)
