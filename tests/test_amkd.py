@@ -9,15 +9,16 @@ from torch import nn
 
 from conftest import assert_one_line_error
 from gkd.cli import main
-from gkd.distill.amkd import (ImageBoundaryDistill, TeacherView, boundary_attack,
-                              check_attack_args, triplet)
-from gkd.pipeline.images import CNN_METHODS
+from gkd.distill.amkd import boundary_attack, check_attack_args, triplet
+from gkd.distill.knowledge import TeacherView
+from gkd.vision.amkd import ImageBoundaryDistill
+from gkd.vision.pipeline import CNN_METHODS
 from gkd.pipeline.student import DistillOptions, distill_mlp
 from gkd.distill.knowledge import teacher_knowledge
 from gkd.errors import ConfigError
 from gkd.nn import build_model, to_adj_t
 from gkd.train import Trainer
-from gkd.train.images import ImageStep
+from gkd.vision.trainer import ImageStep
 
 
 def linear_teacher() -> nn.Module:

@@ -60,7 +60,7 @@ def test_two_dimensional_masks_pick_split_r_mod_s(tmp_path):
 
 
 def test_gkd_graph_npz_is_a_dataset(tmp_path):
-    from gkd.graph import save_graph
+    from gkd.vision import save_graph
 
     a = _arrays(n=200)
     from torch_geometric.data import Data

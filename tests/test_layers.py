@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "gkd"
 # top to bottom; a module may import its own layer or any layer below it
 LAYERS: list[tuple[str, ...]] = [
     ("gkd", "gkd.__main__", "gkd.cli"),
-    ("gkd.pipeline", "gkd.config", "gkd.book"),
+    ("gkd.pipeline", "gkd.config", "gkd.book", "gkd.vision"),
     ("gkd.distill",),
     ("gkd.train",),
     ("gkd.graph", "gkd.scale"),

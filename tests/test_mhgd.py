@@ -13,14 +13,14 @@ from torch_geometric.utils import to_networkx
 from conftest import assert_one_line_error
 from gkd.cli import main
 from gkd.config import TrainConfig
-from gkd.datasets.digits import digits_split
-from gkd.pipeline.images import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
-from gkd.distill.mhgd import relation_kl
+from gkd.vision.digits import digits_split
+from gkd.vision.pipeline import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
+from gkd.vision.mhgd import relation_kl
 from gkd.errors import ConfigError, DatasetError
-from gkd.graph import (MultiHeadGraphBuilder, compress, compress_student, load_graph, relational_graph,
-                       save_graph, with_split)
-from gkd.graph.relational import edge_homophily
-from gkd.nn.cnn import CNN, FeatureTaps
+from gkd.vision import (MultiHeadGraphBuilder, compress, compress_student, load_graph, relational_graph, save_graph,
+                        with_split)
+from gkd.vision.cnn import CNN, FeatureTaps
+from gkd.vision.relational import edge_homophily
 from gkd.pipeline.train import train_run
 
 

@@ -6,30 +6,38 @@ are in the registry (``gkd terms``):
 
 | file | terms (kind) |
 |---|---|
-| ``self_distill`` | ``depth``, ``time``, ``neighbour``, ``normalised`` (self); ``self`` (student) |
+| ``byot`` | ``depth`` (self): BYOT + GNN-SD |
+| ``pskd`` | ``time`` (self): PS-KD |
+| ``neighbour`` | ``neighbour`` (self): label propagation of the model's own predictions |
+| ``uskd`` | ``normalised`` (self): USKD |
+| ``student_self`` | ``self`` (student): the ``neighbour`` self term over the teacher's graph |
+| ``self_distill`` | what the self terms share (``LateStart``, ``--sd-terms``) and :class:`SelfDistill` (your own loop) |
 | ``baselines`` | ``label-smoothing``, ``tf-kd-reg`` (self) |
 | ``glnn``, ``bookkd`` | the knowledge-distillation losses of ``gkd distill --method glnn | gkd | bookkd`` |
 | ``ffg2m`` | ``neighbour`` (student) |
 | ``krd`` | ``reliability`` (student) |
 | ``nosmog`` | ``position``, ``rsd`` (student) |
-| ``amkd`` | ``amkd`` (student, image), ``bss`` (image) |
-| ``mhgd``, ``kd`` | ``mhgd``, ``kd`` (image) |
+| ``amkd`` | ``amkd`` (student); BSS/AMKD's attack and losses, which the image terms share |
 | ``born_again`` | born-again generations (``--generations``) |
+
+The ``image`` terms (``bss``, ``amkd``, ``mhgd``, ``kd``) live with the CNNs in :mod:`gkd.vision`.
 """
 # Import order is registration order: student terms are added to the loss in this order.
 from .ffg2m import NeighbourKD  # noqa: I001
-from .self_distill import (SELF_DISTILL_TERMS, DepthTerm, NeighbourTerm, NormalizedTerm, SelfDistill, TimeTerm,
-                           parse_terms)
+from .byot import DepthTerm
+from .pskd import TimeTerm
+from .neighbour import NeighbourTerm
+from .uskd import NormalizedTerm
+from .student_self import FixedGraph  # noqa: F401  (registers the student term 'self')
+from .self_distill import SELF_DISTILL_TERMS, SelfDistill, parse_terms
 from .baselines import LabelSmoothing, TfKDReg
 from .krd import reliability_weights
 from .nosmog import RepresentationSimilarity, position_features
-from .amkd import GraphBoundaryDistill, ImageBoundaryDistill, TeacherView
-from .mhgd import MHGD
-from .kd import ImageKD
+from .amkd import GraphBoundaryDistill
 from .glnn import GLNN, OnlineKD
 from .bookkd import BookKD
 from .born_again import BornAgain
-from .knowledge import Knowledge, teacher_knowledge
+from .knowledge import Knowledge, TeacherView, teacher_knowledge
 from .losses import check_temperature, soft_kl, weighted_kl
 from .registry import (ImageContext, SelfContext, StudentContext, TermOptions, TermSpec, get_term, register_term,
                        term_names)
@@ -38,6 +46,5 @@ from ..train.trainer import LossTerm, Step
 __all__ = ["register_term", "LossTerm", "Step", "TermOptions", "TermSpec", "get_term", "term_names", "SelfContext", "StudentContext",
            "ImageContext", "SelfDistill", "NeighbourTerm", "DepthTerm", "TimeTerm", "NormalizedTerm",
            "SELF_DISTILL_TERMS", "parse_terms", "LabelSmoothing", "TfKDReg", "NeighbourKD", "reliability_weights",
-           "RepresentationSimilarity", "position_features", "GraphBoundaryDistill", "ImageBoundaryDistill",
-           "TeacherView", "MHGD", "ImageKD", "GLNN", "OnlineKD", "BookKD", "BornAgain", "Knowledge",
-           "teacher_knowledge", "check_temperature", "soft_kl", "weighted_kl"]
+           "RepresentationSimilarity", "position_features", "GraphBoundaryDistill", "TeacherView", "GLNN", "OnlineKD",
+           "BookKD", "BornAgain", "Knowledge", "teacher_knowledge", "check_temperature", "soft_kl", "weighted_kl"]

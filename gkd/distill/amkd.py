@@ -33,19 +33,19 @@ adversarial term, one with fewer than 3 teacher classes skips the triplet; both 
 """
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..errors import ConfigError, check
 from ..train.trainer import LossTerm
+from .knowledge import TeacherView
 from .losses import check_temperature, weighted_kl
-from .registry import ImageContext, StudentContext, TermOptions, register_term
+from .registry import StudentContext, TermOptions, register_term
 
 TeacherFn = Callable[[Tensor, Tensor], Tensor]  # (inputs, their rows in the attack) -> the teacher's logits
 
@@ -217,75 +217,6 @@ class BoundaryDistill(LossTerm):
         return dict(self.counts)
 
 
-class ImageBoundaryDistill(BoundaryDistill):
-    """BSS/AMKD for CNN students (:class:`~gkd.train.images.ImageTrainer`); inputs clamped to [0, 1].
-
-    Args:
-        teacher: the frozen teacher CNN; ``teacher_logits``: its logits on every image (clean), by image index.
-        x, y: every image and label; ``base``: ids of the images whose labels may be used (the attack's pool).
-    """
-
-    def __init__(self, teacher: nn.Module, teacher_logits: Tensor, x: Tensor, y: Tensor, base: Tensor,
-                 **kwargs) -> None:
-        kwargs.setdefault("lo", 0.0)
-        kwargs.setdefault("hi", 1.0)
-        super().__init__(teacher_logits.size(0), **kwargs)
-        self.teacher = [teacher.eval()]  # a list: frozen and out of the optimiser
-        for p in teacher.parameters():
-            p.requires_grad_(False)
-        self.teacher_logits, self.x, self.y, self.base = teacher_logits.detach(), x, y, base
-
-    def pool(self, step) -> Candidates:
-        model = step.model
-        was = model.training
-        model.eval()
-        with torch.no_grad():
-            student = model(self.x[self.base])
-        model.train(was)
-        t = self.teacher_logits[self.base]
-        return Candidates(self.base, self.x[self.base], t, t.argmax(-1) == self.y[self.base], student)
-
-    def batch(self, step) -> tuple[Tensor, Tensor]:
-        return step.index, torch.arange(step.index.numel())
-
-    def teacher_pred(self, ids: Tensor) -> Tensor:
-        return self.teacher_logits[ids].argmax(-1)
-
-    def teacher_fn(self, ids: Tensor) -> TeacherFn:
-        return lambda x_rows, rows: self.teacher[0](x_rows)
-
-    def student_on(self, step, ids: Tensor, x_adv: Tensor) -> Tensor:
-        return step.model(x_adv)
-
-
-class TeacherView:
-    """A GNN teacher seen from some nodes: ``view(ids, x_ids)`` runs the frozen teacher over its whole graph with the
-    features of nodes ``ids`` replaced by ``x_ids`` and returns its logits on ``ids`` (differentiable in ``x_ids``).
-
-    ``node_map`` maps original node ids to the teacher's rows (the teacher may see a subgraph: inductive setting).
-    The teacher is left as it was given: it runs in eval mode on detached copies of its parameters (no gradient
-    reaches them), its own mode and ``requires_grad`` flags untouched (it may be a user's model, trained further)."""
-
-    def __init__(self, model: nn.Module, x: Tensor, graph: Tensor, node_map: Tensor | None = None) -> None:
-        self.model, self.x, self.graph = model, x, graph
-        self.node_map = (torch.arange(x.size(0)) if node_map is None else node_map).to(x.device)
-
-    def features(self, ids: Tensor) -> Tensor:
-        return self.x[self.node_map[ids]]
-
-    def __call__(self, ids: Tensor, x_ids: Tensor) -> Tensor:
-        rows = self.node_map[ids]
-        check(bool((rows >= 0).all()), "attacked nodes must be nodes the teacher saw", ConfigError)
-        x = self.x.index_put((rows,), x_ids)
-        frozen = {k: v.detach() for k, v in itertools.chain(self.model.named_parameters(), self.model.named_buffers())}
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            return torch.func.functional_call(self.model, frozen, (x, self.graph))[rows]
-        finally:
-            self.model.train(was_training)
-
-
 class GraphBoundaryDistill(BoundaryDistill):
     """BSS/AMKD for graph-free students of a GNN teacher: node features are attacked through the teacher with the
     graph fixed (only the attacked nodes' features move); the student sees the moved features followed by its own
@@ -364,7 +295,8 @@ class GraphAMKDOptions(AMKDOptions):
 
 
 @register_term("amkd", kind="student", options=GraphAMKDOptions, paper="BSS (AAAI 2019) + AMKD",
-               summary="KD and a triplet term on node features attacked through the live teacher")
+               summary="KD and a triplet term on node features attacked through the live teacher",
+               term=GraphBoundaryDistill)
 def build_graph_amkd(ctx: StudentContext, o: GraphAMKDOptions) -> LossTerm:
     check(ctx.teacher is not None, "the 'amkd' term attacks the teacher: it needs a live teacher (teacher=...), "
           "not a knowledge book", ConfigError)
@@ -373,25 +305,3 @@ def build_graph_amkd(ctx: StudentContext, o: GraphAMKDOptions) -> LossTerm:
                                 max_samples=o.samples, refresh=o.refresh, temperature=ctx.temperature,
                                 margin=o.margin, triplet_weight=o.triplet_weight, total_epochs=ctx.epochs,
                                 weight=o.weight, seed=ctx.seed)
-
-
-def _image_boundary(ctx: ImageContext, o: AttackOptions, margin: float, triplet_weight: float) -> LossTerm:
-    t, split = ctx.teacher, ctx.split
-    return ImageBoundaryDistill(t.model, t.logits, split.x, split.y, split.train[split.labelled], eta=o.eta,
-                                steps=o.steps, max_samples=o.samples, refresh=o.refresh,
-                                temperature=ctx.temperature, margin=margin, triplet_weight=triplet_weight,
-                                total_epochs=ctx.epochs, weight=o.weight, seed=ctx.seed)
-
-
-@register_term("bss", kind="image", options=AttackOptions, paper="BSS (AAAI 2019)",
-               summary="KD on boundary-supporting samples: images attacked toward another class of the teacher")
-def build_image_bss(ctx: ImageContext, o: AttackOptions) -> LossTerm:
-    term = _image_boundary(ctx, o, 0.05, 0.0)
-    term.name = "bss"
-    return term
-
-
-@register_term("amkd", kind="image", options=AMKDOptions, paper="BSS (AAAI 2019) + AMKD",
-               summary="BSS plus a triplet term pulling the student toward the teacher on attacked images")
-def build_image_amkd(ctx: ImageContext, o: AMKDOptions) -> LossTerm:
-    return _image_boundary(ctx, o, o.margin, o.triplet_weight)

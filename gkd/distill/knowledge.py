@@ -5,6 +5,7 @@ student then never needs the teacher again. Knowledge books (``gkd.book``) store
 """
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -90,3 +91,31 @@ def teacher_knowledge(teacher: nn.Module, x: Tensor, graph: Tensor, mask: Tensor
         teacher.train(was_training)
     mask = torch.ones(logits.size(0), dtype=torch.bool, device=logits.device) if mask is None else mask
     return Knowledge(logits.detach(), mask, None if last is None else last.detach(), reliability)
+
+
+class TeacherView:
+    """A GNN teacher seen from some nodes: ``view(ids, x_ids)`` runs the frozen teacher over its whole graph with the
+    features of nodes ``ids`` replaced by ``x_ids`` and returns its logits on ``ids`` (differentiable in ``x_ids``).
+
+    ``node_map`` maps original node ids to the teacher's rows (the teacher may see a subgraph: inductive setting).
+    The teacher is left as it was given: it runs in eval mode on detached copies of its parameters (no gradient
+    reaches them), its own mode and ``requires_grad`` flags untouched (it may be a user's model, trained further)."""
+
+    def __init__(self, model: nn.Module, x: Tensor, graph: Tensor, node_map: Tensor | None = None) -> None:
+        self.model, self.x, self.graph = model, x, graph
+        self.node_map = (torch.arange(x.size(0)) if node_map is None else node_map).to(x.device)
+
+    def features(self, ids: Tensor) -> Tensor:
+        return self.x[self.node_map[ids]]
+
+    def __call__(self, ids: Tensor, x_ids: Tensor) -> Tensor:
+        rows = self.node_map[ids]
+        check(bool((rows >= 0).all()), "attacked nodes must be nodes the teacher saw", ConfigError)
+        x = self.x.index_put((rows,), x_ids)
+        frozen = {k: v.detach() for k, v in itertools.chain(self.model.named_parameters(), self.model.named_buffers())}
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            return torch.func.functional_call(self.model, frozen, (x, self.graph))[rows]
+        finally:
+            self.model.train(was_training)

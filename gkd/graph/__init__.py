@@ -1,8 +1,5 @@
-"""Graphs from embeddings: MHGD's multi-head attention builder (Lee & Song, BMVC 2019) and the feature kNN graph."""
-from .builder import MultiHeadGraphBuilder, RelationHead
-from .compress import compress, compress_student
+"""Graphs built from node features: the feature kNN graph (the ``neighbour`` self term's ``features`` graph).
+MHGD's attention graph builder is image-side: :mod:`gkd.vision`."""
 from .knn import knn_graph
-from .relational import load_graph, relational_graph, save_graph, with_split
 
-__all__ = ["MultiHeadGraphBuilder", "RelationHead", "compress", "compress_student", "relational_graph",
-           "with_split", "save_graph", "load_graph", "knn_graph"]
+__all__ = ["knn_graph"]

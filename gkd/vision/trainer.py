@@ -16,10 +16,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..datasets.digits import ImageSplit
 from ..errors import ConfigError, check
-from ..nn.cnn import FeatureTaps
-from .trainer import BestValidation, FitResult, LossTerm, accuracy, check_optim_args, weighted_terms
+from ..train.trainer import BestValidation, FitResult, LossTerm, accuracy, check_optim_args, weighted_terms
+from .cnn import FeatureTaps
+from .digits import ImageSplit
 
 
 @dataclass
@@ -39,7 +39,7 @@ class ImageStep:
 class ImageTrainer:
     """Args:
         model: the student (or any classifier); ``taps`` names the layers whose outputs terms read.
-        split: images and their split (``gkd.datasets.digits.ImageSplit``).
+        split: images and their split (``gkd.vision.digits.ImageSplit``).
         terms: extra :class:`LossTerm` modules; each gets an :class:`ImageStep`.
     """
 

@@ -10,9 +10,9 @@ A method is a list of registered ``image`` terms (``gkd terms``), added in this 
 | ``mhgd`` | ``mhgd`` | Lee & Song, BMVC 2019 |
 | ``mhgd+kd`` | ``mhgd``, ``kd`` | |
 | ``bss`` | ``kd``, ``bss`` | Heo et al., AAAI 2019 |
-| ``amkd`` | ``kd``, ``amkd`` | AMKD (:mod:`gkd.distill.amkd`) |
+| ``amkd`` | ``kd``, ``amkd`` | AMKD (:mod:`gkd.vision.amkd`) |
 
-The protocol (``gkd.datasets.digits``): teacher on every training label; students on the labelled fraction, with
+The protocol (``gkd.vision.digits``): teacher on every training label; students on the labelled fraction, with
 distillation terms reading the teacher on every training image; checkpoint at the best validation accuracy.
 """
 from __future__ import annotations
@@ -24,17 +24,17 @@ import torch
 from torch import Tensor
 
 from ..config import RunConfig, check_limits, check_types
-from ..datasets.digits import ImageSplit, digits_split
 from ..distill.losses import check_temperature
 from ..distill.registry import ImageContext, build_options, get_term
 from ..errors import ConfigError, check, check_int
-from ..graph import MultiHeadGraphBuilder, compress, relational_graph, save_graph
-from ..graph.relational import edge_homophily, is_graph_file, read_taps
 from ..io import check_output_file
-from ..nn.cnn import CNN, FeatureTaps
-from ..train.images import ImageTrainer
 from ..train.trainer import LossTerm, seed_everything
-from .seeds import run_seeds
+from .builder import MultiHeadGraphBuilder
+from .cnn import CNN, FeatureTaps
+from .compress import compress
+from .digits import ImageSplit, digits_split
+from .relational import edge_homophily, is_graph_file, read_taps, relational_graph, save_graph
+from .trainer import ImageTrainer
 
 CNN_METHODS: dict[str, tuple[str, ...]] = {"student": (), "kd": ("kd",), "mhgd": ("mhgd",),
                                            "mhgd+kd": ("mhgd", "kd"), "bss": ("kd", "bss"), "amkd": ("kd", "amkd")}
@@ -56,7 +56,7 @@ class CNNDistillConfig(RunConfig):
     term_args: dict = field(default_factory=dict)  # {term: {option: value}}, e.g. {"mhgd": {"weight": 0.5}}
     heads: int = 8
     builder_epochs: int = 100
-    builder_value: str = "learned"  # MHGD's builder; `gkd graph` uses "others" (see gkd.graph.builder)
+    builder_value: str = "learned"  # MHGD's builder; `gkd graph` uses "others" (see gkd.vision.builder)
 
     def validate(self) -> "CNNDistillConfig":
         check_types(self)
@@ -69,7 +69,7 @@ class CNNDistillConfig(RunConfig):
         check(isinstance(self.heads, int) and self.heads >= 1,
               f"attention heads={self.heads!r}; expected an integer >= 1",
               ConfigError)
-        from ..graph.builder import VALUES
+        from .builder import VALUES
 
         check(self.builder_value in VALUES, f"builder_value={self.builder_value!r}; expected one of "
               f"{', '.join(VALUES)}", ConfigError)
@@ -171,6 +171,8 @@ def cnn_student_run(split: ImageSplit, teacher: CNNTeacher | None, cfg: CNNDisti
 def run_cnn_distillation(cfg: CNNDistillConfig, *, progress: bool = False) -> dict:
     """``cfg.runs`` seeds of teacher + ``cfg.method`` student (run r: seed + r and that seed's split); the JSON
     written by ``gkd cnn`` (:func:`~gkd.pipeline.seeds.run_seeds`' schema)."""
+    from ..pipeline.seeds import run_seeds  # here: gkd.pipeline imports this module
+
     cfg.validate()
 
     def one_seed(r: int, split: ImageSplit) -> dict:

@@ -19,7 +19,7 @@ the heads are free to attend across classes: on digits the attention neighbours 
 0.10). With the other samples' back features as values the heads must find samples the teacher embeds alike (0.99),
 which is what a graph over the dataset is for.
 
-Then the builder is frozen: distillation (:mod:`gkd.distill.mhgd`) and the dataset-level graph
+Then the builder is frozen: distillation (:mod:`gkd.vision.mhgd`) and the dataset-level graph
 (:func:`relational_graph`) read its relations. The :math:`1/\sqrt{D_2}` scaling is the usual attention scaling (the
 paper does not state one).
 """

@@ -1,7 +1,7 @@
 r"""MHGD: graph-based distillation through a frozen multi-head attention builder (Lee & Song, BMVC 2019).
 
-Teacher and student taps are compressed (:mod:`gkd.graph.compress`; the student's are projected to the teacher's
-widths by learned linear maps) and passed through the same frozen :class:`~gkd.graph.MultiHeadGraphBuilder`. For each
+Teacher and student taps are compressed (:mod:`gkd.vision.compress`; the student's are projected to the teacher's
+widths by learned linear maps) and passed through the same frozen :class:`~gkd.vision.MultiHeadGraphBuilder`. For each
 tap pair and head, relations are softened by :math:`\tanh` before the row softmax,
 :math:`G = \mathrm{softmax}(\tanh(S))`, and the loss is
 
@@ -9,7 +9,7 @@ tap pair and head, relations are softened by :math:`\tanh` before the row softma
     \mathcal{L}_\text{MHGD} = \frac{1}{P H B} \sum_{p,h,i} \mathrm{KL}\big(G^{p,h}_{S,i} \,\Vert\, G^{p,h}_{T,i}\big),
 
 the student's relations measured against the teacher's (the paper's direction). As in MHGD/KD-SVD, the term's gradient
-is capped: :class:`~gkd.train.images.ImageTrainer` rescales it to at most ``grad_cap`` times the cross-entropy's
+is capped: :class:`~gkd.vision.trainer.ImageTrainer` rescales it to at most ``grad_cap`` times the cross-entropy's
 gradient norm at every step.
 """
 from __future__ import annotations
@@ -20,11 +20,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..distill.registry import ImageContext, TermOptions, register_term
 from ..errors import ConfigError, DatasetError, check
-from ..graph import MultiHeadGraphBuilder, compress_student
-from ..train.images import ImageStep
 from ..train.trainer import LossTerm
-from .registry import ImageContext, TermOptions, register_term
+from .builder import MultiHeadGraphBuilder
+from .compress import compress_student
+from .trainer import ImageStep
 
 
 def relation_kl(s_student: Tensor, s_teacher: Tensor) -> Tensor:
@@ -35,7 +36,7 @@ def relation_kl(s_student: Tensor, s_teacher: Tensor) -> Tensor:
 
 
 class MHGD(LossTerm):
-    """The MHGD term for :class:`~gkd.train.images.ImageTrainer`.
+    """The MHGD term for :class:`~gkd.vision.trainer.ImageTrainer`.
 
     Args:
         builder: trained on the teacher's compressed taps, frozen here.
@@ -83,7 +84,8 @@ class MHGDOptions(TermOptions):
 
 
 @register_term("mhgd", kind="image", options=MHGDOptions, paper="MHGD (Lee & Song, BMVC 2019)",
-               summary="the student's relational graphs (multi-head attention over a batch) match the teacher's")
+               summary="the student's relational graphs (multi-head attention over a batch) match the teacher's",
+               term=MHGD)
 def build_mhgd(ctx: ImageContext, o: MHGDOptions) -> LossTerm:
     t = ctx.teacher
     check(t.builder is not None, "MHGD needs the teacher stage's builder (builder=True)", ConfigError)

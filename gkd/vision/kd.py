@@ -4,10 +4,10 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor
 
-from ..train.images import ImageStep
+from ..distill.losses import check_temperature, weighted_kl
+from ..distill.registry import ImageContext, TermOptions, register_term
 from ..train.trainer import LossTerm
-from .losses import check_temperature, weighted_kl
-from .registry import ImageContext, TermOptions, register_term
+from .trainer import ImageStep
 
 
 class ImageKD(LossTerm):
@@ -27,6 +27,7 @@ class ImageKD(LossTerm):
 
 
 @register_term("kd", kind="image", options=TermOptions, paper="Hinton et al. (2015)",
-               summary="KL to the teacher's softened predictions on every image")
+               summary="KL to the teacher's softened predictions on every image",
+               term=ImageKD)
 def build_image_kd(ctx: ImageContext, o: TermOptions) -> LossTerm:
     return ImageKD(ctx.teacher.logits, ctx.temperature, o.weight)
