@@ -149,7 +149,7 @@ def cmd_cnn(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ..config import make_config
-    from ..pipeline.images import CNNDistillConfig, run_cnn_distillation
+    from ..vision.pipeline import CNNDistillConfig, run_cnn_distillation
     from ..train import fmt
 
     use_threads(args)
@@ -169,7 +169,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
     import dataclasses
 
     from ..config import make_config
-    from ..pipeline.images import CNNDistillConfig, build_graph
+    from ..vision.pipeline import CNNDistillConfig, build_graph
 
     from ..config import read_yaml
 
