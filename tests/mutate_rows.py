@@ -35,7 +35,7 @@ MUTANTS: dict[int, tuple[str, str, str]] = {
          "check(True, f\"unknown method"),
     30: ("gkd/distill/losses.py", "check(isinstance(temperature, (int, float)) and not isinstance(temperature, bool)\n"
          "          and 0 < temperature <= MAX_TEMPERATURE,", "check(True,"),
-    53: ("gkd/graph/builder.py", "check(len(counts) == 1, f\"taps have different sample counts",
+    53: ("gkd/vision/builder.py", "check(len(counts) == 1, f\"taps have different sample counts",
          "check(True, f\"taps have different sample counts"),
     69: ("gkd/distill/nosmog.py", "check_int(\"position dim\", self.dim, 1, ConfigError)", "pass"),
     91: ("gkd/datasets/validate.py", "check(both == 0, f\"{a} and {b} overlap in", "check(True, f\"{a} and {b} overlap in"),
