@@ -65,10 +65,7 @@ def test_help_term_lists_are_the_registrys_built_ins():
 
 
 def test_help_cnn_methods_are_the_pipelines():
-    try:
-        from gkd.vision import CNN_METHODS
-    except ImportError:  # before the image pipeline moved to gkd.vision
-        from gkd.pipeline.images import CNN_METHODS
+    from gkd.vision import CNN_METHODS
 
     assert CNN_METHOD_NAMES == tuple(CNN_METHODS)
 
