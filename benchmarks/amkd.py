@@ -2,7 +2,7 @@
 
     python benchmarks/amkd.py [--runs 10] [--jobs 2] [--quick] [--datasets digits,cora]
 
-digits: gkd.datasets.digits' protocol (teacher CNN on every training label, student CNN (4,8,8) on 20% of them);
+digits: gkd.vision.digits' protocol (teacher CNN on every training label, student CNN (4,8,8) on 20% of them);
 KD vs BSS (KD + KD on boundary samples) vs AMKD (BSS + triplet). Cora: the teachers of `gkd distill`
 (an ensemble of 3 self-distilled GCNs; the attacks run against its first member, the teacher row reports that
 member); glnn vs glnn+amkd, gkd vs gkd+amkd. One teacher stage per (dataset, seed) shared by every row; test at the
@@ -26,7 +26,7 @@ def one(task: tuple) -> dict:
     dataset, seed, quick = task
     rows = {}
     if dataset == "digits":
-        from gkd.pipeline.images import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
+        from gkd.vision.pipeline import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
 
         cfg = CNNDistillConfig(**({"epochs": 20, "patience": 20} if quick else {})).validate()
         split = cfg.split(seed)
@@ -54,7 +54,7 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", default="digits,cora",
                    help="re-run only these (the others' seeds are kept from the existing amkd.json)")
     args = p.parse_args(argv)
-    from gkd.pipeline.images import CNNDistillConfig
+    from gkd.vision.pipeline import CNNDistillConfig
     from gkd.pipeline.gnn2mlp import DistillConfig
     from gkd.train import environment, fmt
     from gkd.train.logger import mean_std

@@ -2,11 +2,11 @@
 
     python benchmarks/mhgd_digits.py [--runs 10] [--jobs 2] [--quick]
 
-Protocol (gkd.datasets.digits): per seed a stratified 55/15/30 split; the teacher CNN (32,64,128) learns from every
+Protocol (gkd.vision.digits): per seed a stratified 55/15/30 split; the teacher CNN (32,64,128) learns from every
 training label; the tiny student CNN (4,8,8) sees 20% of the training labels, and distillation terms read the teacher
 on every training image. Test accuracy at the best-validation epoch, mean ± std over seeds; one teacher and one frozen
 MHGD builder per seed, shared by every row. The dataset-level graph is built over all 1,797 images (k = 10,
-symmetric) by a second builder with value="others" (class-aligned relations, see gkd.graph.builder); a GCN and an MLP then learn on the teacher's embeddings with the students' labels. A last part
+symmetric) by a second builder with value="others" (class-aligned relations, see gkd.vision.builder); a GCN and an MLP then learn on the teacher's embeddings with the students' labels. A last part
 measures the graph builder's peak memory against n (random clustered embeddings, one process per n).
 Writes benchmarks/results/mhgd_digits.{json,md}.
 """
@@ -25,11 +25,11 @@ def one_seed(task: tuple[int, dict]) -> dict:
     import torch
 
     from gkd.config import TrainConfig
-    from gkd.pipeline.images import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
-    from gkd.graph import MultiHeadGraphBuilder, relational_graph, with_split
+    from gkd.vision.pipeline import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
+    from gkd.vision import MultiHeadGraphBuilder, relational_graph, with_split
     from gkd.train.trainer import seed_everything
-    from gkd.graph.relational import edge_homophily
-    from gkd.nn.cnn import FeatureTaps
+    from gkd.vision.relational import edge_homophily
+    from gkd.vision.cnn import FeatureTaps
     from gkd.pipeline.train import train_run
 
     seed, overrides = task
@@ -59,7 +59,7 @@ def memory_child(n: int, k: int) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from gkd.graph import MultiHeadGraphBuilder, relational_graph
+    from gkd.vision import MultiHeadGraphBuilder, relational_graph
 
     torch.set_num_threads(1)
     g = torch.Generator().manual_seed(0)
@@ -90,7 +90,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.memory_child:
         return reply(memory_child(*args.memory_child))
-    from gkd.pipeline.images import CNNDistillConfig
+    from gkd.vision.pipeline import CNNDistillConfig
     from gkd.train import environment, fmt
 
     overrides = {"epochs": 25, "patience": 25, "builder_epochs": 10} if args.quick else {}

@@ -17,7 +17,8 @@ import yaml
 
 from .datasets.registry import check_dataset_args  # noqa: F401  (part of the config API)
 from .errors import ConfigError, check, check_int
-from .limits import MAX_NODES, check_limits  # noqa: F401  (check_limits: part of the config API)
+from .limits import (MAX_EPOCHS, MAX_HEADS, MAX_LAYERS, MAX_NODES, MAX_REPEATS, MAX_RUNS, MAX_SEED, MAX_WIDTH,
+                     check_limits)
 
 MAX_YAML_BYTES = 1 << 20  # configs are a few hundred bytes; this bounds what a hostile file can make the parser do
 
@@ -74,16 +75,60 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(f"{source} is nested too deeply; expected a flat mapping of plain values") from None
 
 
+def bounded(default: Any, low: int, high: int) -> Any:
+    """A dataclass field whose integer value must lie in ``[low, high]`` (:func:`gkd.limits.check_limits` reads the
+    bound here, beside the field it bounds)."""
+    return field(default=default, metadata={"bounds": (low, high)})
+
+
+class Settings:
+    """A run's settings: checked once by :meth:`validate`, then frozen.
+
+    Subclasses say what to check in :meth:`check`; ``validate()`` runs it the first time only, so that nothing below
+    the entry point checks the same values again. A validated object refuses assignment (make another with
+    ``dataclasses.replace``, which is validated afresh), and what is derived from it (:meth:`derived`: a teacher's
+    config, a distiller's options) is built once."""
+
+    def check(self) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def validate(self):
+        if not self.__dict__.get("_valid"):
+            self.check()
+            self.__dict__["_valid"] = True
+        return self
+
+    @property
+    def validated(self) -> bool:
+        return bool(self.__dict__.get("_valid"))
+
+    def derived(self, key: str, build: Any) -> Any:
+        """``build()``, computed once per validated object (every time before validation)."""
+        if not self.validated:
+            return build()
+        cache = self.__dict__.setdefault("_derived", {})
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_valid"):
+            raise dataclasses.FrozenInstanceError(
+                f"cannot assign to field {name!r}: {type(self).__name__} is frozen once validated; make a new one "
+                f"with dataclasses.replace(config, {name}=...)")
+        object.__setattr__(self, name, value)
+
+
 @dataclass
-class RunConfig:
+class RunConfig(Settings):
     """What every command that trains shares: the optimiser, early stopping and the seeds (run r: ``seed + r``)."""
 
     lr: float = 0.01
     weight_decay: float = 5e-4
-    epochs: int = 500
+    epochs: int = bounded(500, 1, MAX_EPOCHS)
     patience: int = 100
-    runs: int = 10
-    seed: int = 0
+    runs: int = bounded(10, 1, MAX_RUNS)
+    seed: int = bounded(0, 0, MAX_SEED)
 
     def check_run(self) -> None:
         from .train.trainer import check_optim_args
@@ -102,8 +147,8 @@ class GraphRunConfig(RunConfig):
     split: str | None = None  # random:TRAIN/VAL/TEST or per-class:TRAIN/VAL replaces the dataset's split
     metric: str | None = None  # acc | rocauc | f1-macro | ...: the score runs select on and report; None: the dataset's
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    hidden_channels: int = 64
-    num_layers: int = 2
+    hidden_channels: int = bounded(64, 1, MAX_WIDTH)
+    num_layers: int = bounded(2, 1, MAX_LAYERS)
     dropout: float = 0.5
 
     def check_graph_run(self, model: str) -> None:
@@ -134,20 +179,20 @@ class TrainConfig(GraphRunConfig):
     """``gkd train``: one backbone (``model``) and its method, over ``runs`` seeds."""
 
     model: str = "gcn"
-    heads: int = 8
-    generations: int = 1  # born-again generations (gkd.distill.born_again)
+    heads: int = bounded(8, 1, MAX_HEADS)
+    generations: int = bounded(1, 1, MAX_REPEATS)  # born-again generations (gkd.distill.born_again)
     # plain | self-distill (the self terms in sd_terms) | the name of one registered self term (gkd terms)
     method: str = "plain"
     sd_terms: str | None = None  # with method self-distill; None: SELF_DISTILL_TERMS (neighbour,time)
     term_args: dict = field(default_factory=dict)  # {term: {option: value}}, e.g. {"neighbour": {"warmup": 10}}
     # mini-batch training (gkd.scale): seed nodes per batch; None: full-batch steps
-    batch_size: int | None = None
+    batch_size: int | None = bounded(None, 1, MAX_NODES)
     fanout: str | list | None = None  # neighbours sampled per layer, "15,10" or [15, 10]; None: 10 per layer
-    refresh: int = 1  # with batch_size: epochs between the loss terms' full-graph refreshes
+    refresh: int = bounded(1, 1, MAX_EPOCHS)  # with batch_size: epochs between the loss terms' full-graph refreshes
     # with batch_size: seed nodes drawn per epoch once a term that teaches unlabelled nodes is on; None: every node
-    term_nodes: int | None = None
+    term_nodes: int | None = bounded(None, 1, MAX_NODES)
 
-    def validate(self) -> "TrainConfig":
+    def check(self) -> None:
         check_types(self)  # first: the checks below compare values
         self.check_graph_run(self.model)
         check(self.heads >= 1, f"heads={self.heads}; expected an integer >= 1", ConfigError)
@@ -167,9 +212,23 @@ class TrainConfig(GraphRunConfig):
             self.fanout_list()
         from .distill.registry import build_options
 
-        build_options("self", self.terms(), self.term_args)  # every option checked before data loads
+        options = build_options("self", self.terms(), self.term_args)  # every option checked before data loads
         check_limits(self)
-        return self
+        if self.term_nodes is not None and self.generations == 1:  # born-again generations teach every node
+            # term_nodes bounds the epochs of the terms that teach unlabelled nodes (their registry entries say
+            # which): for a method without one it would be silently ignored
+            from .distill.registry import get_term
+
+            check(any(get_term("self", n).caps.all_nodes for n in self.terms()), f"term_nodes={self.term_nodes}: "
+                  f"read only when a term teaches unlabelled nodes (self-distillation's neighbour or depth term, "
+                  f"born-again generations); method {self.method!r} has none", ConfigError)
+        self.__dict__["_derived"] = {"term_options": options}  # built once, kept for the validated config
+
+    def term_options(self) -> dict[str, Any]:
+        """The options of the ``self`` terms :meth:`terms` names (``term_args`` applied), checked."""
+        from .distill.registry import build_options
+
+        return self.derived("term_options", lambda: build_options("self", self.terms(), self.term_args))
 
     def terms(self) -> tuple[str, ...]:
         """The registered ``self`` terms ``method`` switches on."""
@@ -295,6 +354,4 @@ def make_config(yaml_path: str | Path | None = None, flags: dict[str, Any] | Non
     for key in ("dataset_args", "teacher_args"):  # likewise: a flag sets one key, the file's others stay
         if isinstance(from_yaml.get(key), dict) and isinstance(given.get(key), dict):
             merged[key] = {**from_yaml[key], **given[key]}
-    cfg = cls(**merged).validate()
-    check_limits(cfg)  # also for configs whose validate() does not (gkd cnn, gkd graph)
-    return cfg
+    return cls(**merged).validate()

@@ -23,13 +23,6 @@ MAX_STEPS = 1000      # loops a term runs per epoch (propagation or attack steps
 # inf inside torch ("value cannot be converted to type float without overflow") after training has started.
 MAX_FLOAT = 3.4028234663852886e38
 MAX_TEMPERATURE = 1e4  # distillation losses scale by T**2: T = 1e20 gives inf * 0 = NaN
-INT_LIMITS: dict[str, tuple[int, int]] = {"seed": (0, MAX_SEED), "hidden_channels": (1, MAX_WIDTH),
-                                          "heads": (1, MAX_HEADS), "num_layers": (1, MAX_LAYERS),
-                                          "epochs": (1, MAX_EPOCHS), "builder_epochs": (1, MAX_EPOCHS),
-                                          "runs": (1, MAX_RUNS), "refresh": (1, MAX_EPOCHS),
-                                          "batch_size": (1, MAX_NODES), "student_batch_size": (1, MAX_NODES),
-                                          "term_nodes": (1, MAX_NODES), "generations": (1, MAX_REPEATS),
-                                          "teachers": (1, MAX_REPEATS), "teacher_generations": (1, MAX_REPEATS)}
 # A loss term's integer options: the ones that size a per-epoch loop; any other is at most MAX_NODES.
 OPTION_LIMITS: dict[str, int] = {"steps": MAX_STEPS, "noise_draws": MAX_STEPS, "knn": MAX_STEPS, "dim": MAX_WIDTH}
 
@@ -51,12 +44,14 @@ def check_option(name: str, value: Any) -> None:
 
 
 def check_limits(cfg: Any) -> None:
-    """Every float option of the config dataclass ``cfg`` is finite and every integer in :data:`INT_LIMITS` within
-    its bounds. An infinite rate or temperature trains without complaint and reports garbage, so it is refused."""
+    """Every float option of the config dataclass ``cfg`` is finite and every bounded integer within its bounds (the
+    field's ``metadata["bounds"]``, declared beside the field: ``gkd.config.bounded``). An infinite rate or
+    temperature trains without complaint and reports garbage, so it is refused."""
     for f in dataclasses.fields(cfg):
         v = getattr(cfg, f.name)
-        if f.name in INT_LIMITS and v is not None:
-            lo, hi = INT_LIMITS[f.name]
+        bounds = f.metadata.get("bounds")
+        if bounds is not None and v is not None:
+            lo, hi = bounds
             check_int(f.name, v, lo, ConfigError)
             check(v <= hi, f"{f.name}={v!r}; expected an integer <= {hi}", ConfigError)
         elif f.name.endswith("_channels") and isinstance(v, list):

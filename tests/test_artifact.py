@@ -8,7 +8,7 @@ import torch
 
 import gkd
 from gkd.nn import GCN, MLP
-from gkd.nn.serving import Student
+from gkd.nn.student import Student
 from gkd.pipeline import ArtifactError, read_manifest
 
 

@@ -75,7 +75,7 @@ def test_python_conveniences_are_kept():
 
     from gkd import GNNToMLP
     from gkd.pipeline.gnn2mlp import DistillConfig
-    from gkd.pipeline.images import CNNDistillConfig
+    from gkd.vision.pipeline import CNNDistillConfig
 
     cfg = TrainConfig(root=Path("/data"), lr=1, batch_size=8, fanout=(5, 5), dropout=np.float32(0.5),
                       device=torch.device("cpu")).validate()
@@ -89,7 +89,7 @@ def test_python_conveniences_are_kept():
 
 def test_python_built_configs_are_checked_before_any_comparison():
     from gkd.pipeline.gnn2mlp import DistillConfig
-    from gkd.pipeline.images import CNNDistillConfig
+    from gkd.vision.pipeline import CNNDistillConfig
 
     with pytest.raises(ConfigError, match="DistillConfig: inductive_fraction='0.2' has type str; expected float"):
         DistillConfig(inductive_fraction="0.2").validate()

@@ -25,7 +25,7 @@ def no_training(monkeypatch):
         raise Trained
 
     for target in ("gkd.pipeline.train.run_training", "gkd.pipeline.gnn2mlp.run_distillation", "gkd.datasets.load",
-                   "gkd.pipeline.gnn2mlp.teacher_stage", "gkd.pipeline.images.run_cnn_distillation"):
+                   "gkd.pipeline.gnn2mlp.teacher_stage", "gkd.vision.pipeline.run_cnn_distillation"):
         monkeypatch.setattr(target, refuse)
 
 

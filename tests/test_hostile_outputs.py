@@ -17,7 +17,7 @@ import gkd
 from gkd.cli import main
 from gkd.datasets import load
 from gkd.nn import MLP, build_model
-from gkd.nn.serving import Student
+from gkd.nn.student import Student
 
 from conftest import assert_one_line_error
 

@@ -29,7 +29,8 @@ from conftest import assert_one_line_error
 from gkd.distill import registry
 from gkd.errors import ConfigError, GKDError
 from gkd.nn import GCN, MLP
-from gkd.nn.serving import Student, export_student
+from gkd.nn.serving import export_student
+from gkd.nn.student import Student
 from gkd.pipeline import ArtifactError
 from gkd.pipeline.artifact import check_saveable
 
@@ -164,7 +165,7 @@ def test_plugins_cannot_replace_or_alias_builtin_terms(tmp_path, monkeypatch, fr
     original = registry._TERMS[("self", "time")].build
     (tmp_path / "forger.py").write_text(FORGER)
     monkeypatch.setenv("GKD_PLUGINS", str(tmp_path / "forger.py"))
-    with pytest.raises(ConfigError, match=r"self term 'time' is already registered by gkd\.distill\.self_distill "
+    with pytest.raises(ConfigError, match=r"self term 'time' is already registered by gkd\.distill\.pskd "
                                           r"\(a built-in term\); \S+forger\.py may not replace it"):
         registry.term_names("self")
     assert registry.get_term("self", "time").build is original
@@ -172,7 +173,7 @@ def test_plugins_cannot_replace_or_alias_builtin_terms(tmp_path, monkeypatch, fr
         registry.register_term("neighbor", kind="self")
     with pytest.raises(ConfigError, match="term name 'normalized' is an alias of the built-in term 'normalised'"):
         registry.register_term("normalized", kind="student")
-    assert registry.get_term("self", "neighbor").module == "gkd.distill.self_distill"
+    assert registry.get_term("self", "neighbor").module == "gkd.distill.neighbour"
 
     @dataclass
     class Opts(registry.TermOptions):
@@ -196,7 +197,7 @@ torch.set_num_threads(1)
 import gkd
 from gkd.errors import GKDError
 from gkd.nn import MLP
-from gkd.nn.serving import Student
+from gkd.nn.student import Student
 from gkd.pipeline import ArtifactError
 
 

@@ -13,7 +13,7 @@ from gkd.cli import main
 from gkd.datasets import load, save_graph_file
 from gkd.errors import ConfigError, GKDError
 from gkd.nn import MLP
-from gkd.nn.serving import Student
+from gkd.nn.student import Student
 
 from conftest import assert_one_line_error, needs_cora
 

@@ -27,7 +27,7 @@ class DatasetMeta:
     num_splits: int = 1  # > 1 for datasets with several fixed splits (run r uses split r mod num_splits)
     metric: str = "acc"
     source: str = ""
-    edges: str = "undirected"  # the edge policy the graph was read with (gkd.datasets.graphfile.from_arrays)
+    edges: str = "undirected"  # the edge policy the graph was read with (gkd.datasets.arrays.from_arrays)
     unused: tuple[str, ...] = ()  # arrays of the source file that were not read
     split_per_run: bool = False  # a split drawn from the run index: each run reloads with its own
 

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError, check
-from ..train.trainer import LossTerm, Step
+from ..train.trainer import Capabilities, LossTerm, Step
 from .losses import check_temperature, soft_kl
 from .registry import SelfContext, TermOptions, register_term
 
@@ -46,7 +46,7 @@ class LabelSmoothing(LossTerm):
     Added to the trainer's cross-entropy as :math:`\epsilon\,[\mathrm{CE}(u, z) - \mathrm{CE}(y, z)]`."""
 
     name = "label_smoothing"
-    minibatch = True  # per training seed node
+    caps = Capabilities(minibatch=True)  # per training seed node
 
     def __init__(self, epsilon: float = 0.1, weight: float = 1.0) -> None:
         super().__init__(weight)
@@ -70,7 +70,7 @@ class TfKDReg(LossTerm):
     softened by the same temperature as in the authors' code. ``weight`` is their :math:`\alpha`."""
 
     name = "tf_kd_reg"
-    minibatch = True  # per training seed node
+    caps = Capabilities(minibatch=True)  # per training seed node
 
     def __init__(self, weight: float = 0.1, temperature: float = 20.0, a: float = 0.99) -> None:
         super().__init__(weight)
@@ -88,12 +88,14 @@ class TfKDReg(LossTerm):
 
 
 @register_term("label-smoothing", kind="self", options=LabelSmoothingOptions, paper="Szegedy et al. (CVPR 2016)",
-               summary="a regulariser self-distillation must beat: labels mixed with the uniform distribution")
+               summary="a regulariser self-distillation must beat: labels mixed with the uniform distribution",
+               term=LabelSmoothing)
 def build_label_smoothing(ctx: SelfContext, o: LabelSmoothingOptions) -> LossTerm:
     return LabelSmoothing(o.epsilon, o.weight)
 
 
 @register_term("tf-kd-reg", kind="self", options=TfKDRegOptions, paper="Tf-KD (Yuan et al., CVPR 2020)",
-               summary="teacher-free KD: KL to a hand-made virtual teacher")
+               summary="teacher-free KD: KL to a hand-made virtual teacher",
+               term=TfKDReg)
 def build_tf_kd_reg(ctx: SelfContext, o: TfKDRegOptions) -> LossTerm:
     return TfKDReg(o.weight, o.temperature, o.a)

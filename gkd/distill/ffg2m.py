@@ -66,7 +66,8 @@ class NeighbourKD(FixedTargets):
 
 
 @register_term("neighbour", kind="student", options=NeighbourKDOptions, paper="FF-G2M (AAAI 2023), C&S (ICLR 2021)",
-               summary="KL to the teacher's predictions smoothed over the graph, labels clamped")
+               summary="KL to the teacher's predictions smoothed over the graph, labels clamped",
+               term=NeighbourKD)
 def build_neighbour_kd(ctx: StudentContext, o: NeighbourKDOptions) -> LossTerm:
     k = ctx.knowledge
     return NeighbourKD(k.logits, ctx.edge_index, ctx.data.y, ctx.data.train_mask, k.mask,

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DatasetError, check
-from ..train.trainer import LossTerm, Step
+from ..train.trainer import Capabilities, LossTerm, Step
 from .losses import check_temperature, weighted_kl
 
 
@@ -22,8 +22,7 @@ class FixedTargets(LossTerm):
     rows)."""
 
     name = "kd"
-    minibatch = True
-    all_nodes = True
+    caps = Capabilities(minibatch=True, all_nodes=True)
 
     def __init__(self, target: Tensor, mask: Tensor, temperature: float = 1.0, weight: float = 1.0,
                  node_weight: Tensor | None = None) -> None:

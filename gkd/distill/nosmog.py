@@ -55,7 +55,8 @@ class RSDOptions(TermOptions):
 
 
 @register_term("rsd", kind="student", options=RSDOptions, paper="NOSMOG (ICLR 2023)",
-               summary="student/teacher hidden-similarity (Gram) matching on node batches")
+               summary="student/teacher hidden-similarity (Gram) matching on node batches",
+               term=RepresentationSimilarity)
 def build_rsd(ctx: StudentContext, o: RSDOptions) -> LossTerm:
     k = ctx.knowledge
     return RepresentationSimilarity(k.hidden, k.mask, o.batch, weight=o.weight)

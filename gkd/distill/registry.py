@@ -46,6 +46,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import ConfigError, check
 from ..limits import check_option
+from ..train.terms import Capabilities, LossTerm
 
 KINDS: dict[str, str] = {
     "self": "a backbone teaches itself (gkd train --self-distill --sd-terms NAMES)",
@@ -71,7 +72,8 @@ class TermOptions:
 class TermSpec:
     """One registered term: ``build(ctx, options) -> LossTerm | None``; ``prepare(ctx, options)`` (optional) runs
     before the student model exists, for terms that change its input (``position``) or other terms' node weights
-    (``reliability``)."""
+    (``reliability``). ``caps`` says what the term can do (mini-batches, a late start, unlabelled nodes, an input
+    transform): the trainer, the student stage and the config checks read it here, without building the term."""
 
     name: str
     kind: str
@@ -80,10 +82,19 @@ class TermSpec:
     paper: str
     summary: str
     prepare: Callable[[Any, TermOptions], None] | None = None
+    caps: Capabilities = Capabilities()
+    declared: bool = False  # caps given on the entry (then the built term carries them), not read off its class
 
     @property
     def module(self) -> str:
         return self.build.__module__
+
+    def make(self, ctx: Any, options: TermOptions) -> LossTerm | None:
+        """The term for one run (``None`` for an input transform, whose work is :attr:`prepare`'s)."""
+        term = self.build(ctx, options)
+        if term is not None and self.declared:
+            term.caps = self.caps
+        return term
 
     def option_defaults(self) -> dict[str, Any]:
         return {f.name: f.default if f.default is not dataclasses.MISSING else f.default_factory()
@@ -133,8 +144,13 @@ _BUILTIN: frozenset[tuple[str, str]] | None = None
 
 
 def register_term(name: str, *, kind: str, options: type = TermOptions, paper: str = "", summary: str = "",
-                  prepare: Callable | None = None) -> Callable:
-    """Decorator: register ``build(ctx, options)`` as term ``name`` of ``kind`` (see the module docstring)."""
+                  prepare: Callable | None = None, term: type | None = None,
+                  caps: Capabilities | None = None) -> Callable:
+    """Decorator: register ``build(ctx, options)`` as term ``name`` of ``kind`` (see the module docstring).
+
+    What the term can do is declared here: ``term`` (the :class:`LossTerm` class ``build`` returns; its ``caps``) or
+    ``caps`` (a :class:`Capabilities`, carried by the built term); a ``prepare``-only term is an input transform.
+    Undeclared, a term is full-batch, starts at once and teaches the training nodes only."""
     check(kind in KINDS, f"term kind={kind!r}; expected one of {', '.join(KINDS)}", ConfigError)
     check(isinstance(name, str) and name.strip() == name == name.lower() and name and "," not in name
           and "." not in name and "=" not in name, f"term name {name!r}; expected a lower-case word without commas, "
@@ -144,6 +160,14 @@ def register_term(name: str, *, kind: str, options: type = TermOptions, paper: s
           "are not options)", ConfigError)
     check(prepare is None or kind == "student", f"prepare= is run for student terms only; got kind={kind!r}",
           ConfigError)
+
+    check(term is None or isinstance(term, type) and issubclass(term, LossTerm), f"term={term!r}; expected the "
+          "LossTerm subclass that build returns", ConfigError)
+    check(caps is None or isinstance(caps, Capabilities), f"caps={caps!r}; expected a Capabilities record",
+          ConfigError)
+    declared = caps is not None
+    if caps is None:
+        caps = term.caps if term is not None else Capabilities(transform=prepare is not None)
 
     check(name not in ALIASES, f"term name {name!r} is an alias of the built-in term {ALIASES.get(name)!r} (its "
           "spelling variant); pick another name", ConfigError)
@@ -158,7 +182,7 @@ def register_term(name: str, *, kind: str, options: type = TermOptions, paper: s
               f"{' (a built-in term)' if _BUILTIN and (kind, name) in _BUILTIN else ''}; {_origin(build)} may not "
               "replace it: pick another name", ConfigError)
         _TERMS[(kind, name)] = TermSpec(name, kind, build, options, paper, summary or (build.__doc__ or "")
-                                        .strip().split("\n")[0], prepare)
+                                        .strip().split("\n")[0], prepare, caps, declared)
         return build
 
     return deco
@@ -184,6 +208,7 @@ def _load_plugins() -> None:
     from importlib.metadata import entry_points
 
     importlib.import_module("gkd.distill")  # all of gkd's own terms, whoever called first
+    importlib.import_module("gkd.vision")  # the image terms (gkd.vision: CNNs, MHGD, BSS/AMKD on images)
     _BUILTIN = frozenset(_TERMS)
     for name in [m.strip() for m in os.environ.get("GKD_PLUGINS", "").split(",") if m.strip()]:
         check(not _is_path(name) or os.path.isfile(name), f"GKD_PLUGINS file {name!r} does not exist or is not a "
@@ -302,7 +327,7 @@ def table(kind: str | None = None) -> list[dict[str, Any]]:
     _load_plugins()
     specs = sorted(_TERMS.values(), key=lambda s: list(KINDS).index(s.kind))  # stable: registration order within
     return [{"name": s.name, "kind": s.kind, "paper": s.paper, "summary": s.summary, "module": s.module,
-             "options": s.option_defaults()} for s in specs if kind is None or s.kind == kind]
+             "options": s.option_defaults(), "caps": s.caps.describe()} for s in specs if kind is None or s.kind == kind]
 
 
 def markdown_table(kind: str | None = None) -> str:
@@ -347,8 +372,8 @@ class StudentContext:
 class ImageContext:
     """What an ``image`` term is built from: the CNN teacher stage and the split."""
 
-    teacher: Any             # gkd.pipeline.images.CNNTeacher
-    split: Any               # gkd.datasets.digits.ImageSplit
+    teacher: Any             # gkd.vision.pipeline.CNNTeacher
+    split: Any               # gkd.vision.digits.ImageSplit
     student_channels: list[int]
     temperature: float
     epochs: int

@@ -4,7 +4,7 @@ distillation (:func:`run_cnn_distillation`), the one seed runner (:func:`run_see
 (:func:`save` / :func:`load`) and answering nodes with them (:func:`predict`)."""
 from .artifact import ArtifactError, load, read_manifest, save
 from .gnn2mlp import DistillConfig, GNNToMLP, make_book, run_distillation, teacher_stage
-from .images import CNNDistillConfig, run_cnn_distillation
+from ..vision.pipeline import CNNDistillConfig, run_cnn_distillation
 from .seeds import run_seeds
 from .serve import predict
 from .student import DistillOptions, distill_mlp

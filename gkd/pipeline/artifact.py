@@ -11,7 +11,7 @@ earlier artefact, read once through one directory handle, every file's size and 
 
 :func:`load` checks the kind, the format version, the sha256 of the very bytes it then builds from and every tensor's
 shape against the manifest, and returns a ready ``nn.Module``: the zoo GNN itself (called as ``model(x, edge_index)``),
-or a :class:`~gkd.nn.serving.Student` (``student(x, index=None)``). Format 1 (before files recorded their size) is read
+or a :class:`~gkd.nn.student.Student` (``student(x, index=None)``). Format 1 (before files recorded their size) is read
 as well.
 """
 from __future__ import annotations
@@ -29,7 +29,7 @@ from ..errors import GKDError, check
 from ..io import check_new_path, is_sha256
 from ..io.store import Format, foreign, read_dir, write_dir
 from ..nn.models import MODELS, BasicModel, GAT
-from ..nn.serving import Student
+from ..nn.student import Student
 
 KIND = "gkd-model"
 FORMAT = 2  # 2: the manifest's files record their size ({"sha256", "size"}; format 1 wrote the sha256 alone)

@@ -13,15 +13,12 @@ so the two cannot drift::
 """
 from __future__ import annotations
 
-import contextlib
 import copy
 import dataclasses
-import itertools
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -29,329 +26,24 @@ from torch import Tensor, nn
 from torch_geometric.data import Data
 
 from ..book import Book, open_book
-from ..config import GraphRunConfig, TrainConfig, check_limits, check_types, make_config
-from ..datasets.inductive import inductive_split
-from ..distill.amkd import TeacherView
-from ..distill.knowledge import Knowledge, teacher_knowledge
-from ..distill.registry import get_term
-from ..errors import ConfigError, check, check_int
-from ..nn import build_model, to_adj_t
+from ..config import make_config
+from ..distill.knowledge import Knowledge
+from ..errors import ConfigError, check
+from ..nn import to_adj_t
 from ..nn.device import resolve_device
-from ..nn.hidden import forward as model_forward
-from ..nn.hidden import bind_edges, takes_graph
+from ..nn.hidden import takes_graph
 from ..nn.position import extend_to_new_nodes
-from ..nn.serving import Student
+from ..nn.student import Student
 from ..train.checkpoint import RunCheckpoint
 from ..metrics import get_metric
 from ..train.trainer import FitResult
 from . import artifact
-from .seeds import data_loader, given_data, one_class_record, run_seeds, with_metric
-from .student import SETTINGS, DistillOptions, distill_mlp, ensemble
-from .train import build_method, check_term_nodes, train_run
-
-
-@dataclass
-class DistillConfig(DistillOptions, GraphRunConfig):
-    """``gkd distill`` configuration: the teacher (any ``gkd train`` key through ``teacher_args``), the student, the
-    setting, and the distiller's :class:`DistillOptions` (inherited). Defaults < YAML < flags, as for ``gkd train``."""
-
-    teacher: str = "gcn"
-    teacher_method: str = "self-distill"
-    teacher_args: dict = field(default_factory=dict)
-    # benchmarks/teacher_cost.py, the student's validation over six datasets and the sweep (GCN teachers), paired:
-    # 3 teachers +0.14 ± 0.05 over 1 (of 2 generations); 2 generations +0.44 ± 0.10 over 1 (1 teacher); no effect on
-    # WebKB / Actor from GCN, where the guard keeps the plain MLP
-    teachers: int = 3
-    teacher_generations: int = 2  # born-again
-    student: str = "mlp"  # hidden_channels 64: benchmarks/gnn2mlp.py: 256 ties on validation, costs 4x
-    setting: str = "transductive"
-    inductive_fraction: float = 0.2
-    terms: str | list | None = None  # a comma list or a list of names; DistillOptions parses it
-    book: str | None = None
-    # the teachers' mini-batches (gkd train's keys of the same names); the student trains full-batch
-    batch_size: int | None = None
-    fanout: str | list | None = None
-    refresh: int = 1
-    term_nodes: int | None = None  # with batch_size / student_batch_size: seed nodes per epoch of the all-node terms
-    student_batch_size: int | None = None  # node mini-batches of the (graph-free) student; None: full-batch
-    # also train the student plainly (labels only) and, when it has terms, without them; keep whichever is best on
-    # validation: on heterophilous graphs a GNN teacher can be worse than an MLP, and gkd's terms lowered validation
-    # (benchmarks/gnn2mlp.py: Texas, Wisconsin, Cornell)
-    student_guard: bool = True
-
-    def options(self) -> DistillOptions:
-        names = {f.name for f in dataclasses.fields(DistillOptions)}
-        return DistillOptions(**{k: v for k, v in dataclasses.asdict(self).items() if k in names}).validate()
-
-    def reliability_noise(self) -> float:
-        """The feature-noise scale of the teachers' reliability probe (the ``reliability`` term's ``noise``)."""
-        args = {k.lower(): v for k, v in self.term_args.items()}.get("reliability")
-        return get_term("student", "reliability").make_options(args).noise
-
-    def teacher_config(self) -> TrainConfig:
-        bad = sorted(set(self.teacher_args) & {"dataset", "root", "dataset_args", "runs", "seed", "model", "method",
-                                               "generations", "split", "metric", "device", "batch_size", "fanout",
-                                               "refresh", "term_nodes"})
-        check(not bad, f"teacher_args may not set {bad}; use the distill options of the same name (teacher, "
-              f"teacher_method, teacher_generations, ...)", ConfigError)
-        flags = {"dataset": self.dataset, "root": self.root, "dataset_args": self.dataset_args, "runs": self.runs,
-                 "split": self.split, "metric": self.metric,
-                 "device": self.device, "seed": self.seed, "model": self.teacher,
-                 "method": self.teacher_method, "generations": self.teacher_generations, "batch_size": self.batch_size,
-                 "fanout": self.fanout, "refresh": self.refresh,
-                 "term_nodes": self.term_nodes if self.batch_size is not None else None, **self.teacher_args}
-        try:
-            return make_config(None, flags, source="teacher_args")
-        except TypeError as e:
-            raise ConfigError(f"teacher_args: {e}") from None
-
-    def validate(self) -> "DistillConfig":
-        check_types(self)  # first: the checks below compare values
-        check(self.setting in SETTINGS, f"setting={self.setting!r}; expected one of {', '.join(SETTINGS)}",
-              ConfigError)
-        check(0.0 < self.inductive_fraction < 1.0,
-              f"inductive_fraction={self.inductive_fraction!r}; expected a value in (0, 1)", ConfigError)
-        self.check_graph_run(self.student)  # before any teacher trains
-        check_int("teachers", self.teachers, 1, ConfigError)
-        check_int("teacher_generations", self.teacher_generations, 1, ConfigError)
-        drop = self.options().term_options().get("position")
-        if drop is not None and drop.drop > 0 and isinstance(self.student, str):
-            from ..nn.models import model_class
-
-            check(not model_class(self.student).uses_graph, f"position drop={drop.drop}: it trains a graph-free "
-                  f"student to answer without positions; student={self.student!r} reads the graph", ConfigError)
-        if self.student_batch_size is not None:
-            from ..nn.models import model_class
-            from .student import MINIBATCH_STUDENT_TERMS
-
-            check_int("student_batch_size", self.student_batch_size, 1, ConfigError, "nodes per student mini-batch")
-            check(not model_class(self.student).uses_graph, f"student_batch_size={self.student_batch_size}: "
-                  f"node mini-batches are for graph-free students; student={self.student!r} reads the graph",
-                  ConfigError)
-            opts = self.options()
-            bad = [t for t in opts.active_terms if t not in MINIBATCH_STUDENT_TERMS]
-            what = "method bookkd" if opts.distiller == "bookkd" else f"student term(s) {bad}"
-            check(opts.distiller != "bookkd" and not bad, f"student_batch_size={self.student_batch_size}: {what} "
-                  "need full-batch steps; expected method plain, glnn or gkd with terms from "
-                  f"{', '.join(MINIBATCH_STUDENT_TERMS)}", ConfigError)
-            check(self.term_nodes is None or opts.distiller != "plain", f"term_nodes={self.term_nodes}: read only "
-                  "when a term teaches unlabelled nodes; the student's method 'plain' has none", ConfigError)
-        if self.term_nodes is not None:
-            from ..config import TERM_NODES_MEANING
-
-            check_int("term_nodes", self.term_nodes, 1, ConfigError, TERM_NODES_MEANING)
-            check(self.batch_size is not None or self.student_batch_size is not None, f"term_nodes={self.term_nodes}"
-                  ": read only with batch_size or student_batch_size (mini-batch training); set one too", ConfigError)
-        check_limits(self)  # before the teachers' config, whose messages would name teacher_generations generations
-        check_term_nodes(self.teacher_config())
-        self.options()
-        return self
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-
-@torch.no_grad()
-def _scores(model: nn.Module, x: Tensor, graph: Tensor | None, y: Tensor, masks: dict[str, Tensor],
-            metric) -> dict[str, float]:
-    with evaluating(model):
-        out = node_logits(model, x, graph)
-    return {k: metric(out[m], y[m]) for k, m in masks.items()}
-
-
-@contextlib.contextmanager
-def evaluating(model: nn.Module) -> Iterator[nn.Module]:
-    """``model`` in eval mode inside the block, its own mode after (a given teacher is the user's model, a student
-    the trainer's: neither is left changed)."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield model
-    finally:
-        model.train(was_training)
-
-
-def node_logits(model: nn.Module, x: Tensor, graph: Tensor | None = None) -> Tensor:
-    """Every node's logits: a :class:`Student` with its stored positions, any other model as it is called."""
-    if isinstance(model, Student):
-        return model(x, torch.arange(x.size(0), device=x.device))
-    return model_forward(model, x, graph, want_hidden=False)[0]
-
-
-def _teacher_data(data: Data, observed: Tensor) -> Data:
-    if bool(observed.all()):
-        d = copy.copy(data)
-    else:
-        d = data.subgraph(observed)
-        d.meta = data.meta
-    d.adj_t = to_adj_t(d.edge_index, d.num_nodes)
-    return d
-
-
-@dataclass
-class TeacherStage:
-    """What one seed's teacher leaves for its students: knowledge over all ``N`` nodes (``mask`` = the observed
-    ones), the teacher's scores, and the split of the setting."""
-
-    knowledge: Knowledge
-    observed: Tensor
-    masks: dict[str, Tensor]
-    scores: dict[str, float]
-    edge_index: Tensor  # the graph the teacher saw (original node ids)
-    seconds: float
-    teacher_logits: list[Tensor] = field(default_factory=list)  # per teacher, all N rows
-    teachers: list[dict] = field(default_factory=list)  # model, method, seed, config of each
-    view: TeacherView | None = None  # the first teacher, live (absent when read from a book)
-
-
-def teacher_stage(cfg: DistillConfig, data: Data, r: int, *, reliability: bool | None = None,
-                  progress: bool | None = None, checkpoint=None) -> TeacherStage:
-    """Train ``cfg.teachers`` teachers on what the setting lets them see and collect their knowledge once.
-
-    ``checkpoint`` (a :class:`~gkd.train.checkpoint.RunCheckpoint`): each finished teacher is saved there, and a
-    saved one is loaded instead of trained again."""
-    seed = cfg.seed + r
-    tcfg = cfg.teacher_config()
-    n = data.num_nodes
-    if cfg.setting == "inductive":
-        sp = inductive_split(data, cfg.inductive_fraction, seed)
-        observed, masks = sp.observed, {"test_tran": sp.test_tran, "test_ind": sp.test_ind}
-    else:
-        observed, masks = torch.ones(n, dtype=torch.bool), {}
-    if reliability is None:
-        reliability = "reliability" in cfg.options().active_terms
-    tdata = _teacher_data(data, observed)
-    factory, _ = build_method(tcfg)
-    t0 = time.perf_counter()
-    parts, first, records = [], None, []
-    for j in range(cfg.teachers):  # teacher j of run r: seed + 1000 j, so ensembles of different K share teachers
-        saved = checkpoint.teacher(r, j) if checkpoint is not None else None
-        if saved is not None:
-            arrays, weights, record = saved
-            teacher = build_model(tcfg.model, tdata.num_features, tdata.meta.num_classes, **tcfg.model_kwargs())
-            try:
-                teacher.load_state_dict(weights)
-            except RuntimeError:  # a hand-edited file with some weights missing or misshapen: train it again
-                saved = None
-        if saved is not None:
-            parts.append(Knowledge(arrays["logits"], arrays["mask"], arrays.get("hidden"), arrays.get("reliability")))
-        else:
-            teacher, tres = train_run(tcfg, tdata, seed + 1000 * j, terms_factory=factory, progress=progress,
-                                      desc=f"teacher {r}.{j}")
-            parts.append(teacher_knowledge(teacher, tdata.x, tdata.adj_t, seed=seed,
-                                           noise=cfg.reliability_noise() if reliability else 0.0))
-            record = {"model": tcfg.model, "method": tcfg.method, "seed": seed + 1000 * j, "val": tres.val,
-                      "best_epoch": tres.best_epoch, **tres.stats, "config": tcfg.to_dict()}
-            if checkpoint is not None:
-                k = parts[-1]
-                checkpoint.save_teacher(r, j, {"logits": k.logits, "mask": k.mask, "hidden": k.hidden,
-                                               "reliability": k.reliability}, teacher.state_dict(), record)
-        records.append(record)
-        first = first or (teacher, record["val"])
-    seconds = time.perf_counter() - t0
-    teacher, first_val = first
-    k = ensemble(parts)
-
-    def widen(t: Tensor | None) -> Tensor | None:  # observed-node rows → all-node rows (zeros elsewhere)
-        if t is None:
-            return None
-        out = t.new_zeros((n, *t.shape[1:]))
-        out[observed] = t
-        return out
-
-    know = Knowledge(widen(k.logits), observed.clone(), widen(k.hidden), widen(k.reliability))
-    # the teacher answers held-out nodes with the full graph (GLNN's protocol)
-    scores = _scores(teacher, data.x, to_adj_t(data.edge_index, n), data.y, {"test": data.test_mask, **masks},
-                     get_metric(data.meta.metric))
-    scores["val"] = first_val
-    edges = data.edge_index[:, observed[data.edge_index[0]] & observed[data.edge_index[1]]]
-    node_map = torch.full((n,), -1, dtype=torch.long)
-    node_map[observed] = torch.arange(int(observed.sum()))  # Data.subgraph keeps the node order
-    view = TeacherView(teacher, tdata.x, tdata.adj_t, node_map)
-    return TeacherStage(know, observed, masks, scores, edges, seconds, [widen(p.logits) for p in parts], records,
-                        view)
-
-
-def stage_from_book(book, cfg: DistillConfig, data: Data) -> TeacherStage:
-    """A :class:`TeacherStage` read from a knowledge book (no teacher in memory)."""
-    book.check_data(data)
-    setting = book.manifest.get("setting", {})
-    check(setting.get("name", "transductive") == cfg.setting, f"book {str(book.path)!r} was made for the "
-          f"{setting.get('name')!r} setting; this run asks for {cfg.setting!r}", ConfigError)
-    know = book.knowledge(hidden="rsd" in cfg.options().active_terms).to(data.x.device)
-    observed = know.mask
-    masks = {}
-    if cfg.setting == "inductive":
-        masks = {"test_tran": data.test_mask & observed, "test_ind": data.test_mask & ~observed}
-    scores = dict(book.manifest.get("teacher_scores", {}))
-    made_with = (book.manifest.get("dataset") or {}).get("metric", "acc")  # books before the record: accuracy
-    if made_with != data.meta.metric:  # the stored scores are in another unit: score the book's teachers afresh
-        from ..datasets.base import notice
-
-        metric = get_metric(data.meta.metric)
-        scores = {k: metric(know.logits[m], data.y[m]) for k, m in {"test": data.test_mask, "val": data.val_mask,
-                                                                     **masks}.items()}
-        notice(f"book {str(book.path)!r} scored its teachers by {made_with}; this run's teacher scores are "
-               f"{data.meta.metric} of the book's ensemble")
-    edges = data.edge_index[:, observed[data.edge_index[0]] & observed[data.edge_index[1]]]
-    return TeacherStage(know, observed, masks, scores, edges, 0.0)
-
-
-def stage_from_teachers(teachers: Sequence[nn.Module], cfg: DistillConfig, data: Data, r: int, *,
-                        hidden: Sequence[str] | None = None) -> TeacherStage:
-    """A :class:`TeacherStage` from trained models used as they are (any module called as ``model(x, edge_index)``;
-    their mean probability teaches). Hidden features for ``rsd`` are captured by forward hooks (``hidden``: module
-    names; default a PyG model's activations). Transductive: the teachers saw the whole graph."""
-    check(cfg.setting == "transductive", "teachers you trained saw the graph you trained them on: fit them with "
-          "setting='transductive' (gkd's own teachers support 'inductive')", ConfigError)
-    check(len(teachers) >= 1 and all(isinstance(t, nn.Module) for t in teachers),
-          f"teacher={teachers!r}; expected a trained nn.Module (or a list of them)", ConfigError)
-    n, c = data.num_nodes, data.meta.num_classes
-    graph = to_adj_t(data.edge_index, n).to(data.x.device) if getattr(data, "adj_t", None) is None else data.adj_t
-    # each teacher called as its owner trained it: a PyG model with edge_index and the edge inputs its forward takes,
-    # a zoo model as gkd's Trainer trains it (the structure alone)
-    calls = [bind_edges(t, data) for t in teachers]
-    opts = cfg.options()
-    parts = []
-    for t, call in zip(teachers, calls):
-        width = getattr(t, "in_channels", None)
-        check(width in (None, -1, data.num_features), f"teacher {type(t).__name__} reads in_channels={width} "
-              f"features; the graph has {data.num_features}", ConfigError)
-        try:
-            know = teacher_knowledge(call, data.x, graph, seed=cfg.seed + r, hidden=hidden,
-                                     noise=cfg.reliability_noise() if "reliability" in opts.active_terms else 0.0)
-        except RuntimeError as e:  # shape or dtype clash inside the user's model
-            raise ConfigError(f"teacher {type(t).__name__} failed on this graph ({str(e).splitlines()[0][:200]})") \
-                from None
-        check(tuple(know.logits.shape) == (n, c), f"teacher {type(t).__name__} answered with logits of shape "
-              f"{tuple(know.logits.shape)}; the graph needs ({n}, {c}) (one row per node, one column per class)",
-              ConfigError)
-        parts.append(know)
-    k = ensemble(parts)
-    scores = _scores(calls[0], data.x, graph, data.y, {"test": data.test_mask, "val": data.val_mask},
-                     get_metric(data.meta.metric))
-    records = [{"model": type(t).__name__, "method": "given", "module": type(t).__module__} for t in teachers]
-    view = TeacherView(calls[0], data.x, graph, torch.arange(n))
-    return TeacherStage(k, torch.ones(n, dtype=torch.bool), {}, scores, data.edge_index, 0.0,
-                        [p.logits for p in parts], records, view)
-
-
-def _teachers_device(teachers: Sequence[nn.Module], device: torch.device, spec: str) -> torch.device:
-    """Where given teachers run: their own device, which ``device='auto'`` follows (a teacher trained on the CPU
-    distils on the CPU, on any machine); a device named otherwise must be theirs: moving a user's module is theirs
-    to do."""
-    found = {p.device for t in teachers for p in itertools.chain(t.parameters(), t.buffers())}
-    check(len(found) <= 1, f"the teachers' parameters are on {sorted(map(str, found))}; expected one device",
-          ConfigError)
-    if not found:
-        return device
-    (where,) = found
-    if str(spec).strip().lower() == "auto":
-        return where
-    check(where.type == device.type and (where.index or 0) == (device.index or 0),
-          f"device={spec!r} but the teacher's parameters are on {where}; move it (teacher.to({str(device)!r})) "
-          f"or pass device={str(where)!r} (or 'auto', which follows the teacher)", ConfigError)
-    return device
+from .seeds import data_loader, given_data, run_seeds, with_metric
+from .student import DistillOptions, distill_mlp
+from .distill_config import DistillConfig
+from .scoring import one_class, score_model, served_scores  # noqa: F401  (gkd.pipeline's API)
+from .teachers import (TeacherStage, book_teacher, stage_from_book, stage_from_teachers, teacher_stage,
+                       teachers_device)
 
 
 def guard_pick(val: dict[str, float]) -> str:
@@ -411,7 +103,7 @@ def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
         guard_seconds = round(sum(s for name, (_, _, s) in candidates.items() if name != "distilled"), 3)
         student, sres, _ = candidates[kept]
     sgraph = to_adj_t(stage.edge_index, n).to(data.x.device) if takes_graph(student) else None
-    sscores = _scores(student, data.x, sgraph, data.y, masks, metric) if masks else {}
+    sscores = score_model(student, data.x, sgraph, data.y, masks, metric) if masks else {}
     run = {"run": r, "seed": seed, "split": data.meta.split_index, "val": sres.val, "test": sres.test,
            "train": sres.train, "best_epoch": sres.best_epoch, "epochs_run": sres.epochs_run,
            "seconds": round(seconds, 3), "teacher_seconds": round(stage.seconds, 3),
@@ -422,12 +114,12 @@ def student_stage(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int,
         # graph-aided: new nodes' positions from their observed neighbours
         pos = student.positions[:-1]
         aided = Student(student.model, extend_to_new_nodes(pos, data.edge_index.to(pos.device), ~observed))
-        run["test_ind_graph_aided"] = _scores(aided, data.x, None, data.y, {"m": masks["test_ind"]}, metric)["m"]
+        run["test_ind_graph_aided"] = score_model(aided, data.x, None, data.y, {"m": masks["test_ind"]}, metric)["m"]
     elif "position" in opts.active_terms and "test_ind" in run:
         run["test_ind_graph_aided"] = run["test_ind"]  # the guard kept a student without positions: no graph to aid
     run |= served_scores(student, data, metric)
     if cfg.student_batch_size is None:
-        run |= _one_class(student, data, sgraph, r)
+        run |= one_class(student, data, sgraph, r)
     return student, run
 
 
@@ -438,24 +130,6 @@ def _rows(value: Any, name: str) -> Tensor:
     arr = np.asarray(value)
     check(arr.dtype.kind in "biuf", f"{name} has dtype {arr.dtype}; expected numbers", ConfigError)
     return torch.from_numpy(np.ascontiguousarray(arr))
-
-
-@torch.no_grad()
-def served_scores(student: nn.Module, data: Data, metric) -> dict[str, float]:
-    """Validation and test scores of a graph-free student answering every node as one the graph never held
-    (``student(x)``: features only, zero positions), the path new nodes are served through; beside the scores with
-    stored positions, which only nodes of the training graph can have. Empty for a student that reads the graph."""
-    if not isinstance(student, Student):
-        return {}
-    with evaluating(student):
-        out = student(data.x)
-    return {f"{s}_features_only": metric(out[data[f"{s}_mask"]], data.y[data[f"{s}_mask"]]) for s in ("val", "test")}
-
-
-def _one_class(student: nn.Module, data: Data, graph: Tensor | None, r: int) -> dict:
-    with torch.no_grad(), evaluating(student):
-        pred = node_logits(student, data.x, graph).argmax(-1)
-    return one_class_record(pred, data, r)
 
 
 def run_distillation(cfg: DistillConfig, progress: bool | None = None, checkpoint_dir: str | os.PathLike | None = None,
@@ -531,15 +205,6 @@ def make_book(cfg: DistillConfig, out: str | os.PathLike, *, float16: bool = Fal
     return data, stage
 
 
-def book_teacher(book) -> dict[str, Any]:
-    """The teacher fields of a result, read from a book's manifest (its teachers' records)."""
-    records = book.manifest.get("teachers") or [{}]
-    first = records[0] if isinstance(records[0], dict) else {}
-    config = first.get("config") if isinstance(first.get("config"), dict) else {}
-    return {"teacher": first.get("model"), "teacher_method": first.get("method"), "teachers": len(records),
-            "teacher_generations": config.get("generations")}
-
-
 class GNNToMLP:
     """Distil a GNN teacher into a graph-free MLP student; ``fit`` is one seed of ``gkd distill``.
 
@@ -554,7 +219,8 @@ class GNNToMLP:
     def __init__(self, method: str = "gkd", *, config: DistillConfig | None = None, **options: Any) -> None:
         if config is not None:
             check(not options and method == "gkd", "pass either config= or keyword options, not both", ConfigError)
-            self.config = copy.deepcopy(config).validate()
+            # a validated config is frozen: shared as it is; another is copied, so the caller's stays theirs
+            self.config = config if config.validated else copy.deepcopy(config).validate()
         else:
             known = {f.name for f in dataclasses.fields(DistillConfig)}
             unknown = sorted(set(options) - known)
@@ -585,7 +251,7 @@ class GNNToMLP:
         given = teacher if isinstance(teacher, (list, tuple)) else [teacher]
         modules = [t for t in given if isinstance(t, nn.Module)]
         if modules:
-            device = _teachers_device(modules, device, cfg.device)
+            device = teachers_device(modules, device, cfg.device)
         if data.x.device != device:
             data = data.to(device)
         if teacher is None:

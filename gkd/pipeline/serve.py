@@ -18,7 +18,7 @@ from ..datasets.fingerprint import graph_hash
 from ..errors import ConfigError, check
 from ..io import atomic_write_bytes, is_sha256, sha256_file
 from ..nn import to_adj_t
-from ..nn.serving import Student
+from ..nn.student import Student
 from .artifact import ArtifactError
 
 

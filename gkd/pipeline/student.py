@@ -26,25 +26,32 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..distill.amkd import TeacherView
 from ..distill.baselines import LabelSmoothing
 from ..distill.bookkd import BookKD
 from ..distill.glnn import GLNN
-from ..distill.knowledge import Knowledge
+from ..distill.knowledge import Knowledge, TeacherView
 from ..distill.losses import check_temperature
 from ..distill.registry import StudentContext, TermOptions, build_options, get_term, parse_names, term_names
+from ..config import Settings
 from ..errors import ConfigError, DatasetError, check
 from ..limits import check_limits
 from ..nn import build_model
 from ..nn.hidden import takes_graph
 from ..nn.position import PositionDropout
-from ..nn.serving import Student
+from ..nn.student import Student
 from ..scale.distributed import rank_and_world, shard_mask
 from ..metrics import get_metric
-from ..train.trainer import FitResult, LossTerm, Trainer, seed_everything
+from ..train.trainer import FitResult, LossTerm, Trainer, caps_of, seed_everything
 
 GKD_TERMS = ("position", "neighbour")  # benchmarks/gnn2mlp.py: best validation on Cora; the student guard weighs them
-MINIBATCH_STUDENT_TERMS = ("position", "reliability", "neighbour")  # the student terms node mini-batches support
+
+
+def minibatch_student_terms() -> tuple[str, ...]:
+    """The student terms node mini-batches support: those whose registry entry says ``minibatch``, and the input
+    transforms (which add no loss), in registration order."""
+    return tuple(n for n in term_names("student") if get_term("student", n).caps.minibatch
+                 or get_term("student", n).caps.transform)
+
 DISTILLERS = ("plain", "glnn", "gkd", "bookkd")
 SETTINGS = ("transductive", "inductive")
 
@@ -72,7 +79,7 @@ def parse_student_terms(method: str, terms: str | Iterable[str] | None) -> tuple
 
 
 @dataclass
-class DistillOptions:
+class DistillOptions(Settings):
     """The distiller's settings: method, terms and their options (``term_args``), lambda, temperature.
 
     ``method`` and ``terms`` keep what was given (``"gkd+amkd"``); :attr:`distiller` (``"gkd"``) and
@@ -91,21 +98,21 @@ class DistillOptions:
 
     @property
     def active_terms(self) -> tuple[str, ...]:
-        return parse_student_terms(self.method, self.terms)
+        return self.derived("active_terms", lambda: parse_student_terms(self.method, self.terms))
 
-    def validate(self) -> "DistillOptions":
+    def check(self) -> None:
         self.active_terms  # noqa: B018  (checks method and terms)
         check(isinstance(self.kd_lambda, (int, float)) and 0.0 <= self.kd_lambda <= 1.0,
               f"kd_lambda={self.kd_lambda!r}; expected a value in [0, 1]", ConfigError)
         check_temperature(self.temperature)
         check(0.0 <= self.label_smoothing < 1.0, f"label_smoothing={self.label_smoothing!r}; expected a value in "
               "[0, 1)", ConfigError)
-        self.term_options()  # every option of every switched-on term, before any teacher trains
+        options = self.term_options()  # every option of every switched-on term, before any teacher trains
         check_limits(self)
-        return self
+        self.__dict__["_derived"] = {"term_options": options}  # built once, kept for the validated options
 
     def term_options(self) -> dict[str, TermOptions]:
-        return build_options("student", self.active_terms, self.term_args)
+        return self.derived("term_options", lambda: build_options("student", self.active_terms, self.term_args))
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "method": self.distiller, "terms": list(self.active_terms)}
@@ -136,7 +143,7 @@ def student_terms(opts: DistillOptions, ctx: StudentContext,
         terms = [GLNN(know.logits, know.mask, ctx.temperature, ctx.kd_weight, ctx.node_weight)]
     options = opts.term_options() if options is None else options
     for name in opts.active_terms:
-        term = get_term("student", name).build(ctx, options[name])
+        term = get_term("student", name).make(ctx, options[name])
         if term is not None:
             terms.append(term)
     return terms
@@ -154,18 +161,19 @@ def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None,
 
     Everything the method needs is built here: with the ``position`` term, FastRP position features of the nodes
     ``know`` covers are appended to the student's input, and the returned graph-free student is a
-    :class:`~gkd.nn.serving.Student` that adds them itself (``student(x, index)``; new nodes get zeros). A GNN
+    :class:`~gkd.nn.student.Student` that adds them itself (``student(x, index)``; new nodes get zeros). A GNN
     student is returned as is. ``teacher_edge_index`` is the graph the teacher saw (default ``data.edge_index``);
     ``teacher`` (the live teacher) is read only by the ``amkd`` term.
 
     ``batch_size``: a graph-free student trains on node mini-batches (memory bounded by the batch, not the graph):
     batches of training nodes until the distillation terms are on, then of every node (``num_samples``: that many
-    drawn afresh each epoch), with the terms that support mini-batches (``kd`` and :data:`MINIBATCH_STUDENT_TERMS`).
+    drawn afresh each epoch), with the terms that support mini-batches (``kd`` and :func:`minibatch_student_terms`).
     """
-    opts = copy.copy(opts) if opts is not None else DistillOptions()
+    opts = opts if opts is not None else DistillOptions()
     if method is not None:
-        opts.method = method
-    opts.validate()  # builds the options of every term: checked here, before any training
+        opts = dataclasses.replace(opts, method=method)
+    if not opts.validated:  # builds the options of every term, before any training (on a copy: the caller's stays
+        opts = copy.copy(opts).validate()  # theirs to change)
     num_classes = data.meta.num_classes if getattr(data, "meta", None) is not None else int(data.y.max()) + 1
     know.check_against(data.num_nodes, num_classes)
     edge_index = data.edge_index if teacher_edge_index is None else teacher_edge_index
@@ -220,7 +228,7 @@ def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None,
             train_data.train_mask = data.train_mask & shard
         trained = DistributedDataParallel(trained)
     terms = student_terms(opts, ctx, options)
-    check(num_samples is None or any(getattr(t, "all_nodes", False) for t in terms), f"num_samples={num_samples}: "
+    check(num_samples is None or any(caps_of(t).all_nodes for t in terms), f"num_samples={num_samples}: "
           f"read only when a term teaches unlabelled nodes; method {opts.distiller!r} has none", ConfigError)
     trainer = Trainer(trained, train_data, lr=lr, weight_decay=weight_decay, epochs=epochs, patience=patience,
                       terms=terms, progress=progress, desc="student",

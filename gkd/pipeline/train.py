@@ -17,14 +17,14 @@ from torch_geometric.data import Data
 from ..config import TrainConfig
 from ..datasets.base import notice
 from ..distill.born_again import BornAgain
-from ..distill.registry import SelfContext, build_options, get_term
+from ..distill.registry import SelfContext, get_term
 from ..errors import ConfigError, check
 from ..nn import build_model, to_adj_t
 from ..nn.device import resolve_device
 from ..scale.distributed import rank_and_world
 from ..train.checkpoint import RunCheckpoint
 from ..metrics import get_metric
-from ..train.trainer import FitResult, LossTerm, Trainer, seed_everything
+from ..train.trainer import FitResult, LossTerm, Trainer, caps_of, seed_everything
 from . import artifact
 from .seeds import data_loader, one_class_record, run_seeds
 
@@ -35,15 +35,14 @@ TermsFactory = Callable[[Data, nn.Module], Iterable[LossTerm]]
 
 def build_method(cfg: TrainConfig) -> tuple[TermsFactory | None, dict]:
     """``(terms_factory, method_config)`` for ``cfg.method``; every term option is checked here, before data loads."""
-    names = cfg.terms()
-    options = build_options("self", names, cfg.term_args)
+    names, options = cfg.terms(), cfg.term_options()
     if not names:
         return None, {}
 
     def factory(data: Data, model: nn.Module) -> list[LossTerm]:
         ctx = SelfContext(data.meta.num_classes, [model.hidden_channels] * (model.num_layers - 1), cfg.epochs,
                           cfg.patience)
-        built = (get_term("self", n).build(ctx, options[n]) for n in names)
+        built = (get_term("self", n).make(ctx, options[n]) for n in names)
         return [t for t in built if t is not None]
 
     return factory, {"terms": list(names), "term_args": {n: vars(o) for n, o in options.items()}}
@@ -79,7 +78,7 @@ def train_run(cfg: TrainConfig, data: Data, seed: int, *, terms_factory: TermsFa
         trainer = Trainer(trained, data, lr=cfg.lr, weight_decay=cfg.weight_decay, epochs=cfg.epochs,
                           patience=cfg.patience, terms=terms, metric=get_metric(data.meta.metric),
                           progress=progress, desc=desc if cfg.generations == 1 else f"{desc} gen {g}",
-                          **minibatches(cfg, data, any(getattr(t, "all_nodes", False) for t in terms),
+                          **minibatches(cfg, data, any(caps_of(t).all_nodes for t in terms),
                                         seed + GENERATION_SEED_STRIDE * g))
         res = trainer.fit()
         vals.append(res.val)
@@ -91,20 +90,6 @@ def train_run(cfg: TrainConfig, data: Data, seed: int, *, terms_factory: TermsFa
         res.stats["generation_val"] = vals
         res.seconds = time.perf_counter() - start  # all generations
     return model, res
-
-
-def check_term_nodes(cfg: TrainConfig) -> None:
-    """``term_nodes`` bounds the epochs of the terms that teach unlabelled nodes: refused, before any data loads, for
-    a method without one (it would be silently ignored). Born-again generations teach every node too."""
-    if cfg.term_nodes is None or cfg.generations > 1:
-        return
-    names = cfg.terms()
-    options = build_options("self", names, cfg.term_args)
-    ctx = SelfContext(2, [cfg.hidden_channels] * (cfg.num_layers - 1), cfg.epochs, cfg.patience)  # shapes only
-    built = [get_term("self", n).build(ctx, options[n]) for n in names]
-    check(any(getattr(t, "all_nodes", False) for t in built if t is not None), f"term_nodes={cfg.term_nodes}: "
-          f"read only when a term teaches unlabelled nodes (self-distillation's neighbour or depth term, born-again "
-          f"generations); method {cfg.method!r} has none", ConfigError)
 
 
 def minibatches(cfg: TrainConfig, data: Data, all_nodes: bool, seed: int) -> dict:
@@ -136,7 +121,6 @@ def run_training(cfg: TrainConfig, *, data: Data | None = None, terms_factory: T
     ``before_save(result)``: called with the finished result just before the artefact is written (the CLI writes its
     JSON there: the small file first, so a disk too full for the model still keeps the results)."""
     cfg.validate()
-    check_term_nodes(cfg)
     factory, method_config = build_method(cfg)
     if terms_factory is not None:
         factory, method_config = terms_factory, {"terms": "custom (terms_factory)"}

@@ -9,9 +9,7 @@ from __future__ import annotations
 import math
 import numbers
 import random
-import time
-from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from typing import Iterable
 
 import numpy as np
 import torch
@@ -21,12 +19,14 @@ from torch_geometric.data import Data
 from tqdm.auto import tqdm
 
 from ..datasets.validate import check_data
-from ..errors import ConfigError, DatasetError, GKDError, check, check_int
+from ..errors import ConfigError, DatasetError, check, check_int
 from ..limits import MAX_EPOCHS
 from ..metrics import Metric, accuracy, get_metric, ogb_metric  # noqa: F401  (re-exported: gkd.train's API)
 from ..nn import graph_of
 from ..nn.hidden import bind_edges
 from ..nn.hidden import forward as model_forward
+from .selection import BestValidation, FitResult
+from .terms import Capabilities, LossTerm, Step, caps_of, weighted_terms  # noqa: F401  (gkd.train's API)
 
 REFRESH_MEANING = "epochs between full-graph refreshes"  # the trainer's and the run config's messages
 
@@ -36,161 +36,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-@dataclass
-class Step:
-    """What a loss term sees at one training step.
-
-    Full-batch: every node's rows. Mini-batch: ``logits``, ``hidden``, ``data`` and ``graph`` are the sampled
-    subgraph's (``data.y``/``data.x`` its rows, ``data.train_mask`` its training seed nodes), ``nodes`` their global
-    ids and the first ``seeds`` rows the seed nodes, whose outputs saw their whole sampled neighbourhood."""
-
-    logits: Tensor
-    hidden: list[Tensor]
-    data: Data
-    epoch: int
-    model: nn.Module | None
-    graph: Tensor | None = None  # what the model was called with: CSR ``adj_t`` or ``edge_index``
-    best_epoch: int | None = None  # epoch of the best-validation checkpoint so far (0 before the first evaluation)
-    nodes: Tensor | None = None  # mini-batch: global node ids of the rows; None: the rows are all nodes
-    seeds: int | None = None  # mini-batch: the first ``seeds`` rows are the batch's seed nodes
-
-    def seed_rows(self) -> tuple[Tensor, Tensor | None]:
-        """``(logits, global ids)`` of the rows a per-node target teaches: every node full-batch (ids ``None``),
-        the seed nodes in a mini-batch."""
-        if self.nodes is None:
-            return self.logits, None
-        return self.logits[: self.seeds], self.nodes[: self.seeds]
-
-
-class LossTerm(nn.Module):
-    """A loss added to the supervised cross-entropy.
-
-    ``forward(step)`` returns the term's unweighted scalar; the trainer multiplies it by ``weight`` and logs it under
-    ``name`` (set it: each term's value goes into the epoch history by name). Optional hooks: :meth:`on_epoch_end`,
-    :meth:`restart_from_best`, :meth:`refresh`, and ``stats() -> dict`` (counters written into the run's JSON
-    ``stats``). A term that switches on late sets ``started`` to that epoch; the trainer's guard then holds the model
-    from before it. ``minibatch = True`` declares that the term also works on mini-batch steps (see :class:`Step`):
-    per-node state that needs the whole graph comes from :meth:`refresh` and is indexed by ``step.nodes``."""
-
-    name = "term"
-    started: int | None = None
-    late = False  # True: the term is off until it sets ``started``
-    minibatch = False
-    all_nodes = False  # True: it teaches unlabelled nodes too (mini-batches then seed every node once it is on)
-
-    def refresh(self, step: Step) -> None:
-        """Mini-batch training only: called every ``refresh`` epochs (and when a term restarts from the best weights)
-        with a full-graph, eval-mode, gradient-free :class:`Step` of the current weights, for the per-node state a
-        full-batch term would compute from its own step (propagated targets, a memory of past predictions)."""
-
-    def __init__(self, weight: float = 1.0) -> None:
-        super().__init__()
-        check(0 <= float(weight) < math.inf, f"{self.name} weight={weight!r}; expected >= 0 and finite")
-        self.weight = float(weight)
-
-    def forward(self, step: Step) -> Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def on_epoch_end(self, step: Step) -> None:
-        """Called once per epoch with the training-mode outputs (for terms that keep state over time)."""
-
-    def restart_from_best(self, epoch: int, best_epoch: int) -> bool:
-        """Asked by the trainer before each epoch; ``True`` makes it reload the best-validation weights first (for a
-        term that switches on late, so that it starts from the best model so far, not the overfitted one after it)."""
-        return False
-
-
-@dataclass
-class FitResult:
-    best_epoch: int
-    val: float
-    test: float
-    train: float
-    epochs_run: int
-    seconds: float
-    state_dict: dict[str, Tensor] = field(repr=False)
-    history: list[dict] = field(default_factory=list, repr=False)
-    stats: dict = field(default_factory=dict)  # counters terms report (e.g. skipped steps), for the run's JSON
-
-
-def weighted_terms(terms: Iterable[LossTerm], step, parts: dict[str, float]) -> list[tuple[LossTerm, Tensor]]:
-    """``(term, weight * value)`` for every term with a non-zero weight at ``step`` (graph or image step); the raw
-    values go into ``parts``. A non-finite value is an error, never a silently ruined model."""
-    out = []
-    for term in terms:
-        if term.weight == 0:
-            continue
-        value = term(step)
-        if not torch.isfinite(value):
-            raise GKDError(f"loss term {term.name!r} produced {value.item()} at epoch {step.epoch}; "
-                           "expected a finite loss (lower its weight or learning rate)")
-        parts[term.name] = value.item()
-        out.append((term, term.weight * value))
-    return out
-
-
-def term_stats(terms: Iterable[LossTerm]) -> dict:
-    """``{term: term.stats()}`` for the terms that count something."""
-    return {t.name: t.stats() for t in terms if callable(getattr(t, "stats", None))}
-
-
-class BestValidation:
-    """Model selection shared by the trainers: keep the state of the epoch with the best validation score (ties: lower
-    validation loss), stop after ``patience`` epochs without one. Test scores are stored, never compared.
-
-    The guard (:meth:`hold_baseline`): when terms switch on late (at the validation plateau), the best model before
-    them is held as the baseline, and :meth:`result` returns the later model only if its validation score is strictly
-    higher; a tie, or a lower score, keeps the baseline. A term can then cost nothing on validation, whatever it
-    does after it starts."""
-
-    def __init__(self, model: nn.Module, patience: int) -> None:
-        self.model, self.patience = model, patience
-        self.start = time.perf_counter()
-        self.best, self.epoch, self.scores, self.state, self.since = (-1.0, float("inf")), 0, {}, {}, 0
-        self.history: list[dict] = []
-        self.baseline: tuple | None = None  # (best, epoch, scores, state) before the late terms started
-        self.held = False
-        self.held_seconds: float | None = None  # when the late terms started (seconds into the run)
-
-    def hold_baseline(self) -> None:
-        """Hold the best model so far as the guard's baseline (once, at the first late term's start; nothing is held
-        when a term starts before the first evaluation)."""
-        if not self.held:
-            self.held = True
-            self.held_seconds = time.perf_counter() - self.start  # what the run cost before the terms
-            if self.state:
-                self.baseline = (self.best, self.epoch, self.scores, self.state)
-
-    def update(self, epoch: int, scores: dict[str, float], val_loss: float, logged: dict[str, float] | None = None) \
-            -> bool:
-        """Record an epoch (``logged``: the loss and each term's value, by term name); True when training should
-        stop."""
-        self.history.append({"epoch": epoch, **(logged or {}), **scores})
-        if (scores["val"], -val_loss) > (self.best[0], -self.best[1]):
-            self.best, self.epoch, self.scores, self.since = (scores["val"], val_loss), epoch, scores, 0
-            self.state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-        else:
-            self.since += 1
-        return self.since >= self.patience
-
-    def result(self, epochs_run: int, terms: Iterable[LossTerm] = ()) -> FitResult:
-        """Load the best state (or the guard's baseline, see :meth:`hold_baseline`) into the model and report it."""
-        stats = term_stats(terms)
-        if self.baseline is not None:
-            kept = self.best[0] > self.baseline[0][0]
-            # the baseline's scores are those of plain training (the run is plain training until the terms start)
-            stats["guard"] = {"baseline_epoch": self.baseline[1], "baseline_val": self.baseline[0][0],
-                              "baseline_test": self.baseline[2]["test"], "seconds_before_terms": self.held_seconds,
-                              "kept": "terms" if kept else "baseline"}
-            if not kept:
-                self.best, self.epoch, self.scores, self.state = self.baseline
-        self.model.load_state_dict(self.state)
-        s = self.scores
-        return FitResult(best_epoch=self.epoch, val=s["val"], test=s["test"], train=s["train"], epochs_run=epochs_run,
-                         seconds=time.perf_counter() - self.start, state_dict=self.state, history=self.history,
-                         stats=stats)
 
 
 def _world_size() -> int:
@@ -257,7 +102,7 @@ class Trainer:
         patience: stop after this many epochs without a better validation score.
         ce_weight: weight of the cross-entropy on training nodes (distillers such as GLNN use ``lambda`` here).
         loader: mini-batches of sampled subgraphs (:func:`gkd.scale.neighbor_loader`) for graphs too big for
-            full-batch steps; the cross-entropy is read on the training seed nodes, terms (``minibatch = True``) on
+            full-batch steps; the cross-entropy is read on the training seed nodes, terms (``Capabilities.minibatch``) on
             the seed nodes (the depth term: the subgraph). Evaluation stays full-graph.
         term_loader: mini-batch only: the batches once a term that teaches unlabelled nodes (``all_nodes``) is on
             (not ``late``, or ``started``), e.g. seeded on every node; default ``loader``. Until then a run is plain
@@ -296,7 +141,7 @@ class Trainer:
               ConfigError)
         check_int("refresh", refresh, 1, ConfigError, REFRESH_MEANING)
         self.refresh = refresh
-        full_only = [t.name for t in self.terms if not getattr(t, "minibatch", False)]
+        full_only = [t.name for t in self.terms if not caps_of(t).minibatch]
         check(loader is None or not full_only, f"loss terms {full_only} need full-batch steps; mini-batch training "
               "(loader=...) takes the terms that declare minibatch = True (self-distillation, born-again, label "
               "smoothing, tf-kd-reg, soft-label KD, the student's neighbour KD)", ConfigError)
@@ -342,8 +187,7 @@ class Trainer:
         totals: dict[str, float] = {}
         weights: dict[str, int] = {}
         # the all-node batches serve the terms that teach unlabelled nodes, once one of them is on
-        on = any(getattr(t, "all_nodes", False) and (not getattr(t, "late", False) or t.started is not None)
-                 for t in self.terms)
+        on = any(caps_of(t).all_nodes and (not caps_of(t).late_start or t.started is not None) for t in self.terms)
         world = _world_size()
         for batch in self.term_loader if on and self.term_loader is not None else self.loader:
             self.optimizer.zero_grad(set_to_none=True)
@@ -413,8 +257,9 @@ class Trainer:
 
     def fit(self) -> FitResult:
         select = BestValidation(self.model, self.patience)
-        bar = tqdm(range(1, self.epochs + 1), desc=self.desc, leave=False, disable=not self.progress,
-                   dynamic_ncols=True)
+        # progress=None (the CLI without --quiet): a per-epoch bar with its ETA on a terminal, none in a log file
+        bar = tqdm(range(1, self.epochs + 1), desc=self.desc, leave=False, dynamic_ncols=True,
+                   disable=None if self.progress is None else not self.progress)
         for epoch in bar:
             restart = [t.restart_from_best(epoch, select.epoch) for t in self.terms]  # a list: ask every term
             if any(getattr(t, "started", None) == epoch for t in self.terms):

@@ -23,11 +23,12 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ..config import RunConfig, check_limits, check_types
+from ..config import RunConfig, bounded, check_limits, check_types
 from ..distill.losses import check_temperature
 from ..distill.registry import ImageContext, build_options, get_term
 from ..errors import ConfigError, check, check_int
 from ..io import check_output_file
+from ..limits import MAX_EPOCHS, MAX_HEADS, MAX_NODES
 from ..train.trainer import LossTerm, seed_everything
 from .builder import MultiHeadGraphBuilder
 from .cnn import CNN, FeatureTaps
@@ -44,21 +45,21 @@ CNN_METHODS: dict[str, tuple[str, ...]] = {"student": (), "kd": ("kd",), "mhgd":
 class CNNDistillConfig(RunConfig):
     """One CNN distillation experiment; every field has a flag in ``gkd cnn``."""
 
-    epochs: int = 150
+    epochs: int = bounded(150, 1, MAX_EPOCHS)
     patience: int = 50
     dataset: str = "digits"
     method: str = "kd"
     teacher_channels: list = field(default_factory=lambda: [32, 64, 128])
     student_channels: list = field(default_factory=lambda: [4, 8, 8])
     labelled_fraction: float = 0.2
-    batch_size: int = 64
+    batch_size: int = bounded(64, 1, MAX_NODES)
     temperature: float = 4.0
     term_args: dict = field(default_factory=dict)  # {term: {option: value}}, e.g. {"mhgd": {"weight": 0.5}}
-    heads: int = 8
-    builder_epochs: int = 100
+    heads: int = bounded(8, 1, MAX_HEADS)
+    builder_epochs: int = bounded(100, 1, MAX_EPOCHS)
     builder_value: str = "learned"  # MHGD's builder; `gkd graph` uses "others" (see gkd.vision.builder)
 
-    def validate(self) -> "CNNDistillConfig":
+    def check(self) -> None:
         check_types(self)
         check(self.method in CNN_METHODS, f"method={self.method!r}; expected one of {', '.join(CNN_METHODS)}",
               ConfigError)
@@ -89,7 +90,6 @@ class CNNDistillConfig(RunConfig):
               f"blocks, student {len(self.student_channels)}; MHGD taps block by block, so expected the same count",
               ConfigError)
         check_limits(self)
-        return self
 
     def term_options(self) -> dict:
         return build_options("image", CNN_METHODS[self.method], self.term_args)
@@ -149,7 +149,7 @@ def student_terms(method: str, teacher: CNNTeacher, cfg: CNNDistillConfig, split
     """The registered ``image`` terms of ``method``, in the method's order."""
     ctx = ImageContext(teacher, split, list(cfg.student_channels), cfg.temperature, cfg.epochs, seed)
     options = build_options("image", CNN_METHODS[method], cfg.term_args)
-    return [get_term("image", name).build(ctx, options[name]) for name in CNN_METHODS[method]]
+    return [get_term("image", name).make(ctx, options[name]) for name in CNN_METHODS[method]]
 
 
 def cnn_student_run(split: ImageSplit, teacher: CNNTeacher | None, cfg: CNNDistillConfig, method: str, seed: int,
