@@ -157,3 +157,16 @@ def test_distill_options_given_to_distill_mlp_stay_the_callers(small_graph):
     distill_mlp(small_graph, know, opts, epochs=2, patience=2)
     assert not opts.validated
     opts.kd_lambda = 0.5  # still the caller's to change
+
+
+@pytest.mark.parametrize("command", ["train", "distill", "cnn"])
+def test_one_term_weight_flag_in_every_command(command):
+    """``--term-weight`` is the same flag in every command; ``gkd train``'s older ``--sd-weight`` reads the same."""
+    from gkd.cli.parser import build_parser, flags
+
+    term = {"train": "time", "distill": "neighbour", "cnn": "kd"}[command]
+    args = build_parser().parse_args([command, "--term-weight", f"{term}=0.5"])
+    assert flags(args, ["term_args"])["term_args"] == {term: {"weight": 0.5}}
+    if command == "train":
+        older = build_parser().parse_args([command, "--sd-weight", f"{term}=0.5"])
+        assert flags(older, ["term_args"])["term_args"] == {term: {"weight": 0.5}}

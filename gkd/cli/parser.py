@@ -174,11 +174,14 @@ _TERM_EXAMPLES = {"self": ("time=0.5", "neighbour.warmup=10"), "student": ("neig
                   "image": ("mhgd=0.5", "mhgd.grad_cap=0.5")}
 
 
-def _add_term_flags(p, kind: str, weight_dest: str = "term_weights", weight_flag: str = "--term-weight") -> None:
+def _add_term_flags(p, kind: str, *older: str) -> None:
+    """``--term-weight`` and ``--term-arg``, the same flags in every command (``older``: names they replace, still
+    read)."""
     weight, option = _TERM_EXAMPLES[kind]
-    p.add_argument(weight_flag, dest=weight_dest, action="append", type=_term_weight, metavar="TERM=W",
-                   help=f"weight of a switched-on term, e.g. {weight}; the same as --term-arg TERM.weight=W "
-                   "(repeatable; default: the term's)")
+    p.add_argument("--term-weight", *older, dest="term_weights", action="append", type=_term_weight,
+                   metavar="TERM=W", help=f"weight of a switched-on term, e.g. {weight}; the same as --term-arg "
+                   "TERM.weight=W (repeatable; default: the term's)"
+                   + (f"; {', '.join(older)}: its older name" if older else ""))
     p.add_argument("--term-arg", dest="term_arg", action="append", type=_term_arg, metavar="TERM.OPTION=VALUE",
                    help=f"an option of a switched-on {kind} term, e.g. {option} (repeatable; `gkd terms "
                    f"--kind {kind}` lists each term's options and defaults)")
@@ -235,7 +238,7 @@ def _add_train_flags(parser: argparse.ArgumentParser) -> None:
                    help="shorthand for --method self-distill")
     p.add_argument("--sd-terms", help=f"self-distillation terms, a comma list of {_terms('self')} "
                    "(default neighbour,time)")
-    _add_term_flags(p, "self", "sd_weights", "--sd-weight")
+    _add_term_flags(p, "self", "--sd-weight")
     p.add_argument("--generations", type=int, help="born-again generations: each later one also learns the "
                    f"previous one's predictions, at most {MAX_REPEATS} (default 1)")
     _add_output_flags(parser)
@@ -369,8 +372,8 @@ def flags(args: argparse.Namespace, names: Sequence[str]) -> dict:
         if flags.get(key) is not None:
             flags[key] = dict(flags[key])
     # --term-weight T=W and --term-arg T.OPTION=V both set term_args[T]
-    pairs = [(t, "weight", w) for t, w in (getattr(args, "sd_weights", None) or getattr(args, "term_weights", None)
-                                           or [])] + list(getattr(args, "term_arg", None) or [])
+    pairs = [(t, "weight", w) for t, w in getattr(args, "term_weights", None) or []] + list(
+        getattr(args, "term_arg", None) or [])
     if pairs:
         term_args: dict = {}
         for term, option, value in pairs:
