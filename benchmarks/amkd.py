@@ -26,7 +26,7 @@ def one(task: tuple) -> dict:
     dataset, seed, quick = task
     rows = {}
     if dataset == "digits":
-        from gkd.vision.pipeline import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
+        from gkd.vision import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
 
         cfg = CNNDistillConfig(**({"epochs": 20, "patience": 20} if quick else {})).validate()
         split = cfg.split(seed)
@@ -35,7 +35,7 @@ def one(task: tuple) -> dict:
             rows[m] = cnn_student_run(split, teacher, cfg, m, seed)
         return {"dataset": dataset, "seed": seed, "teacher_test": teacher.test, "rows": rows}
     from gkd.datasets import load
-    from gkd.pipeline.gnn2mlp import DistillConfig, student_stage, teacher_stage
+    from gkd.pipeline import DistillConfig, student_stage, teacher_stage
 
     data = load("Cora")
     quick_args = {"epochs": 60, "patience": 60, "teacher_args": {"epochs": 60, "patience": 60}} if quick else {}
@@ -54,10 +54,9 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", default="digits,cora",
                    help="re-run only these (the others' seeds are kept from the existing amkd.json)")
     args = p.parse_args(argv)
-    from gkd.vision.pipeline import CNNDistillConfig
-    from gkd.pipeline.gnn2mlp import DistillConfig
-    from gkd.train import environment, fmt
-    from gkd.train.logger import mean_std
+    from gkd.pipeline import DistillConfig
+    from gkd.train import environment, fmt, mean_std
+    from gkd.vision import CNNDistillConfig
 
     runs = 2 if args.quick else args.runs
     chosen = [d.strip() for d in args.datasets.split(",") if d.strip()]

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from gkd.config import make_config
-from gkd.pipeline.train import run_training
+from gkd.pipeline import make_config, run_training
 from gkd.train import environment, fmt
 
 from common import md_table, parser, save_json, save_markdown

@@ -19,8 +19,7 @@ from common import csbm_name, md_table, parser, peak_rss_gb, reply, run_child, s
 
 
 def graph(name: str, nodes: int):
-    from gkd.datasets import csbm, load
-    from gkd.datasets.registry import DatasetMeta
+    from gkd.datasets import DatasetMeta, csbm, load
     from gkd.nn import to_adj_t
 
     if name == "Cora":
@@ -35,9 +34,9 @@ def graph(name: str, nodes: int):
 def prepare(name: str, nodes: int, workdir: Path, teacher_epochs: int) -> dict:
     import torch
 
-    from gkd.book import write_book
-    from gkd.distill.knowledge import teacher_knowledge
+    from gkd.distill import teacher_knowledge
     from gkd.nn import build_model
+    from gkd.pipeline import write_book
     from gkd.train import Trainer
 
     data = graph(name, nodes)
@@ -56,9 +55,9 @@ def prepare(name: str, nodes: int, workdir: Path, teacher_epochs: int) -> dict:
 def student(name: str, nodes: int, workdir: Path, mode: str, epochs: int) -> dict:
     import torch
 
-    from gkd.book import open_book
-    from gkd.distill.glnn import GLNN, OnlineKD
+    from gkd.distill import GLNN, OnlineKD
     from gkd.nn import build_model
+    from gkd.pipeline import open_book
     from gkd.train import Trainer
 
     data = graph(name, nodes)

@@ -30,10 +30,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import torch
 
-    from gkd.book import open_book, write_book
     from gkd.datasets import DatasetMeta, csbm
     from gkd.nn import to_adj_t
-    from gkd.pipeline.gnn2mlp import DistillConfig, GNNToMLP, teacher_stage
+    from gkd.pipeline import DistillConfig, GNNToMLP, open_book, teacher_stage, write_book
     from gkd.train import environment
 
     pre = scaled("arxiv", args.quick)

@@ -24,12 +24,10 @@ DATASETS = ("Cora", "CiteSeer")
 def one(task: tuple) -> dict:
     import copy
 
-    from gkd.datasets import load
-    from gkd.datasets.inductive import inductive_split
+    from gkd.datasets import inductive_split, load
     from gkd.nn import build_model
-    from gkd.pipeline.gnn2mlp import DistillConfig
-    from gkd.train import Trainer
-    from gkd.train.trainer import seed_everything
+    from gkd.pipeline import DistillConfig
+    from gkd.train import Trainer, seed_everything
 
     dataset, r, quick = task
     cfg = DistillConfig()  # the student's size and training: gkd distill's defaults
@@ -56,8 +54,7 @@ def one(task: tuple) -> dict:
 
 
 def main(argv=None) -> int:
-    from gkd.train import environment, fmt
-    from gkd.train.logger import mean_std
+    from gkd.train import environment, fmt, mean_std
 
     p = parser(__doc__, "2 runs, 60 epochs, Cora only (smoke test)", jobs=True)
     p.add_argument("--datasets", default=",".join(DATASETS))

@@ -6,7 +6,7 @@ For every (teacher, setting, seed) the teachers are trained once (gkd distill's 
 self-distilled with two born-again generations) and every student variant learns from that same knowledge, so the
 rows differ only in the student's loss. The "1 teacher" rows learn from the ensemble's first member alone (what
 ``--teachers 1`` trains); the teacher rows report that member. The gkd row is the variant whose terms equal
-``gkd.pipeline.student.GKD_TERMS``; those terms were chosen on validation accuracy from this ablation. Inductive: 20%
+``gkd.pipeline.GKD_TERMS``; those terms were chosen on validation accuracy from this ablation. Inductive: 20%
 of the test nodes are held out of the teacher's graph (GLNN's production setting). Datasets named in ``--core`` get
 the teacher, plain MLP, GLNN and gkd rows only; ``--datasets`` re-runs a subset and keeps the other datasets' rows
 from the existing JSON. Writes benchmarks/results/gnn2mlp.{json,md}.
@@ -37,7 +37,7 @@ def variants_for(teacher: str, full: bool, core: bool = False) -> list[tuple[str
     """GCN gets the whole ablation; other teachers the rows that gkd's default could be made of; ``core``: plain MLP,
     GLNN and gkd's terms only."""
     if core:
-        from gkd.pipeline.student import GKD_TERMS
+        from gkd.pipeline import GKD_TERMS
 
         return [("plain MLP", "plain", ()), ("GLNN", "glnn", ()),
                 (f"+ {' + '.join(GKD_TERMS)}", "glnn", tuple(GKD_TERMS))]
@@ -51,8 +51,8 @@ def one(task: tuple) -> list[dict]:
     import dataclasses
 
     from gkd.datasets import load
-    from gkd.pipeline.gnn2mlp import DistillConfig, student_stage, teacher_stage
-    from gkd.distill.knowledge import Knowledge
+    from gkd.distill import Knowledge
+    from gkd.pipeline import DistillConfig, student_stage, teacher_stage
 
     teacher, setting, r, extra, full = task
     extra = dict(extra)
@@ -88,11 +88,11 @@ def raw_val(run: dict) -> float:
 
 def guarded(candidates: dict[str, dict]) -> dict:
     """One seed as the student guard makes it: ``candidates`` maps ``distilled`` (then ``no terms``, then ``plain``)
-    to the ablation rows' runs of that seed; the best on validation is kept (:func:`gkd.pipeline.gnn2mlp.guard_pick`).
+    to the ablation rows' runs of that seed; the best on validation is kept (:func:`gkd.pipeline.guard_pick`).
 
     Exact for runs measured with the guard on as well: a candidate is kept only with a validation score at least the
     plain student's, and then its own guard had kept it too (a tie keeps the distilled student)."""
-    from gkd.pipeline.gnn2mlp import guard_pick
+    from gkd.pipeline import guard_pick
 
     val = {k: (r["val"] if k == "plain" else raw_val(r)) for k, r in candidates.items()}
     kept = guard_pick(val)
@@ -110,9 +110,8 @@ def guard_rows(table: list[dict]) -> list[dict]:
     GLNN (its student or the plain MLP row's) and gkd = GLNN + GKD_TERMS (the terms row's student, the GLNN row's
     or the plain MLP row's). Each candidate is the very student that student_stage trains for that seed (same seed,
     same teachers; tests/test_gnn2mlp.py checks it), so this is the guard's choice, not another training."""
-    from gkd.pipeline.gnn2mlp import DistillConfig
-    from gkd.pipeline.student import GKD_TERMS
-    from gkd.train.logger import summarize
+    from gkd.pipeline import GKD_TERMS, DistillConfig
+    from gkd.train import summarize
 
     default = DistillConfig()
     table = [r for r in table if r["method"] != "gkd"]
@@ -143,9 +142,8 @@ def guard_rows(table: list[dict]) -> list[dict]:
 
 
 def main(argv=None) -> int:
-    from gkd.pipeline.student import GKD_TERMS
-    from gkd.train.logger import summarize
-    from gkd.train import environment
+    from gkd.pipeline import GKD_TERMS
+    from gkd.train import environment, summarize
 
     p = parser(__doc__, "2 runs, 60 epochs, GCN teacher only, Cora and Texas (smoke test)", jobs=True)
     p.add_argument("--datasets", default=",".join(DATASETS),

@@ -21,8 +21,7 @@ from pathlib import Path
 import torch
 
 from gkd.datasets import csbm, load
-from gkd.nn import build_model, to_adj_t
-from gkd.nn.serving import FastMLP, sage_predict
+from gkd.nn import FastMLP, build_model, sage_predict, to_adj_t
 from gkd.train import environment
 
 from common import RESULTS, csbm_name, load_results, md_table, parser, pyplot, save_json, save_markdown, save_png

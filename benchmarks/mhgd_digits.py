@@ -24,13 +24,10 @@ METHODS = ("student", "kd", "mhgd", "mhgd+kd")
 def one_seed(task: tuple[int, dict]) -> dict:
     import torch
 
-    from gkd.config import TrainConfig
-    from gkd.vision.pipeline import CNNDistillConfig, cnn_student_run, cnn_teacher_stage
-    from gkd.vision import MultiHeadGraphBuilder, relational_graph, with_split
-    from gkd.train.trainer import seed_everything
-    from gkd.vision.relational import edge_homophily
-    from gkd.vision.cnn import FeatureTaps
-    from gkd.pipeline.train import train_run
+    from gkd.pipeline import TrainConfig, train_run
+    from gkd.train import seed_everything
+    from gkd.vision import (CNNDistillConfig, FeatureTaps, MultiHeadGraphBuilder, cnn_student_run, cnn_teacher_stage,
+                            edge_homophily, relational_graph, with_split)
 
     seed, overrides = task
     cfg = CNNDistillConfig(**overrides).validate()
@@ -75,7 +72,7 @@ def memory_child(n: int, k: int) -> dict:
 
 
 def table(rows: list[dict], key) -> tuple[float, float]:
-    from gkd.train.logger import mean_std
+    from gkd.train import mean_std
 
     m, s = mean_std([key(r) for r in rows])
     return m, (s or 0.0)
@@ -90,8 +87,8 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.memory_child:
         return reply(memory_child(*args.memory_child))
-    from gkd.vision.pipeline import CNNDistillConfig
     from gkd.train import environment, fmt
+    from gkd.vision import CNNDistillConfig
 
     overrides = {"epochs": 25, "patience": 25, "builder_epochs": 10} if args.quick else {}
     runs = 2 if args.quick else args.runs

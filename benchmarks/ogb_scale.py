@@ -113,14 +113,10 @@ def median_ms(fn, batches: list) -> float:
 def one(name: str, quick: bool, homophily: float | None, seed: int = 0) -> dict:
     import torch
 
-    from gkd.book import open_book, write_book
-    from gkd.config import TrainConfig
     from gkd.datasets import DatasetMeta, csbm
-    from gkd.distill.knowledge import teacher_knowledge
-    from gkd.nn import to_adj_t
-    from gkd.nn.serving import FastMLP, sage_predict
-    from gkd.pipeline.student import DistillOptions, distill_mlp
-    from gkd.pipeline.train import build_method, train_run
+    from gkd.distill import teacher_knowledge
+    from gkd.nn import FastMLP, sage_predict, to_adj_t
+    from gkd.pipeline import DistillOptions, TrainConfig, build_method, distill_mlp, open_book, train_run, write_book
 
     p = scaled(name, quick)
     h = p["homophily"] if homophily is None else homophily

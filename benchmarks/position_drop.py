@@ -27,7 +27,7 @@ def variants(drops: list[float]) -> list[tuple[str, str, str | None, dict]]:
 
 def one(task: tuple) -> dict:
     from gkd.datasets import load
-    from gkd.pipeline.gnn2mlp import DistillConfig, student_stage, teacher_stage
+    from gkd.pipeline import DistillConfig, student_stage, teacher_stage
 
     dataset, teacher, r, drops, quick = task
     data = load(dataset, split=r)
@@ -45,8 +45,7 @@ def one(task: tuple) -> dict:
 
 
 def main(argv=None) -> int:
-    from gkd.train import environment, fmt
-    from gkd.train.logger import mean_std
+    from gkd.train import environment, fmt, mean_std
 
     p = parser(__doc__, "2 runs, 60 epochs (smoke test)", jobs=True)
     p.add_argument("--datasets", default="Cora")

@@ -37,9 +37,7 @@ ROWS = ("MLP", "SAGE", "SAGE, self-distilled", "GLNN", "gkd (default)")
 
 def one(task: tuple) -> dict:
     """One row of one dataset and setting: ``runs`` seeds through gkd's public pipeline."""
-    from gkd.config import TrainConfig
-    from gkd.pipeline.gnn2mlp import DistillConfig, run_distillation
-    from gkd.pipeline.train import run_training
+    from gkd.pipeline import DistillConfig, TrainConfig, run_distillation, run_training
 
     dataset, setting, row, runs, quick = task
     short = {"epochs": 60, "patience": 60} if quick else {}
@@ -64,8 +62,7 @@ def one(task: tuple) -> dict:
 
 
 def main(argv=None) -> int:
-    from gkd.train import environment, fmt
-    from gkd.train.logger import mean_std
+    from gkd.train import environment, fmt, mean_std
 
     p = parser(__doc__, "2 runs, 60 epochs (smoke test)", jobs=True)
     p.add_argument("--datasets", default=",".join(DATASETS))

@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _out_folder(out: Path) -> None:
     """``--out`` is a folder that exists or can be made, and can be written (gkd's own check of output folders)."""
-    from gkd.errors import GKDError
+    from gkd import GKDError
     from gkd.io import check_output_folder
 
     try:

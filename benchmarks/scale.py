@@ -44,12 +44,12 @@ class FirstBatches:
 def one(n: int, degree: float, batches: int) -> dict:
     import torch
 
-    from gkd.book import write_book
     from gkd.datasets import csbm
-    from gkd.distill.knowledge import teacher_knowledge
+    from gkd.distill import teacher_knowledge
     from gkd.nn import build_model, to_adj_t
+    from gkd.pipeline import write_book
     from gkd.scale import neighbor_loader
-    from gkd.train.trainer import Trainer
+    from gkd.train import Trainer
 
     t = time.perf_counter()
     data = csbm(num_nodes=n, avg_degree=degree, num_features=128, num_classes=5, seed=0,

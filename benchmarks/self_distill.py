@@ -84,8 +84,7 @@ def resolved(task: tuple[str, str, dict, dict]):
     (tuples become lists)."""
     import json
 
-    from gkd.config import make_config
-    from gkd.pipeline.train import build_method
+    from gkd.pipeline import build_method, make_config
 
     label, model, flags, extra = task
     cfg = make_config(flags={"model": model, **flags, **extra})
@@ -93,8 +92,7 @@ def resolved(task: tuple[str, str, dict, dict]):
 
 
 def one(task: tuple[str, str, dict, dict]) -> dict:
-    from gkd.config import make_config
-    from gkd.pipeline.train import run_training
+    from gkd.pipeline import make_config, run_training
 
     label, model, flags, extra = task
     cfg = make_config(flags={"model": model, **flags, **extra})
@@ -115,11 +113,10 @@ def epoch_times(models: list[str], dataset: str, epochs: int = 60) -> dict[str, 
 
     import torch
 
-    from gkd.config import make_config
     from gkd.datasets import load
     from gkd.distill import SELF_DISTILL_TERMS
     from gkd.nn import build_model, to_adj_t
-    from gkd.pipeline.train import build_method
+    from gkd.pipeline import build_method, make_config
     from gkd.train import Trainer, seed_everything
 
     torch.set_num_threads(1)

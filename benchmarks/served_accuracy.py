@@ -32,7 +32,7 @@ KEYS = ("val", "test", "val_features_only", "test_features_only")
 
 def variants() -> list[tuple[str, str | None, dict]]:
     """``(label, terms, term_args)``; ``None`` terms: gkd's defaults."""
-    from gkd.pipeline.gnn2mlp import DistillConfig
+    from gkd.pipeline import DistillConfig
 
     no_position = ",".join(t for t in DistillConfig().options().active_terms if t != "position")
     return ([(f"gkd, drop={d:g}" if d else "gkd (default)", None, {"position": {"drop": d}} if d else {})
@@ -41,7 +41,7 @@ def variants() -> list[tuple[str, str | None, dict]]:
 
 def one(task: tuple) -> dict:
     from gkd.datasets import load
-    from gkd.pipeline.gnn2mlp import DistillConfig, student_stage, teacher_stage
+    from gkd.pipeline import DistillConfig, student_stage, teacher_stage
 
     dataset, dataset_args, r, quick = task
     data = load(dataset, split=r, **dataset_args)
@@ -66,7 +66,7 @@ def points(seeds: list[dict], a: str, b: str, key: str) -> list[float]:
 def summarise(seeds: list[dict]) -> tuple[str, list, list[dict], dict]:
     """``(choice, steps, rows, pooled)`` from the per-seed records: the rule of the module docstring, one row per
     dataset and student, and the pooled paired differences to the default student."""
-    from gkd.train.logger import mean_std
+    from gkd.train import mean_std
 
     names = list(seeds[0]["students"])
     drop_names = names[:len(DROPS)]

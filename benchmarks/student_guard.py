@@ -64,8 +64,8 @@ def paired(a, b) -> tuple[float, float]:
 
 def pick(run: dict, rule: str) -> str:
     """What ``rule`` (a name in ``RULES``) keeps on half A; *best* is today's guard
-    (:func:`gkd.pipeline.gnn2mlp.guard_pick`)."""
-    from gkd.pipeline.gnn2mlp import guard_pick
+    (:func:`gkd.pipeline.guard_pick`)."""
+    from gkd.pipeline import guard_pick
 
     cands = run["candidates"]
     best = guard_pick({name: cands[name]["a"] for name in reversed(ORDER) if name in cands})
@@ -94,7 +94,7 @@ def one(task: tuple) -> dict:
     import torch
 
     from gkd.datasets import load
-    from gkd.pipeline.gnn2mlp import DistillConfig, node_logits, student_candidates, teacher_stage
+    from gkd.pipeline import DistillConfig, node_logits, student_candidates, teacher_stage
 
     dataset, dataset_args, teacher, r, runs, extra = task
     seed = extra.get("seed", 0)

@@ -43,8 +43,8 @@ def one(task: tuple) -> list[dict]:
     import dataclasses
 
     from gkd.datasets import load
-    from gkd.distill.knowledge import Knowledge
-    from gkd.pipeline.gnn2mlp import DistillConfig, student_stage, teacher_stage
+    from gkd.distill import Knowledge
+    from gkd.pipeline import DistillConfig, student_stage, teacher_stage
 
     dataset, dataset_args, r, runs, extra = task
     data = load(dataset, None, split=r, **dataset_args)
@@ -72,8 +72,7 @@ def one(task: tuple) -> list[dict]:
 def run_settings(extra: dict) -> dict:
     """What a row was trained with besides its dataset, seeds and teacher setting (gkd distill's options as resolved
     now): rows of another configuration are never pooled with these."""
-    from gkd.pipeline.gnn2mlp import DistillConfig
-    from gkd.pipeline.train import build_method
+    from gkd.pipeline import DistillConfig, build_method
 
     skip = ("dataset", "dataset_args", "root", "runs", "teachers", "teacher_generations", "generations")
     cfg = DistillConfig(teacher="gcn", **extra)
@@ -84,7 +83,7 @@ def run_settings(extra: dict) -> dict:
 
 
 def main(argv=None) -> int:
-    from gkd.train.logger import summarize
+    from gkd.train import summarize
 
     p = parser(__doc__, "2 runs, 60 epochs, Cora and Texas, 2-point sweep of 2 seeds (smoke test)", jobs=True)
     p.add_argument("--datasets", default=",".join(DATASETS),

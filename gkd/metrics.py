@@ -19,6 +19,8 @@ from torch import Tensor
 
 from .errors import ConfigError, check
 
+__all__ = ["Metric", "METRICS", "accuracy", "rocauc", "ogb_metric", "check_metric", "get_metric"]
+
 Metric = Callable[[Tensor, Tensor], float]  # (logits [n, C], labels [n]) -> score, higher is better
 METRICS = ("acc", "rocauc", "f1-macro", "f1-micro", "balanced-acc")
 NEEDS_TWO_CLASSES = ("rocauc",)  # undefined on a mask that holds one class

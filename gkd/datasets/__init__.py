@@ -9,10 +9,11 @@ where PyG/OGB put it given that root (``<root>/Cora/raw/ind.cora.x``, ``<root>/t
 from .arrays import from_arrays, from_networkx, from_scipy
 from .csbm import csbm
 from .graphfile import load_graph_file, save_graph_file
+from .inductive import InductiveSplit, inductive_split
 from .registry import DatasetMeta, available, default_root, load, resolve_root
 from .splits import random_split
 from .validate import check_data, check_edge_index
 
 __all__ = ["load", "available", "default_root", "resolve_root", "DatasetMeta", "csbm", "check_data",
            "check_edge_index", "from_arrays", "from_networkx", "from_scipy", "load_graph_file", "save_graph_file",
-           "random_split"]
+           "random_split", "inductive_split", "InductiveSplit"]

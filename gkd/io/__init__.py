@@ -19,6 +19,10 @@ from typing import Any, BinaryIO, Callable, Collection
 
 from ..errors import ConfigError, GKDError, check
 
+__all__ = ["atomic_write", "write_new_file", "fsync_dir", "atomic_write_bytes", "atomic_write_text", "write_json",
+           "check_output_folder", "check_output_file", "check_new_path", "is_results_json", "read_regular_file",
+           "map_regular_file", "read_json", "read_npz", "sha256_file", "is_sha256"]
+
 
 def _new_file_mode(path: Path) -> int:
     """The mode ``path`` should get: that of the file it replaces, else what ``open()`` would give under the umask

@@ -18,13 +18,14 @@ from .digits import ImageSplit, digits_split
 from .trainer import ImageStep, ImageTrainer
 from .compress import compress, compress_student
 from .builder import MultiHeadGraphBuilder, RelationHead
-from .relational import load_graph, relational_graph, save_graph, with_split
+from .relational import edge_homophily, load_graph, relational_graph, save_graph, with_split
 from .amkd import ImageBoundaryDistill
 from .mhgd import MHGD
 from .kd import ImageKD
-from .pipeline import CNN_METHODS, CNNDistillConfig, build_graph, run_cnn_distillation
+from .pipeline import (CNN_METHODS, CNNDistillConfig, build_graph, cnn_student_run, cnn_teacher_stage,
+                       run_cnn_distillation)
 
 __all__ = ["CNN", "FeatureTaps", "ImageSplit", "digits_split", "ImageTrainer", "ImageStep", "compress",
            "compress_student", "MultiHeadGraphBuilder", "RelationHead", "relational_graph", "with_split", "save_graph",
            "load_graph", "ImageBoundaryDistill", "MHGD", "ImageKD", "CNN_METHODS", "CNNDistillConfig",
-           "run_cnn_distillation", "build_graph"]
+           "run_cnn_distillation", "build_graph", "cnn_teacher_stage", "cnn_student_run", "edge_homophily"]
