@@ -170,3 +170,18 @@ def test_one_term_weight_flag_in_every_command(command):
     if command == "train":
         older = build_parser().parse_args([command, "--sd-weight", f"{term}=0.5"])
         assert flags(older, ["term_args"])["term_args"] == {term: {"weight": 0.5}}
+
+
+def test_the_guard_names_what_its_baseline_trained_with(small_graph):
+    """The late-term guard's baseline is plain training only when no term ran from the start."""
+    from gkd.config import TrainConfig
+    from gkd.pipeline import run_training
+
+    def guard_of(sd_terms: str) -> dict:
+        cfg = TrainConfig(dataset="tiny", model="mlp", method="self-distill", sd_terms=sd_terms, runs=1, epochs=60,
+                          patience=5, term_args={"neighbour": {"warmup": 2}})
+        res = run_training(cfg, data=small_graph, progress=False)
+        return res["runs"][0]["stats"]["guard"]
+
+    assert "baseline_terms" not in guard_of("neighbour")
+    assert guard_of("label-smoothing,neighbour")["baseline_terms"] == ["label_smoothing"]  # its log name

@@ -41,12 +41,15 @@ class BestValidation:
         self.baseline: tuple | None = None  # (best, epoch, scores, state) before the late terms started
         self.held = False
         self.held_seconds: float | None = None  # when the late terms started (seconds into the run)
+        self.baseline_terms: list[str] = []  # the terms on before the late ones: none means plain training
 
-    def hold_baseline(self) -> None:
+    def hold_baseline(self, terms_on: Iterable[str] = ()) -> None:
         """Hold the best model so far as the guard's baseline (once, at the first late term's start; nothing is held
-        when a term starts before the first evaluation)."""
+        when a term starts before the first evaluation). ``terms_on``: the terms trained from the start, which the
+        baseline had too (none: it is plain training)."""
         if not self.held:
             self.held = True
+            self.baseline_terms = list(terms_on)
             self.held_seconds = time.perf_counter() - self.start  # what the run cost before the terms
             if self.state:
                 self.baseline = (self.best, self.epoch, self.scores, self.state)
@@ -68,10 +71,11 @@ class BestValidation:
         stats = term_stats(terms)
         if self.baseline is not None:
             kept = self.best[0] > self.baseline[0][0]
-            # the baseline's scores are those of plain training (the run is plain training until the terms start)
+            # the baseline is the run before its late terms: plain training unless terms ran from the start
             stats["guard"] = {"baseline_epoch": self.baseline[1], "baseline_val": self.baseline[0][0],
                               "baseline_test": self.baseline[2]["test"], "seconds_before_terms": self.held_seconds,
-                              "kept": "terms" if kept else "baseline"}
+                              "kept": "terms" if kept else "baseline",
+                              **({"baseline_terms": self.baseline_terms} if self.baseline_terms else {})}
             if not kept:
                 self.best, self.epoch, self.scores, self.state = self.baseline
         self.model.load_state_dict(self.state)

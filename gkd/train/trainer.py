@@ -265,7 +265,7 @@ class Trainer:
             if any(getattr(t, "started", None) == epoch for t in self.terms):
                 select.since = 0  # a term starting now gets a full patience
             if self.guard and any(getattr(t, "started", None) is not None for t in self.terms):
-                select.hold_baseline()
+                select.hold_baseline(t.name for t in self.terms if not caps_of(t).late_start)
             reloaded = any(restart) and bool(select.state)
             if reloaded:
                 self.model.load_state_dict(select.state)  # weights only: keeping Adam's moments measured better
