@@ -48,10 +48,7 @@ def variants_for(teacher: str, full: bool, core: bool = False) -> list[tuple[str
 
 
 def one(task: tuple) -> list[dict]:
-    import dataclasses
-
     from gkd.datasets import load
-    from gkd.distill import Knowledge
     from gkd.pipeline import DistillConfig, student_stage, teacher_stage
 
     teacher, setting, r, extra, full = task
@@ -61,8 +58,7 @@ def one(task: tuple) -> list[dict]:
     base = DistillConfig(teacher=teacher, setting=setting, **{k: v for k, v in extra.items() if k != "root"},
                          root=extra.get("root"))
     stage = teacher_stage(base, data, r, reliability=True, progress=False)
-    alone = dataclasses.replace(stage, knowledge=Knowledge(stage.teacher_logits[0], stage.knowledge.mask,
-                                                           stage.knowledge.hidden))
+    alone = stage.first_teacher()
     rows = []
     variants = [(v, stage) for v in variants_for(teacher, full, core)]
     if base.teachers > 1 and not core:

@@ -43,7 +43,6 @@ def one(task: tuple) -> list[dict]:
     import dataclasses
 
     from gkd.datasets import load
-    from gkd.distill import Knowledge
     from gkd.pipeline import DistillConfig, student_stage, teacher_stage
 
     dataset, dataset_args, r, runs, extra = task
@@ -57,10 +56,7 @@ def one(task: tuple) -> list[dict]:
     for k, g in SETTINGS:
         st = stages[g]
         if k == 1:
-            # what --teachers 1 gives the default student (its terms read no reliability scores)
-            know = Knowledge(st.teacher_logits[0], st.knowledge.mask, st.knowledge.hidden)
-            st = dataclasses.replace(st, knowledge=know, teacher_logits=st.teacher_logits[:1],
-                                     teachers=st.teachers[:1])
+            st = st.first_teacher()  # what --teachers 1 gives the default student
         run = student_stage(base, data, st, r, progress=False)[1]
         run["teacher_seconds"] = round(stages[g].seconds * k / 3, 3)  # a third of the ensemble's per teacher
         run["same_first_generation"] = same

@@ -185,3 +185,14 @@ def test_the_guard_names_what_its_baseline_trained_with(small_graph):
 
     assert "baseline_terms" not in guard_of("neighbour")
     assert guard_of("label-smoothing,neighbour")["baseline_terms"] == ["label_smoothing"]  # its log name
+
+
+def test_first_teacher_is_what_one_teacher_gives(small_graph):
+    from gkd.pipeline import teacher_stage
+
+    cfg = make_config(None, {"teachers": 2, "teacher_generations": 1, "teacher_args": {"epochs": 3, "patience": 3}},
+                      DistillConfig)
+    stage = teacher_stage(cfg, small_graph, 0, progress=False)
+    one = stage.first_teacher()
+    assert torch.equal(one.knowledge.logits, stage.teacher_logits[0]) and one.knowledge.reliability is None
+    assert len(one.teachers) == len(one.teacher_logits) == 1 and one.scores == stage.scores

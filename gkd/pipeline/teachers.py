@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import itertools
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -48,6 +49,13 @@ class TeacherStage:
     teacher_logits: list[Tensor] = field(default_factory=list)  # per teacher, all N rows
     teachers: list[dict] = field(default_factory=list)  # model, method, seed, config of each
     view: TeacherView | None = None  # the first teacher, live (absent when read from a book)
+
+    def first_teacher(self) -> "TeacherStage":
+        """This stage as if it had trained its first teacher only (what ``teachers=1`` gives a student): its logits
+        are the knowledge (no reliability scores: an ensemble's), the other fields as they are."""
+        know = Knowledge(self.teacher_logits[0], self.knowledge.mask, self.knowledge.hidden)
+        return dataclasses.replace(self, knowledge=know, teacher_logits=self.teacher_logits[:1],
+                                   teachers=self.teachers[:1])
 
 
 def teacher_stage(cfg: DistillConfig, data: Data, r: int, *, reliability: bool | None = None,
