@@ -227,7 +227,7 @@ def cmd_terms(args: argparse.Namespace) -> int:
         print(f"{kind} terms: {KINDS[kind]}")
         for r in (r for r in rows if r["kind"] == kind):
             print(f"  {r['name']:16s} {r['paper']}  [{r['module']}]\n  {'':16s} {r['summary']}\n  {'':16s} "
-                  + " ".join(f"{k}={v}" for k, v in r["options"].items()))
+                  f"can: {r['caps']}\n  {'':16s} " + " ".join(f"{k}={v}" for k, v in r["options"].items()))
     return 0
 
 

@@ -332,11 +332,13 @@ def table(kind: str | None = None) -> list[dict[str, Any]]:
 
 def markdown_table(kind: str | None = None) -> str:
     """:func:`table` as Markdown (``gkd terms --markdown``; the docs' term table)."""
-    lines = ["| term | kind | paper | file | what it adds | options (defaults) |", "|---|---|---|---|---|---|"]
+    lines = ["| term | kind | paper | file | what it adds | can | options (defaults) |",
+             "|---|---|---|---|---|---|---|"]
     for r in table(kind):
         opts = ", ".join(f"`{k}={v}`" for k, v in r["options"].items())
         path = r["module"].replace(".", "/") + ".py"
-        lines.append(f"| `{r['name']}` | {r['kind']} | {r['paper']} | `{path}` | {r['summary']} | {opts} |")
+        lines.append(f"| `{r['name']}` | {r['kind']} | {r['paper']} | `{path}` | {r['summary']} | {r['caps']} | "
+                     f"{opts} |")
     return "\n".join(lines) + "\n"
 
 
