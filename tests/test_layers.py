@@ -107,3 +107,11 @@ def test_the_check_sees_an_upward_import(tmp_path):
     fake.write_text("def f():\n    from ..pipeline import train\n")
     found = _imports("gkd.train.x", fake, {"gkd.pipeline.train": fake})
     assert found == {"gkd.pipeline.train"} and _layer("gkd.pipeline.train") < _layer("gkd.train.x")
+
+
+MAX_MODULE_LINES = 400  # one purpose per module (issue #40): a module past this holds several things
+
+
+def test_no_module_over_the_line_bound():
+    long = {m: n for m, p in _modules().items() if (n := len(p.read_text().splitlines())) > MAX_MODULE_LINES}
+    assert not long, f"modules over {MAX_MODULE_LINES} lines (split them by purpose): {long}"
