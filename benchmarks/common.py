@@ -1,7 +1,7 @@
 """What the benchmark scripts share: their command line, worker processes, fresh child processes, and the tail that
 writes results/NAME.{json,md,png}.
 
-The scripts run as ``python benchmarks/NAME.py`` (``gkd bench`` runs them so too), which puts this folder first on
+The scripts run as ``python benchmarks/NAME.py`` (``benchmarks/run.py`` runs them so too), which puts this folder first on
 ``sys.path``: they import this module as ``common``.
 """
 from __future__ import annotations

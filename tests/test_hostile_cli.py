@@ -95,8 +95,9 @@ def test_non_finite_and_oversized_settings_are_refused_before_training(command, 
 @pytest.mark.parametrize("command", ["distill", "book"])
 def test_empty_test_mask_is_refused_before_training(command, monkeypatch, capsys, tmp_path):
     import gkd.pipeline.gnn2mlp as gnn2mlp
+    import gkd.pipeline.teachers as teachers
 
-    monkeypatch.setattr(gnn2mlp, "train_run", lambda *a, **k: pytest.fail("a teacher trained"))
+    monkeypatch.setattr(teachers, "train_run", lambda *a, **k: pytest.fail("a teacher trained"))
     monkeypatch.setattr(gnn2mlp, "stage_from_book", lambda *a, **k: pytest.fail("a book was read"))
     extra = ["--out", str(tmp_path / "book")] if command == "book" else ["--runs", "1"]
     err = error_of(capsys, command, *CSBM[:-2], "--dataset-arg", "num_test=0", *extra, "--quiet")
@@ -265,29 +266,7 @@ def test_valid_out_paths_pass_the_check(tmp_path, no_training, capsys):
     assert sorted(os.listdir(tmp_path)) == []  # the write check leaves nothing behind
 
 
-# --- 4. gkd bench --out, torchrun environment ---
-
-def test_bench_out_is_a_file(tmp_path, monkeypatch, capsys):
-    import subprocess
-
-    monkeypatch.setattr(subprocess, "call", lambda *a, **k: pytest.fail("a benchmark ran"))
-    f = tmp_path / "results"
-    f.write_text("x")
-    assert "is a file; expected a folder" in error_of(capsys, "bench", "scale", "--out", str(f))
-    assert "cannot create the folder" in error_of(capsys, "bench", "scale", "--out", str(f / "sub"))
-
-
-def test_bench_relative_out_is_resolved_against_the_working_directory(tmp_path, monkeypatch):
-    import subprocess
-
-    calls = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd, **kw: calls.append((cmd, kw)) or 0)
-    monkeypatch.chdir(tmp_path)
-    assert main(["bench", "scale", "--quick", "--out", "rel"]) == 0
-    cmd, kw = calls[0]
-    assert cmd[cmd.index("--out") + 1] == str(tmp_path / "rel") and kw["cwd"] != tmp_path
-    assert (tmp_path / "rel").is_dir()
-
+# --- 4. torchrun environment (benchmarks/run.py --out: tests/test_cli.py) ---
 
 TORCHRUN = {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29531"}
 BAD_ENV = [
