@@ -156,21 +156,21 @@ def test_first_step_check_leaves_runs_bit_identical(small_graph, monkeypatch, mi
 # --- 7. a full disk ---
 
 def test_full_disk_for_the_model_is_one_line(tmp_path, monkeypatch, capsys):
-    import gkd.pipeline.artifact as artifact
+    import gkd.io.store as store
 
     def full(*args, **kwargs):
         raise ENOSPC
 
-    monkeypatch.setattr(artifact, "atomic_write_bytes", full)
+    monkeypatch.setattr(store, "write_new_file", full)
     err = error_of(capsys, "train", *TINY, "--save", tmp_path / "m", code=1)
     assert f"the model could not be saved to {str(tmp_path / 'm')!r}: No space left on device" in err
     assert not (tmp_path / "m").exists() and os.listdir(tmp_path) == []  # nor a temporary folder left behind
 
 
 def test_full_disk_for_the_model_keeps_the_results_json(tmp_path, monkeypatch, capsys):
-    import gkd.pipeline.artifact as artifact
+    import gkd.io.store as store
 
-    monkeypatch.setattr(artifact, "atomic_write_bytes", lambda *a, **k: (_ for _ in ()).throw(ENOSPC))
+    monkeypatch.setattr(store, "write_new_file", lambda *a, **k: (_ for _ in ()).throw(ENOSPC))
     err = error_of(capsys, "train", *TINY, "--save", tmp_path / "m", "--json", tmp_path / "r.json", code=1)
     assert "results JSON written to" in err and json.loads((tmp_path / "r.json").read_text())["runs"]
 

@@ -311,7 +311,7 @@ def test_given_teacher_is_left_as_it_was_and_sets_the_device(small_graph):
     before any training with a message naming both."""
     from torch_geometric.nn import GCN
 
-    from gkd.pipeline.gnn2mlp import _teachers_device
+    from gkd.pipeline.teachers import teachers_device
 
     teacher = GCN(16, 16, 2, 3).train()
     est = gkd.GNNToMLP(method="glnn+amkd", epochs=6, patience=6, student_guard=False,
@@ -320,13 +320,13 @@ def test_given_teacher_is_left_as_it_was_and_sets_the_device(small_graph):
     assert teacher.training and all(p.requires_grad and p.grad is None for p in teacher.parameters())
     assert "amkd" in est.result_["stats"]  # the attack did run through the teacher
     cpu = torch.device("cpu")
-    assert _teachers_device([teacher], cpu, "auto") == cpu
+    assert teachers_device([teacher], cpu, "auto") == cpu
     elsewhere = GCN(16, 16, 2, 3).to("meta")  # a device other than the CPU without needing a GPU
-    assert _teachers_device([elsewhere], cpu, "auto").type == "meta"
+    assert teachers_device([elsewhere], cpu, "auto").type == "meta"
     with pytest.raises(ConfigError, match=r"device='cpu' but the teacher's parameters are on meta; move it"):
         gkd.GNNToMLP(device="cpu").fit(small_graph, teacher=elsewhere)
     with pytest.raises(ConfigError, match="expected one device"):
-        _teachers_device([teacher, elsewhere], cpu, "auto")
+        teachers_device([teacher, elsewhere], cpu, "auto")
 
 
 def test_api_book_option_is_read_as_the_cli_reads_it(tmp_path, small_graph, monkeypatch):
