@@ -83,3 +83,31 @@ def load_benchmark(name: str):
 
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+def write_csv_gz(path, array) -> None:
+    import pandas as pd
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(array).to_csv(path, header=False, index=False, compression="gzip")
+
+
+def write_ogb_arxiv_folder(root: Path) -> Path:
+    """A 60-node graph in the exact layout of the ogbn-arxiv download (CSV raw files + time split) under ``root``."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n, e = 60, 200
+    raw = root / "ogbn_arxiv" / "raw"
+    write_csv_gz(raw / "edge.csv.gz", rng.integers(0, n, size=(e, 2)))
+    write_csv_gz(raw / "num-node-list.csv.gz", np.array([[n]]))
+    write_csv_gz(raw / "num-edge-list.csv.gz", np.array([[e]]))
+    write_csv_gz(raw / "node-feat.csv.gz", rng.normal(size=(n, 8)).round(4))
+    write_csv_gz(raw / "node-label.csv.gz", (np.arange(n) % 40).reshape(-1, 1))
+    write_csv_gz(raw / "node_year.csv.gz", np.full((n, 1), 2019))
+    perm = rng.permutation(n)
+    split = root / "ogbn_arxiv" / "split" / "time"
+    for name, idx in (("train", perm[:30]), ("valid", perm[30:45]), ("test", perm[45:])):
+        write_csv_gz(split / f"{name}.csv.gz", idx.reshape(-1, 1))
+    (root / "ogbn_arxiv" / "RELEASE_v1.txt").write_text("generated")
+    return root

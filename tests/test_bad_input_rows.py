@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
 
 from gkd.cli import main
 from gkd.errors import DatasetError
 
-from conftest import assert_one_line_error
+from conftest import assert_one_line_error, write_ogb_arxiv_folder
 
 
 class Trained(Exception):
@@ -79,37 +78,13 @@ def test_cli_rows_give_their_whole_message(argv, message, tmp_path, monkeypatch,
     full(message.replace("TMP", re.escape(tmp)), cli_error(capsys, [a.replace("TMP", tmp) for a in argv]))
 
 
-def _write_csv_gz(path, array):
-    import pandas as pd
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(array).to_csv(path, header=False, index=False, compression="gzip")
-
-
-def _ogb_arxiv_folder(root):
-    """A 60-node graph in the layout of the ogbn-arxiv download (CSV raw files and the time split)."""
-    rng = np.random.default_rng(0)
-    n, e = 60, 200
-    raw = root / "ogbn_arxiv" / "raw"
-    _write_csv_gz(raw / "edge.csv.gz", rng.integers(0, n, size=(e, 2)))
-    _write_csv_gz(raw / "num-node-list.csv.gz", np.array([[n]]))
-    _write_csv_gz(raw / "num-edge-list.csv.gz", np.array([[e]]))
-    _write_csv_gz(raw / "node-feat.csv.gz", rng.normal(size=(n, 8)).round(4))
-    _write_csv_gz(raw / "node-label.csv.gz", (np.arange(n) % 40).reshape(-1, 1))
-    _write_csv_gz(raw / "node_year.csv.gz", np.full((n, 1), 2019))
-    perm = rng.permutation(n)
-    for name, idx in (("train", perm[:30]), ("valid", perm[30:45]), ("test", perm[45:])):
-        _write_csv_gz(root / "ogbn_arxiv" / "split" / "time" / f"{name}.csv.gz", idx.reshape(-1, 1))
-    (root / "ogbn_arxiv" / "RELEASE_v1.txt").write_text("generated")
-
-
 def test_unwritable_data_root_for_the_processed_cache(tmp_path, capsys):
     """Row 5: OGB's processed cache cannot be written (here ``processed`` is a file): one error naming the folder,
     from ``load()`` and from the CLI, instead of an OSError from deep inside the cache writer."""
     pytest.importorskip("ogb")
     from gkd.datasets import load
 
-    _ogb_arxiv_folder(tmp_path)
+    write_ogb_arxiv_folder(tmp_path)
     processed = tmp_path / "ogbn_arxiv" / "processed"
     processed.write_text("a file where the cache folder goes")
     message = (re.escape(f"data root {str(processed)!r} is not writable (File exists); processed files go there. "

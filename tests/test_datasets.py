@@ -1,14 +1,13 @@
 import shutil
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
 from gkd.datasets import available, csbm, load
 from gkd.errors import DatasetError
 
-from conftest import DATA_ROOT, needs_cora
+from conftest import DATA_ROOT, needs_cora, write_csv_gz, write_ogb_arxiv_folder
 
 
 @needs_cora
@@ -255,30 +254,9 @@ def test_csbm_through_load_and_bad_args():
         load("synthetic-csbm", num_nodes=100)
 
 
-def _write_csv_gz(path, array):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame(array).to_csv(path, header=False, index=False, compression="gzip")
-
-
 @pytest.fixture
 def ogb_folder(tmp_path):
-    """A 60-node graph in the exact layout of the ogbn-arxiv download (CSV raw files + time split)."""
-    rng = np.random.default_rng(0)
-    n, e = 60, 200
-    raw = tmp_path / "ogbn_arxiv" / "raw"
-    edges = rng.integers(0, n, size=(e, 2))
-    _write_csv_gz(raw / "edge.csv.gz", edges)
-    _write_csv_gz(raw / "num-node-list.csv.gz", np.array([[n]]))
-    _write_csv_gz(raw / "num-edge-list.csv.gz", np.array([[e]]))
-    _write_csv_gz(raw / "node-feat.csv.gz", rng.normal(size=(n, 8)).round(4))
-    _write_csv_gz(raw / "node-label.csv.gz", (np.arange(n) % 40).reshape(-1, 1))
-    _write_csv_gz(raw / "node_year.csv.gz", np.full((n, 1), 2019))
-    perm = rng.permutation(n)
-    split = tmp_path / "ogbn_arxiv" / "split" / "time"
-    for name, idx in (("train", perm[:30]), ("valid", perm[30:45]), ("test", perm[45:])):
-        _write_csv_gz(split / f"{name}.csv.gz", idx.reshape(-1, 1))
-    (tmp_path / "ogbn_arxiv" / "RELEASE_v1.txt").write_text("generated")
-    return tmp_path
+    return write_ogb_arxiv_folder(tmp_path)
 
 
 def test_ogb_folder_through_ogb_readers(ogb_folder):
@@ -302,7 +280,7 @@ def test_ogb_evaluator_metric(ogb_folder):
 
 
 def test_ogb_bad_split_ids(ogb_folder):
-    _write_csv_gz(ogb_folder / "ogbn_arxiv" / "split" / "time" / "test.csv.gz", np.array([[5], [999]]))
+    write_csv_gz(ogb_folder / "ogbn_arxiv" / "split" / "time" / "test.csv.gz", np.array([[5], [999]]))
     with pytest.raises(DatasetError, match="split holds node ids outside"):
         load("ogbn-arxiv", root=ogb_folder)
 
