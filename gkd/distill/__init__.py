@@ -13,7 +13,8 @@ are in the registry (``gkd terms``):
 | ``student_self`` | ``self`` (student): the ``neighbour`` self term over the teacher's graph |
 | ``self_distill`` | what the self terms share (``LateStart``, ``--sd-terms``) and :class:`SelfDistill` (your own loop) |
 | ``baselines`` | ``label-smoothing``, ``tf-kd-reg`` (self) |
-| ``glnn``, ``bookkd`` | the knowledge-distillation losses of ``gkd distill --method glnn | gkd | bookkd`` |
+| ``glnn``, ``bookkd`` | ``kd``, ``bookkd`` (student): the knowledge terms of ``gkd distill --method glnn | gkd | bookkd`` |
+| ``baselines`` | ``label-smoothing`` (student): the hard-label term of ``--method bookkd`` |
 | ``ffg2m`` | ``neighbour`` (student) |
 | ``krd`` | ``reliability`` (student) |
 | ``nosmog`` | ``position``, ``rsd`` (student) |
@@ -22,8 +23,11 @@ are in the registry (``gkd terms``):
 
 The ``image`` terms (``bss``, ``amkd``, ``mhgd``, ``kd``) live with the CNNs in :mod:`gkd.vision`.
 """
-# Import order is registration order: student terms are added to the loss in this order.
-from .ffg2m import NeighbourKD  # noqa: I001
+# Import order is registration order, the order ``gkd terms`` lists them (losses are added in the order a run's
+# configuration names its terms): the knowledge terms of the methods first.
+from .glnn import GLNN, OnlineKD  # noqa: I001
+from .bookkd import BookKD
+from .ffg2m import NeighbourKD
 from .byot import DepthTerm
 from .pskd import TimeTerm
 from .neighbour import NeighbourTerm
@@ -34,8 +38,6 @@ from .baselines import LabelSmoothing, TfKDReg
 from .krd import reliability_weights
 from .nosmog import RepresentationSimilarity, position_features
 from .amkd import GraphBoundaryDistill
-from .glnn import GLNN, OnlineKD
-from .bookkd import BookKD
 from .born_again import BornAgain
 from .knowledge import Knowledge, TeacherView, teacher_knowledge
 from .losses import check_temperature, soft_kl, weighted_kl

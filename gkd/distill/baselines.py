@@ -9,7 +9,7 @@ from torch import Tensor
 from ..errors import ConfigError, check
 from ..train.trainer import Capabilities, LossTerm, Step
 from .losses import check_temperature, soft_kl
-from .registry import SelfContext, TermOptions, register_term
+from .registry import SelfContext, StudentContext, TermOptions, register_term
 
 
 @dataclass
@@ -91,6 +91,13 @@ class TfKDReg(LossTerm):
                summary="a regulariser self-distillation must beat: labels mixed with the uniform distribution",
                term=LabelSmoothing)
 def build_label_smoothing(ctx: SelfContext, o: LabelSmoothingOptions) -> LossTerm:
+    return LabelSmoothing(o.epsilon, o.weight)
+
+
+@register_term("label-smoothing", kind="student", options=LabelSmoothingOptions, paper="Szegedy et al. (CVPR 2016)",
+               summary="labels mixed with the uniform distribution, on the hard-label term (method bookkd; "
+               "epsilon: --label-smoothing)", term=LabelSmoothing)
+def build_student_label_smoothing(ctx: StudentContext, o: LabelSmoothingOptions) -> LossTerm:
     return LabelSmoothing(o.epsilon, o.weight)
 
 

@@ -14,14 +14,16 @@ Label smoothing on the hard-label term (BookKD's third step) is :class:`gkd.dist
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError, DatasetError, check
-from ..train.trainer import LossTerm, Step
+from ..train.trainer import Capabilities, LossTerm, Step
 from .losses import check_temperature, weighted_kl
+from .registry import StudentContext, TermOptions, register_term
 
 
 @torch.no_grad()
@@ -33,10 +35,22 @@ def regularise_knowledge(probs: Tensor, y: Tensor, train_mask: Tensor) -> tuple[
     return out, int(wrong.sum())
 
 
+@dataclass
+class BookKDOptions(TermOptions):
+    """``bookkd``: ``ramp``, the epochs over which the entropy weights sharpen (:math:`E_r`)."""
+
+    ramp: int = 100
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check(self.ramp >= 1, f"entropy ramp={self.ramp!r}; expected an integer >= 1", ConfigError)
+
+
 class BookKD(LossTerm):
     """KL to the (regularised) book on ``mask`` nodes with entropy-dynamic weights."""
 
     name = "bookkd"
+    caps = Capabilities(all_nodes=True)  # every node the book covers; full-batch (the entropy ramp reads the epoch)
 
     def __init__(self, teacher_logits: Tensor, y: Tensor, train_mask: Tensor, mask: Tensor, *,
                  temperature: float = 1.0, ramp: int = 100, weight: float = 1.0) -> None:
@@ -55,3 +69,13 @@ class BookKD(LossTerm):
     def forward(self, step: Step) -> Tensor:
         w = 1.0 - min(1.0, step.epoch / self.ramp) * self.entropy
         return weighted_kl(self.target, step.logits[self.idx], self.temperature, w)
+
+
+@register_term("bookkd", kind="student", options=BookKDOptions, paper="BookKD (Knowledge-Based Systems 2023)",
+               summary="KL to the knowledge book, its wrong labelled entries regularised, entropy-weighted (method "
+               "bookkd)", term=BookKD)
+def build_bookkd(ctx: StudentContext, o: BookKDOptions) -> LossTerm:
+    # the weight is 1 - kd_lambda (the trainer's ce_weight is kd_lambda), times the term's own weight
+    d, know = ctx.data, ctx.knowledge
+    return BookKD(know.logits, d.y, d.train_mask, know.mask, temperature=ctx.temperature, ramp=o.ramp,
+                  weight=ctx.kd_weight * o.weight)

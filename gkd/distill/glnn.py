@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from ..errors import DatasetError, check
 from ..train.trainer import Capabilities, LossTerm, Step
 from .losses import check_temperature, weighted_kl
+from .registry import StudentContext, TermOptions, register_term
 
 
 class FixedTargets(LossTerm):
@@ -63,6 +64,14 @@ class GLNN(FixedTargets):
         check_temperature(temperature)
         super().__init__(F.softmax(teacher_logits[mask] / temperature, dim=-1), mask, temperature, weight,
                          node_weight)
+
+
+@register_term("kd", kind="student", options=TermOptions, paper="GLNN (ICLR 2022); Hinton et al. (2015)",
+               summary="soft-label KD from the teacher's knowledge on every node the setting allows (methods glnn, gkd)",
+               term=FixedTargets)
+def build_kd(ctx: StudentContext, o: TermOptions) -> LossTerm:
+    # the weight is 1 - kd_lambda (the trainer's ce_weight is kd_lambda), times the term's own weight
+    return GLNN(ctx.knowledge.logits, ctx.knowledge.mask, ctx.temperature, ctx.kd_weight * o.weight, ctx.node_weight)
 
 
 class OnlineKD(LossTerm):

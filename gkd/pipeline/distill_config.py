@@ -103,12 +103,17 @@ class DistillConfig(DistillOptions, GraphRunConfig):
             check(not model_class(self.student).uses_graph, f"student_batch_size={self.student_batch_size}: "
                   f"node mini-batches are for graph-free students; student={self.student!r} reads the graph",
                   ConfigError)
+            from .student import METHODS
+
             supported = minibatch_student_terms()
-            bad = [t for t in opts.active_terms if t not in supported]
-            what = "method bookkd" if opts.distiller == "bookkd" else f"student term(s) {bad}"
-            check(opts.distiller != "bookkd" and not bad, f"student_batch_size={self.student_batch_size}: {what} "
-                  "need full-batch steps; expected method plain, glnn or gkd with terms from "
-                  f"{', '.join(supported)}", ConfigError)
+            bad = [t for t in opts.loss_terms if t not in supported]
+            own = [t for t in bad if t in METHODS[opts.distiller]]
+            what = f"method {opts.distiller}" if own else f"student term(s) {bad}"
+            methods = [m for m, names in METHODS.items() if all(t in supported for t in names)]
+            check(not bad, f"student_batch_size={self.student_batch_size}: {what} need full-batch steps; expected "
+                  f"method {', '.join(methods[:-1])} or {methods[-1]} with terms from "
+                  f"{', '.join(t for t in supported if t not in {names[0] for names in METHODS.values() if names})}",
+                  ConfigError)
             check(self.term_nodes is None or opts.distiller != "plain", f"term_nodes={self.term_nodes}: read only "
                   "when a term teaches unlabelled nodes; the student's method 'plain' has none", ConfigError)
         if self.term_nodes is not None:

@@ -28,6 +28,7 @@ from torch_geometric.data import Data
 from ..book import Book, open_book
 from ..config import make_config
 from ..distill.knowledge import Knowledge
+from ..distill.registry import canonical
 from ..errors import ConfigError, check
 from ..nn import to_adj_t
 from ..nn.device import resolve_device
@@ -39,7 +40,7 @@ from ..metrics import get_metric
 from ..train.trainer import FitResult
 from . import artifact
 from .seeds import data_loader, given_data, run_seeds, with_metric
-from .student import DistillOptions, distill_mlp
+from .student import METHODS, DistillOptions, distill_mlp
 from .distill_config import DistillConfig
 from .scoring import one_class, score_model, served_scores  # noqa: F401  (gkd.pipeline's API)
 from .teachers import (TeacherStage, book_teacher, stage_from_book, stage_from_teachers, teacher_stage,
@@ -57,7 +58,9 @@ def guard_rivals(opts: DistillOptions) -> dict[str, DistillOptions]:
     (when it has terms: the terms answer to validation too), then on the labels alone."""
     rivals = {"plain": DistillOptions(method="plain")}
     if opts.active_terms:
-        rivals = {"no terms": dataclasses.replace(opts, method=opts.distiller, terms=(), term_args={}), **rivals}
+        own = METHODS[opts.distiller]  # the method's own terms keep their options
+        rivals = {"no terms": dataclasses.replace(opts, method=opts.distiller, terms=(), term_args={
+            k: v for k, v in opts.term_args.items() if canonical(k) in own}), **rivals}
     return rivals
 
 

@@ -1,12 +1,14 @@
 r"""The student stage of GNN-to-MLP distillation: :func:`distill_mlp` (a teacher's knowledge in, a student out).
 
-Methods (``method``): ``plain`` (the student alone, labels only), ``glnn`` (:mod:`gkd.distill.glnn`), ``gkd`` =
-GLNN plus the structure-aware terms :data:`GKD_TERMS` that the ablation in ``benchmarks/gnn2mlp.py`` supports, and
-``bookkd`` (:mod:`gkd.distill.bookkd`: the book's entries regularised, entropy-weighted, label smoothing). Any
-registered ``student`` term can be added by name (``terms=("neighbour",)``; ``gkd terms`` lists them with their
-papers and options), and a method name may carry extra terms: ``glnn+amkd`` is ``glnn`` with ``terms=("amkd",)``,
-``gkd+amkd`` adds ``amkd`` to :data:`GKD_TERMS`. Term options come from ``term_args``
-(``{"neighbour": {"steps": 5}}``).
+A method (``method``) is a named list of registered ``student`` terms (:data:`METHODS`), in the manner of
+torchdistill: ``plain`` (none: the student alone, on labels), ``glnn`` (``kd``: :mod:`gkd.distill.glnn`), ``gkd``
+(``kd`` plus the structure-aware terms :data:`GKD_TERMS` that the ablation in ``benchmarks/gnn2mlp.py`` supports)
+and ``bookkd`` (``bookkd``, ``label-smoothing``: :mod:`gkd.distill.bookkd`). Any registered ``student`` term can be
+added by name (``terms=("neighbour",)``; ``gkd terms`` lists them with their papers and options), and a method name
+may carry extra terms: ``glnn+amkd`` is ``glnn`` with ``terms=("amkd",)``, ``gkd+amkd`` adds ``amkd`` to
+:data:`GKD_TERMS`. Losses are added in the order the configuration names them: the method's terms, then ``terms``,
+then those after ``+``. Term options come from ``term_args`` (``{"neighbour": {"steps": 5}, "bookkd": {"ramp":
+50}}``).
 
 The whole pipeline that ``gkd distill`` runs — teachers, ensembles, books, settings, seeds — is
 :class:`gkd.pipeline.GNNToMLP`. With any trained teacher::
@@ -26,9 +28,6 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch_geometric.data import Data
 
-from ..distill.baselines import LabelSmoothing
-from ..distill.bookkd import BookKD
-from ..distill.glnn import GLNN
 from ..distill.knowledge import Knowledge, TeacherView
 from ..distill.losses import check_temperature
 from ..distill.registry import StudentContext, TermOptions, build_options, get_term, parse_names, term_names
@@ -52,7 +51,10 @@ def minibatch_student_terms() -> tuple[str, ...]:
     return tuple(n for n in term_names("student") if get_term("student", n).caps.minibatch
                  or get_term("student", n).caps.transform)
 
-DISTILLERS = ("plain", "glnn", "gkd", "bookkd")
+# each method's own terms (its knowledge term first); ``terms`` adds to them (gkd's default: GKD_TERMS)
+METHODS: dict[str, tuple[str, ...]] = {"plain": (), "glnn": ("kd",), "gkd": ("kd",),
+                                       "bookkd": ("bookkd", "label-smoothing")}
+DISTILLERS = tuple(METHODS)
 SETTINGS = ("transductive", "inductive")
 
 
@@ -66,24 +68,27 @@ def split_method(method: str) -> tuple[str, tuple[str, ...]]:
 
 
 def parse_student_terms(method: str, terms: str | Iterable[str] | None) -> tuple[str, ...]:
-    """The student terms of ``method`` and ``terms``, in registration order (the order their losses are added)."""
+    """The student terms ``method`` and ``terms`` add to the method's own (:data:`METHODS`), in the order given."""
     method, extra = split_method(method)
     given = list(GKD_TERMS if method == "gkd" else ()) if terms is None else list(parse_names("student", terms))
     names = given + list(extra)
     check(method != "plain" or not names, f"method 'plain' takes no distillation terms; got {names}", ConfigError)
-    twice = sorted({t for t in names if names.count(t) > 1})
+    twice = sorted({t for t in METHODS[method] + tuple(names) if (METHODS[method] + tuple(names)).count(t) > 1})
     check(not twice, f"student term(s) {twice} given twice (terms={terms!r}, method={method!r}); expected each "
-          "at most once", ConfigError)
-    order = term_names("student")
-    return tuple(sorted(names, key=order.index))
+          f"at most once{f' (method {method} has {list(METHODS[method])} already)' if METHODS[method] else ''}",
+          ConfigError)
+    return tuple(names)
 
 
 @dataclass
 class DistillOptions(Settings):
     """The distiller's settings: method, terms and their options (``term_args``), lambda, temperature.
 
-    ``method`` and ``terms`` keep what was given (``"gkd+amkd"``); :attr:`distiller` (``"gkd"``) and
-    :attr:`active_terms` (``("position", "neighbour", "amkd")``) are what they resolve to."""
+    ``method`` and ``terms`` keep what was given (``"gkd+amkd"``); :attr:`distiller` (``"gkd"``),
+    :attr:`active_terms` (``("position", "neighbour", "amkd")``: what it adds to the method's own) and
+    :attr:`loss_terms` (``("kd", "position", "neighbour", "amkd")``: every term, in loss order) are what they
+    resolve to. ``label_smoothing`` is the ``label-smoothing`` term's ``epsilon`` (``term_args`` may set it
+    instead)."""
 
     method: str = "gkd"
     terms: tuple[str, ...] | None = None
@@ -100,6 +105,10 @@ class DistillOptions(Settings):
     def active_terms(self) -> tuple[str, ...]:
         return self.derived("active_terms", lambda: parse_student_terms(self.method, self.terms))
 
+    @property
+    def loss_terms(self) -> tuple[str, ...]:
+        return METHODS[self.distiller] + self.active_terms
+
     def check(self) -> None:
         self.active_terms  # noqa: B018  (checks method and terms)
         check(isinstance(self.kd_lambda, (int, float)) and 0.0 <= self.kd_lambda <= 1.0,
@@ -112,7 +121,19 @@ class DistillOptions(Settings):
         self.__dict__["_derived"] = {"term_options": options}  # built once, kept for the validated options
 
     def term_options(self) -> dict[str, TermOptions]:
-        return self.derived("term_options", lambda: build_options("student", self.active_terms, self.term_args))
+        return self.derived("term_options", self._term_options)
+
+    def _term_options(self) -> dict[str, TermOptions]:
+        args = dict(self.term_args)
+        if "label-smoothing" in self.loss_terms:
+            given = dict(args.get("label-smoothing") or {})
+            default = type(self).label_smoothing  # the field's default: --label-smoothing not given
+            check(given.get("epsilon", self.label_smoothing) == self.label_smoothing
+                  or self.label_smoothing == default,
+                  f"label_smoothing={self.label_smoothing!r} and term_args label-smoothing.epsilon="
+                  f"{given.get('epsilon')!r} disagree; expected one of them", ConfigError)
+            args["label-smoothing"] = {"epsilon": self.label_smoothing, **given}
+        return build_options("student", self.loss_terms, args)
 
     def to_dict(self) -> dict[str, Any]:
         return {**dataclasses.asdict(self), "method": self.distiller, "terms": list(self.active_terms)}
@@ -130,19 +151,12 @@ def ensemble(parts: list[Knowledge]) -> Knowledge:
 
 def student_terms(opts: DistillOptions, ctx: StudentContext,
                   options: dict[str, TermOptions] | None = None) -> list[LossTerm]:
-    """The loss terms of ``opts.distiller`` (its knowledge term, then the switched-on terms in registration order);
+    """The loss terms of ``opts`` (:attr:`DistillOptions.loss_terms`, in that order; an input transform adds none);
     ``prepare`` hooks must have run on ``ctx`` already (:func:`distill_mlp` runs them). ``options``: the terms'
     options, if already built (``opts.term_options()``)."""
-    if opts.distiller == "plain":
-        return []
-    know, data = ctx.knowledge, ctx.data
-    if opts.distiller == "bookkd":
-        terms: list[LossTerm] = [BookKD(know.logits, data.y, data.train_mask, know.mask, temperature=ctx.temperature,
-                                        weight=ctx.kd_weight), LabelSmoothing(opts.label_smoothing)]
-    else:
-        terms = [GLNN(know.logits, know.mask, ctx.temperature, ctx.kd_weight, ctx.node_weight)]
     options = opts.term_options() if options is None else options
-    for name in opts.active_terms:
+    terms = []
+    for name in opts.loss_terms:
         term = get_term("student", name).make(ctx, options[name])
         if term is not None:
             terms.append(term)
@@ -180,7 +194,7 @@ def distill_mlp(data: Data, know: Knowledge, opts: DistillOptions | None = None,
     ctx = StudentContext(data, know, edge_index, opts.temperature, 1.0 - opts.kd_lambda, epochs, seed, teacher,
                          patience=patience)
     options = opts.term_options()
-    for name in opts.active_terms:
+    for name in opts.loss_terms:
         prepare = get_term("student", name).prepare
         if prepare is not None:
             prepare(ctx, options[name])
