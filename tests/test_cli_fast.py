@@ -175,3 +175,12 @@ def test_entry_point_scan_agrees_with_importlib_metadata(tmp_path, monkeypatch):
     ours = [p for p in sys.path if p != str(tmp_path)]
     assert any(parser._names_term_entry_points(p or ".") for p in ours) == \
         any(ep.value != "toy_fast_plugin" for ep in entry_points(group="gkd.terms"))
+
+
+@pytest.mark.parametrize("argv", [["distill", "--datas", "Cora"], ["train", "--epoch", "3"], ["--vers"]])
+def test_flags_are_not_matched_by_prefix(argv, capsys):
+    """``--epoch`` is not ``--epochs``: a prefix would change meaning the day another flag starts the same way."""
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert_one_line_error(err)
+    assert ("unrecognized arguments" in err or "required" in err) and "(see " in err

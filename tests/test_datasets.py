@@ -7,7 +7,7 @@ import torch
 from gkd.datasets import available, csbm, load
 from gkd.errors import DatasetError
 
-from conftest import DATA_ROOT, needs_cora, write_csv_gz, write_ogb_arxiv_folder
+from conftest import DATA_ROOT, assert_one_line_error, needs_cora, write_csv_gz, write_ogb_arxiv_folder
 
 
 @needs_cora
@@ -283,6 +283,18 @@ def test_ogb_bad_split_ids(ogb_folder):
     write_csv_gz(ogb_folder / "ogbn_arxiv" / "split" / "time" / "test.csv.gz", np.array([[5], [999]]))
     with pytest.raises(DatasetError, match="split holds node ids outside"):
         load("ogbn-arxiv", root=ogb_folder)
+
+
+def test_ogb_bad_folder_is_one_error_line_on_the_cli(ogb_folder, capsys):
+    """ogb's readers print progress; a bad folder's error must still be the only line the user sees."""
+    from gkd.cli import main
+
+    write_csv_gz(ogb_folder / "ogbn_arxiv" / "split" / "time" / "test.csv.gz", np.array([[5], [999]]))
+    assert main(["train", "--dataset", "ogbn-arxiv", "--root", str(ogb_folder), "--epochs", "1"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert_one_line_error(err)
+    assert "split holds node ids outside" in err
 
 
 def test_ogb_missing_never_prompts(tmp_path, monkeypatch):

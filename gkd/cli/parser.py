@@ -19,7 +19,7 @@ from ..limits import (MAX_EPOCHS, MAX_HEADS, MAX_LAYERS, MAX_REPEATS, MAX_RUNS, 
 # and to the image pipeline's CNN_METHODS.
 BUILTIN_TERMS: dict[str, tuple[str, ...]] = {
     "self": ("depth", "time", "neighbour", "normalised", "label-smoothing", "tf-kd-reg"),
-    "student": ("neighbour", "self", "reliability", "rsd", "position", "amkd"),
+    "student": ("kd", "bookkd", "neighbour", "self", "label-smoothing", "reliability", "rsd", "position", "amkd"),
     "image": ("bss", "amkd", "mhgd", "kd"),
 }
 CNN_METHOD_NAMES: tuple[str, ...] = ("student", "kd", "mhgd", "mhgd+kd", "bss", "amkd")
@@ -27,7 +27,12 @@ MAX_THREADS = 1024
 
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one ``gkd: error: ...`` line (as for every other bad input), not a usage
-    block; raised as :class:`ConfigError` so that :func:`main` returns 2 in-process too."""
+    block; raised as :class:`ConfigError` so that :func:`main` returns 2 in-process too. Flags are not matched by
+    prefix: ``--epoch`` would mean ``--epochs`` today and become an error the day another flag starts the same."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):
         raise ConfigError(f"{message} (see {self.prog} --help)")
@@ -254,15 +259,16 @@ def _add_distill_flags(parser: argparse.ArgumentParser) -> None:
                    "node); with --term-nodes N, N nodes drawn afresh each epoch")
     _add_model_and_run_flags(parser, width_help=f"student width, at most {MAX_WIDTH} (default 64)")
     p = parser.add_argument_group("method")
-    p.add_argument("--method", help="plain | glnn | gkd | bookkd, optionally +TERM, e.g. gkd+amkd (default gkd = "
-                   "glnn + position,neighbour)")
-    p.add_argument("--terms", help=f"student terms, a comma list of {_terms('student')} (default: the method's; "
-                   "gkd: position,neighbour)")
+    p.add_argument("--method", help="plain | glnn | gkd | bookkd (the terms: none | kd | kd + position,neighbour | "
+                   "bookkd,label-smoothing), optionally +TERM, e.g. gkd+amkd (default gkd)")
+    p.add_argument("--terms", help=f"student terms added to the method's own, a comma list of {_terms('student')} "
+                   "(default: gkd's position,neighbour; none for the others)")
     p.add_argument("--kd-lambda", type=float, help="weight of the label cross-entropy; KD gets 1 - lambda (default 0)")
     p.add_argument("--temperature", type=float,
                    help=f"distillation temperature, at most {MAX_TEMPERATURE:g} (default 1)")
     p.add_argument("--label-smoothing", type=float,
-                   help="bookkd's label smoothing on the hard-label term (default 0.1)")
+                   help="bookkd's label smoothing on the hard-label term (default 0.1; the label-smoothing term's "
+                   "epsilon)")
     _add_term_flags(p, "student")
     p.add_argument("--book", help="learn from this knowledge book (gkd book) instead of training a teacher")
     p.add_argument("--no-student-guard", dest="student_guard", action="store_const", const=False,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +54,9 @@ def _read_raw(folder: Path, info) -> dict[str, np.ndarray]:
     require_files(raw, _raw_names(info), how)
     require_files(split_dir, ["train.csv.gz", "valid.csv.gz", "test.csv.gz"], how)
     add_inverse = info["add_inverse_edge"] == "True"
-    with contextlib.redirect_stdout(sys.stderr):  # ogb prints progress to stdout, which carries gkd's results
+    # ogb prints to stdout (which carries gkd's results) and draws tqdm bars on stderr: both kept out, so that a bad
+    # file's one error line is all the user sees
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         if binary:
             graph = read_binary_graph_raw(str(raw), add_inverse_edge=add_inverse)[0]
             labels = np.load(raw / "node-label.npz", allow_pickle=False)["node_label"]
