@@ -298,6 +298,14 @@ def _rows_published(d: dict) -> list[tuple]:
                 return 100 * sum(vals) / len(vals) if vals else None
         return None
 
+    def kept(ds: str, setting: str) -> str:
+        """How many seeds the student guard kept the distilled student (with gkd's terms) in."""
+        for task in d["rows"]:
+            if (task["dataset"], task["setting"], task["row"]) == (ds, setting, "gkd (default)"):
+                picks = [r["guard"].get("kept") for r in task["runs"] if isinstance(r.get("guard"), dict)]
+                return f"; terms kept in {picks.count('distilled')}/{len(picks)} seeds" if picks else ""
+        return ""
+
     names = {"cpf-cora": "Cora", "cpf-citeseer": "CiteSeer"}
     rows, tran, prod = [], [], []
     ok_tran, ok_prod = True, True
@@ -305,14 +313,15 @@ def _rows_published(d: dict) -> list[tuple]:
         test, teacher = mean(ds, "transductive", "test"), mean(ds, "transductive", "teacher_test")
         vq = d["published"][ds]["VQGraph"]
         if test is not None:
-            tran.append(f"{names.get(ds, ds)} {test:.2f} vs {vq:.2f} (its first teacher {teacher:.2f})")
+            tran.append(f"{names.get(ds, ds)} {test:.2f} vs {vq:.2f} (its first teacher {teacher:.2f}"
+                        f"{kept(ds, 'transductive')})")
             ok_tran &= test >= vq and test > teacher
         mix, unseen = mean(ds, "inductive", "test"), mean(ds, "inductive", "test_ind")
         tmix = mean(ds, "inductive", "teacher_test")
         glnn = d["production_published"][ds]
         if mix is not None:
             prod.append(f"{names.get(ds, ds)} mix {mix:.2f} vs {glnn['GLNN mix']:.2f}, unseen {unseen:.2f} vs "
-                        f"{glnn['GLNN unseen']:.2f} (its first teacher, mix {tmix:.2f})")
+                        f"{glnn['GLNN unseen']:.2f} (its first teacher, mix {tmix:.2f}{kept(ds, 'inductive')})")
             ok_prod &= mix > glnn["GLNN mix"] and unseen > glnn["GLNN unseen"] and mix >= tmix - 1
     if tran:
         rows.append(("GNN → MLP on GLNN's protocol (CPF Cora, CiteSeer; SAGE teachers; gkd's default)",
