@@ -71,11 +71,12 @@ def test_one_distillation_checks_each_settings_object_once(small_graph, monkeypa
     est.fit(small_graph)
     est.fit(small_graph, run=1)
     assert sorted(checked) == ["DistillConfig", "TrainConfig"]
-    # every option of every term built once: the student's (gkd: position, neighbour) and the teachers' self terms
-    # (the guard's rivals have none), however many seeds and teachers
+    # every option of every term built once: the student's (gkd: kd, position, neighbour), the guard's term-free
+    # rival's (kd) and the teachers' self terms, however many seeds and teachers
     from gkd.distill.self_distill import SELF_DISTILL_TERMS, parse_terms
 
-    assert sorted(made) == sorted([("student", "position"), ("student", "neighbour")]
+    assert sorted(made) == sorted([("student", "kd"), ("student", "position"), ("student", "neighbour"),
+                                   ("student", "kd")]
                                   + [("self", t) for t in parse_terms(SELF_DISTILL_TERMS)])
 
 

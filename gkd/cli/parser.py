@@ -8,11 +8,11 @@ import argparse
 import os
 import re
 import sys
+import textwrap
 from typing import Sequence
 
 from ..errors import ConfigError, check
-from ..limits import (MAX_EPOCHS, MAX_HEADS, MAX_LAYERS, MAX_REPEATS, MAX_RUNS, MAX_SEED, MAX_TEMPERATURE,
-                      MAX_WIDTH)
+from ..limits import MAX_EPOCHS, MAX_HEADS, MAX_LAYERS, MAX_REPEATS, MAX_RUNS, MAX_SEED, MAX_TEMPERATURE, MAX_WIDTH
 
 # gkd's own terms by kind, in registration order, and the ``gkd cnn`` methods: the help texts' lists, read without
 # importing the registry (which imports torch). tests/test_cli_fast.py checks them equal to the registry's built-ins
@@ -25,14 +25,19 @@ BUILTIN_TERMS: dict[str, tuple[str, ...]] = {
 CNN_METHOD_NAMES: tuple[str, ...] = ("student", "kd", "mhgd", "mhgd+kd", "bss", "amkd")
 MAX_THREADS = 1024
 
+
+class _HelpFormatter(argparse.HelpFormatter):
+    def _split_lines(self, text: str, width: int) -> list[str]:  # never inside a name such as label-smoothing
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one ``gkd: error: ...`` line (as for every other bad input), not a usage
-    block; raised as :class:`ConfigError` so that :func:`main` returns 2 in-process too. Flags are not matched by
-    prefix: ``--epoch`` would mean ``--epochs`` today and become an error the day another flag starts the same."""
+    block; raised as :class:`ConfigError` so that :func:`main` returns 2 in-process too. No flag is matched by a
+    prefix (``--epoch``), which would change meaning the day another flag starts the same."""
 
     def __init__(self, *args, **kwargs) -> None:
-        kwargs.setdefault("allow_abbrev", False)
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **{"allow_abbrev": False, "formatter_class": _HelpFormatter, **kwargs})
 
     def error(self, message: str):
         raise ConfigError(f"{message} (see {self.prog} --help)")
@@ -121,10 +126,10 @@ def _terms(kind: str) -> str:
     """The registered terms of ``kind``, for help texts (``gkd terms`` has their papers and options). With plugins
     about, the registry is read (a broken plugin is reported here, before any command runs); without, gkd's own."""
     if not _plugins_possible():
-        return ",".join(BUILTIN_TERMS[kind])
+        return ", ".join(BUILTIN_TERMS[kind])
     from ..distill.registry import term_names
 
-    return ",".join(term_names(kind))
+    return ", ".join(term_names(kind))
 
 
 def _add_data_flags(parser: argparse.ArgumentParser, split: bool = True, default: str = "default Cora") -> None:

@@ -55,13 +55,17 @@ def guard_pick(val: dict[str, float]) -> str:
 
 def guard_rivals(opts: DistillOptions) -> dict[str, DistillOptions]:
     """The students the guard trains beside the distilled one, in :func:`guard_pick`'s tie order: without gkd's terms
-    (when it has terms: the terms answer to validation too), then on the labels alone."""
-    rivals = {"plain": DistillOptions(method="plain")}
-    if opts.active_terms:
-        own = METHODS[opts.distiller]  # the method's own terms keep their options
-        rivals = {"no terms": dataclasses.replace(opts, method=opts.distiller, terms=(), term_args={
-            k: v for k, v in opts.term_args.items() if canonical(k) in own}), **rivals}
-    return rivals
+    (when it has terms: the terms answer to validation too), then on the labels alone. Validated once per validated
+    ``opts``, however many seeds ask."""
+    def build() -> dict[str, DistillOptions]:
+        rivals = {"plain": DistillOptions(method="plain")}
+        if opts.active_terms:
+            own = METHODS[opts.distiller]  # the method's own terms keep their options
+            rivals = {"no terms": dataclasses.replace(opts, method=opts.distiller, terms=(), term_args={
+                k: v for k, v in opts.term_args.items() if canonical(k) in own}), **rivals}
+        return {name: rival.validate() for name, rival in rivals.items()}
+
+    return opts.derived("guard_rivals", build)
 
 
 def student_candidates(cfg: DistillConfig, data: Data, stage: TeacherStage, r: int, progress: bool | None = None,
