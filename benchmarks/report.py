@@ -291,20 +291,16 @@ def _rows_served(d: dict) -> list[tuple]:
 def _rows_published(d: dict) -> list[tuple]:
     """gkd's default student on GLNN's protocol (CPF files, 20/30 per class, GraphSAGE teachers) against the
     published tables: VQGraph's transductive figures, GLNN's production ones."""
+    default = {(t["dataset"], t["setting"]): t["runs"] for t in d["rows"] if t["row"] == "gkd (default)"}
+
     def mean(ds: str, setting: str, key: str) -> float | None:
-        for task in d["rows"]:
-            if (task["dataset"], task["setting"], task["row"]) == (ds, setting, "gkd (default)"):
-                vals = [r[key] for r in task["runs"] if key in r]
-                return 100 * sum(vals) / len(vals) if vals else None
-        return None
+        vals = [r[key] for r in default.get((ds, setting), []) if key in r]
+        return 100 * sum(vals) / len(vals) if vals else None
 
     def kept(ds: str, setting: str) -> str:
         """How many seeds the student guard kept the distilled student (with gkd's terms) in."""
-        for task in d["rows"]:
-            if (task["dataset"], task["setting"], task["row"]) == (ds, setting, "gkd (default)"):
-                picks = [r["guard"].get("kept") for r in task["runs"] if isinstance(r.get("guard"), dict)]
-                return f"; terms kept in {picks.count('distilled')}/{len(picks)} seeds" if picks else ""
-        return ""
+        picks = [r["guard"].get("kept") for r in default.get((ds, setting), []) if isinstance(r.get("guard"), dict)]
+        return f"; terms kept in {picks.count('distilled')}/{len(picks)} seeds" if picks else ""
 
     names = {"cpf-cora": "Cora", "cpf-citeseer": "CiteSeer"}
     rows, tran, prod = [], [], []

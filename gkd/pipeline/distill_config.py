@@ -110,10 +110,10 @@ class DistillConfig(DistillOptions, GraphRunConfig):
             own = [t for t in bad if t in METHODS[opts.distiller]]
             what = f"method {opts.distiller}" if own else f"student term(s) {bad}"
             methods = [m for m, names in METHODS.items() if all(t in supported for t in names)]
+            knowledge = {names[0] for names in METHODS.values() if names}  # kd, bookkd: each method's own
+            extra = ", ".join(t for t in supported if t not in knowledge)
             check(not bad, f"student_batch_size={self.student_batch_size}: {what} need full-batch steps; expected "
-                  f"method {', '.join(methods[:-1])} or {methods[-1]} with terms from "
-                  f"{', '.join(t for t in supported if t not in {names[0] for names in METHODS.values() if names})}",
-                  ConfigError)
+                  f"method {', '.join(methods[:-1])} or {methods[-1]} with terms from {extra}", ConfigError)
             check(self.term_nodes is None or opts.distiller != "plain", f"term_nodes={self.term_nodes}: read only "
                   "when a term teaches unlabelled nodes; the student's method 'plain' has none", ConfigError)
         if self.term_nodes is not None:

@@ -73,7 +73,8 @@ def parse_student_terms(method: str, terms: str | Iterable[str] | None) -> tuple
     given = list(GKD_TERMS if method == "gkd" else ()) if terms is None else list(parse_names("student", terms))
     names = given + list(extra)
     check(method != "plain" or not names, f"method 'plain' takes no distillation terms; got {names}", ConfigError)
-    twice = sorted({t for t in METHODS[method] + tuple(names) if (METHODS[method] + tuple(names)).count(t) > 1})
+    every = METHODS[method] + tuple(names)
+    twice = sorted({t for t in every if every.count(t) > 1})
     check(not twice, f"student term(s) {twice} given twice (terms={terms!r}, method={method!r}); expected each "
           f"at most once{f' (method {method} has {list(METHODS[method])} already)' if METHODS[method] else ''}",
           ConfigError)
