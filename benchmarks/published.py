@@ -47,19 +47,16 @@ PAPERS_SAMPLING = {"batch_size": 4096, "fanout": "5,5"}
 def one(task: tuple) -> dict:
     """One row of one dataset and setting: ``runs`` seeds through gkd's public pipeline; with a ``cache`` folder a
     finished row is kept there as JSON and reused, so that an interrupted hour-long run resumes."""
-    import json
+    from gkd.io import read_json
 
     dataset, setting, row, runs, quick, cache = task
-    path = Path(cache) / f"{dataset}-{setting}-{row}-{runs}-{int(quick)}.json".replace(" ", "_").replace(",", "") \
-        if cache else None
-    if path is not None and path.exists():
-        return json.loads(path.read_text())
+    key = f"{dataset}-{setting}-{row}-{runs}-{int(quick)}".replace(" ", "_").replace(",", "")
+    if cache and (Path(cache) / f"{key}.json").exists():
+        return read_json(Path(cache) / f"{key}.json", "a cached row", limit=1 << 26)
     got = _row(dataset, setting, row, runs, quick)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(got))
-        tmp.replace(path)
+    if cache:
+        Path(cache).mkdir(parents=True, exist_ok=True)
+        save_json(cache, key, got)  # strict and atomic, as every results file
     return got
 
 
