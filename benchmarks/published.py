@@ -99,7 +99,8 @@ def main(argv=None) -> int:
     p = parser(__doc__, "2 runs, 60 epochs (smoke test)", jobs=True)
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--runs", type=int, default=10)
-    p.add_argument("--cache", default=None, help="folder that keeps finished rows, so that a rerun resumes")
+    p.add_argument("--cache", default=None, help="folder that keeps finished rows, so that a rerun resumes; rows are "
+                   "reused as they are (keyed by dataset, setting, row, seeds): use a new folder after changing gkd")
     args = p.parse_args(argv)
     datasets = [d.strip() for d in args.datasets.split(",") if d.strip()]
     runs = 2 if args.quick else args.runs
