@@ -5,7 +5,8 @@
     python benchmarks/run.py gnn2mlp                                  # a full run into benchmarks/results, then
                                                                       # benchmarks/report.py rewrites the pages
 
-Each script runs as ``python benchmarks/NAME.py --out DIR [--quick]`` with the repository as its working directory,
+Each script runs as ``python benchmarks/NAME.py --out DIR [--quick]``, each experiment (experiments/NAME.yaml) as
+``python benchmarks/grid.py NAME --out DIR [--quick]``, with the repository as its working directory,
 its output on stderr. ``--quick`` never writes over the committed results (its default folder is runs/bench-quick).
 Bad input is one ``run.py: error: ...`` line on stderr and exit code 2; a failed benchmark stops the run, exit code 1.
 This runner lives beside the scripts, not in the installed ``gkd`` package, which never reads this folder.
@@ -22,11 +23,14 @@ from typing import Sequence
 FOLDER = Path(__file__).resolve().parent
 ROOT = FOLDER.parent
 RESULTS = FOLDER / "results"
-# every script in this folder but common.py (shared code), report.py (the pages) and this runner:
-# tests/test_cli.py checks that none is left out
-BENCHMARKS = ("baselines", "self_distill", "gnn2mlp", "inference_latency", "book_cost", "scale", "mhgd_digits",
+# benchmarks declared as data (experiments/NAME.yaml), run by grid.py
+EXPERIMENTS = tuple(sorted(p.stem for p in (FOLDER / "experiments").glob("*.yaml")))
+# every script in this folder but common.py (shared code), grid.py (the experiments' runner), report.py (the pages)
+# and this runner: tests/test_cli.py checks that none is left out
+SCRIPTS = ("self_distill", "gnn2mlp", "inference_latency", "book_cost", "scale", "mhgd_digits",
               "amkd", "minibatch", "ogb_scale", "book_sweep", "feature_ceiling", "position_drop", "teacher_cost",
               "student_guard", "served_accuracy", "published")
+BENCHMARKS = EXPERIMENTS + SCRIPTS
 PROG = "run.py"
 
 
@@ -73,7 +77,8 @@ def run(argv: Sequence[str] | None = None) -> int:
     out = Path(args.out).resolve() if args.out else (ROOT / "runs" / "bench-quick" if args.quick else RESULTS)
     _out_folder(out)
     for name in names:
-        cmd = [sys.executable, str(FOLDER / f"{name}.py"), "--out", str(out)] + (["--quick"] if args.quick else [])
+        script = [str(FOLDER / "grid.py"), name] if name in EXPERIMENTS else [str(FOLDER / f"{name}.py")]
+        cmd = [sys.executable, *script, "--out", str(out)] + (["--quick"] if args.quick else [])
         print(f"{PROG}: {name} ({' '.join(cmd[1:])})", file=sys.stderr)
         start = time.perf_counter()
         code = subprocess.call(cmd, cwd=ROOT, stdout=sys.stderr)

@@ -11,12 +11,13 @@ import re
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
 from .datasets.registry import check_dataset_args  # noqa: F401  (part of the config API)
 from .errors import ConfigError, check, check_int
+from .sections import flatten, nest
 from .limits import (MAX_EPOCHS, MAX_HEADS, MAX_LAYERS, MAX_NODES, MAX_REPEATS, MAX_RUNS, MAX_SEED, MAX_WIDTH,
                      check_limits)
 
@@ -98,6 +99,10 @@ class Settings:
             self.__dict__["_valid"] = True
         return self
 
+    def to_nested(self) -> dict[str, dict[str, Any]]:
+        """The settings in their nested layout (``SECTIONS``, :mod:`gkd.sections`): what a nested YAML config holds."""
+        return nest(self)
+
     @property
     def validated(self) -> bool:
         return bool(self.__dict__.get("_valid"))
@@ -177,6 +182,16 @@ TERM_NODES_MEANING = "seed nodes drawn per epoch for the terms that teach unlabe
 @dataclass
 class TrainConfig(GraphRunConfig):
     """``gkd train``: one backbone (``model``) and its method, over ``runs`` seeds."""
+
+    SECTIONS: ClassVar[dict[str, dict[str, str]]] = {
+        "data": {"dataset": "dataset", "root": "root", "args": "dataset_args", "split": "split", "metric": "metric"},
+        "model": {"name": "model", "hidden_channels": "hidden_channels", "num_layers": "num_layers",
+                  "dropout": "dropout", "heads": "heads"},
+        "train": {"method": "method", "terms": "sd_terms", "term_args": "term_args", "generations": "generations",
+                  "lr": "lr", "weight_decay": "weight_decay", "epochs": "epochs", "patience": "patience",
+                  "batch_size": "batch_size", "fanout": "fanout", "refresh": "refresh", "term_nodes": "term_nodes"},
+        "run": {"runs": "runs", "seed": "seed", "device": "device"},
+    }
 
     model: str = "gcn"
     heads: int = bounded(8, 1, MAX_HEADS)
@@ -326,7 +341,7 @@ def read_yaml(path: str | Path, cls: type = TrainConfig) -> dict[str, Any]:
     raw = {} if raw is None else raw
     check(isinstance(raw, dict), f"config {str(p)!r} holds a {type(raw).__name__}; expected a mapping of keys",
           ConfigError)
-    return _checked(cls, raw, f"config {str(p)!r}", str(p))
+    return _checked(cls, flatten(cls, raw, f"config {str(p)!r}"), f"config {str(p)!r}", str(p))
 
 
 def _checked(cls: type, raw: dict, where: str, source: str) -> dict[str, Any]:
@@ -339,9 +354,11 @@ def _checked(cls: type, raw: dict, where: str, source: str) -> dict[str, Any]:
 def make_config(yaml_path: str | Path | None = None, flags: dict[str, Any] | None = None,
                 cls: type = TrainConfig, source: str = "flag") -> Any:
     """defaults < per-model defaults < YAML < flags (only flags the user gave; ``None`` means not given). Flags are
-    checked like YAML keys (``source`` names them in messages): ``KEY=VALUE`` flags hold any YAML value."""
+    checked like YAML keys (``source`` names them in messages): ``KEY=VALUE`` flags hold any YAML value. The file and
+    ``flags`` may use the nested layout (:mod:`gkd.sections`: ``{"teacher": {"model": "sage"}}``) or flat keys."""
     from_yaml = read_yaml(yaml_path, cls) if yaml_path else {}
-    given = _checked(cls, {k: v for k, v in (flags or {}).items() if v is not None}, source, source)
+    given = _checked(cls, {k: v for k, v in flatten(cls, flags or {}, source).items() if v is not None}, source,
+                     source)
     model_defaults: dict[str, Any] = {}
     if any(f.name == "model" for f in dataclasses.fields(cls)):
         model = str(given.get("model", from_yaml.get("model", cls().model))).lower()

@@ -135,8 +135,10 @@ def test_bench_runs_one_quick_benchmark_end_to_end(tmp_path):
 
 def test_bench_knows_every_benchmark_script(bench_run):
     """`benchmarks/run.py all` runs every script in benchmarks/ (a new one left out of BENCHMARKS would never run)."""
-    scripts = {p.stem for p in BENCH.glob("*.py")} - {"common", "report", "run"}
-    assert set(bench_run.BENCHMARKS) == scripts
+    scripts = {p.stem for p in BENCH.glob("*.py")} - {"common", "grid", "report", "run"}
+    assert set(bench_run.SCRIPTS) == scripts
+    assert set(bench_run.EXPERIMENTS) == {p.stem for p in (BENCH / "experiments").glob("*.yaml")} >= {"baselines"}
+    assert set(bench_run.BENCHMARKS) == scripts | set(bench_run.EXPERIMENTS)
 
 
 def test_bench_unknown_name(bench_run, capsys):

@@ -86,7 +86,7 @@ def test_help_lists_a_plugins_terms(tmp_path):
     p = subprocess.run([sys.executable, "-m", "gkd", "distill", "--help"], env=env, cwd=tmp_path, capture_output=True,
                        text=True, timeout=300)
     assert p.returncode == 0, p.stderr
-    assert ",".join(BUILTIN_TERMS["student"] + ("toy-fast",)) in " ".join(p.stdout.split()).replace(", ", ",")
+    assert ",".join(BUILTIN_TERMS["student"] + ("toy-fast",) + BUILTIN_TERMS["transform"]) in " ".join(p.stdout.split()).replace(", ", ",")
 
 
 def test_cli_modules_stay_small():

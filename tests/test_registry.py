@@ -131,7 +131,7 @@ def test_registration_errors(forget):
         @register_term("dup", kind="self")
         def second(ctx, o):
             return None
-    with pytest.raises(ConfigError, match="term kind='teacher'; expected one of self, student, image"):
+    with pytest.raises(ConfigError, match="term kind='teacher'; expected one of self, student, transform, image"):
         register_term("x", kind="teacher")
     with pytest.raises(ConfigError, match="expected a lower-case word without commas"):
         register_term("a,b", kind="self")
@@ -191,8 +191,9 @@ def test_terms_listing_is_the_registry(capsys):
     assert main(["terms", "--markdown"]) == 0
     table = capsys.readouterr().out
     for kind in registry.KINDS:
-        for name in term_names(kind):
-            assert f"| `{name}` | {kind} |" in table
+        for row in registry.table(kind):
+            assert f"| `{row['name']}` | {kind} |" in table
+    assert set(term_names("student")) == {r["name"] for r in registry.table() if r["kind"] in ("student", "transform")}
     assert "`gkd/distill/nosmog.py`" in table
     assert "`steps=10`" in table and "`dim=64`" in table
 

@@ -75,7 +75,7 @@ def test_one_distillation_checks_each_settings_object_once(small_graph, monkeypa
     # rival's (kd) and the teachers' self terms, however many seeds and teachers
     from gkd.distill.self_distill import SELF_DISTILL_TERMS, parse_terms
 
-    assert sorted(made) == sorted([("student", "kd"), ("student", "position"), ("student", "neighbour"),
+    assert sorted(made) == sorted([("student", "kd"), ("transform", "position"), ("student", "neighbour"),
                                    ("student", "kd")]
                                   + [("self", t) for t in parse_terms(SELF_DISTILL_TERMS)])
 

@@ -19,7 +19,8 @@ from ..limits import MAX_EPOCHS, MAX_HEADS, MAX_LAYERS, MAX_REPEATS, MAX_RUNS, M
 # and to the image pipeline's CNN_METHODS.
 BUILTIN_TERMS: dict[str, tuple[str, ...]] = {
     "self": ("depth", "time", "neighbour", "normalised", "label-smoothing", "tf-kd-reg"),
-    "student": ("kd", "bookkd", "neighbour", "self", "label-smoothing", "reliability", "rsd", "position", "amkd"),
+    "student": ("kd", "bookkd", "neighbour", "self", "label-smoothing", "rsd", "amkd"),
+    "transform": ("reliability", "position"),  # typed in --terms too
     "image": ("bss", "amkd", "mhgd", "kd"),
 }
 CNN_METHOD_NAMES: tuple[str, ...] = ("student", "kd", "mhgd", "mhgd+kd", "bss", "amkd")
@@ -123,13 +124,14 @@ def _names_term_entry_points(entry: str) -> bool:
 
 
 def _terms(kind: str) -> str:
-    """The registered terms of ``kind``, for help texts (``gkd terms`` has their papers and options). With plugins
-    about, the registry is read (a broken plugin is reported here, before any command runs); without, gkd's own."""
+    """The names a ``kind`` term is typed with, for help texts (``student``: student terms and transforms). With
+    plugins about, the registry is read (a broken plugin is reported here, before any command runs); without, gkd's."""
+    kinds = ("student", "transform") if kind == "student" else (kind,)
     if not _plugins_possible():
-        return ", ".join(BUILTIN_TERMS[kind])
-    from ..distill.registry import term_names
+        return ", ".join(n for k in kinds for n in BUILTIN_TERMS[k])
+    from ..distill.registry import table
 
-    return ", ".join(term_names(kind))
+    return ", ".join(r["name"] for k in kinds for r in table(k))
 
 
 def _add_data_flags(parser: argparse.ArgumentParser, split: bool = True, default: str = "default Cora") -> None:
@@ -379,9 +381,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def flags(args: argparse.Namespace, names: Sequence[str]) -> dict:
     flags = {n: getattr(args, n) for n in names if hasattr(args, n)}
-    for key in ("dataset_args", "teacher_args"):
-        if flags.get(key) is not None:
-            flags[key] = dict(flags[key])
+    flags.update({k: dict(flags[k]) for k in ("dataset_args", "teacher_args") if flags.get(k) is not None})
     # --term-weight T=W and --term-arg T.OPTION=V both set term_args[T]
     pairs = [(t, "weight", w) for t, w in getattr(args, "term_weights", None) or []] + list(
         getattr(args, "term_arg", None) or [])

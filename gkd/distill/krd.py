@@ -41,16 +41,12 @@ class ReliabilityOptions(TermOptions):
         check(self.noise > 0, f"reliability noise={self.noise}; expected > 0", ConfigError)
 
 
+@register_term("reliability", kind="transform", options=ReliabilityOptions, paper="KRD (ICML 2023)",
+               summary="per-node weights of the knowledge terms from the teacher's entropy change under noise")
 def prepare_reliability(ctx: StudentContext, o: ReliabilityOptions) -> None:
-    check(ctx.knowledge.reliability is not None, "the 'reliability' term needs the teacher's reliability scores; "
+    """Weights the other terms' nodes (``ctx.node_weight``); adds no loss of its own."""
+    check(ctx.knowledge.reliability is not None, "the 'reliability' transform needs the teacher's reliability scores; "
           "compute the knowledge with noise > 0", ConfigError)
     strength = min(o.weight, 1.0)
     ctx.node_weight = (1.0 - strength) + strength * reliability_weights(ctx.knowledge.reliability,
                                                                         ctx.data.train_mask)
-
-
-@register_term("reliability", kind="student", options=ReliabilityOptions, paper="KRD (ICML 2023)",
-               summary="per-node weights of the knowledge terms from the teacher's entropy change under noise",
-               prepare=prepare_reliability)
-def build_reliability(ctx: StudentContext, o: ReliabilityOptions) -> None:
-    return None  # it weights the other terms (prepare), it adds no loss of its own

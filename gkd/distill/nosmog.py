@@ -85,13 +85,9 @@ def position_features(edge_index: Tensor, num_nodes: int, observed: Tensor, dim:
     return fastrp(edge_index, num_nodes, dim, seed=seed) * observed.unsqueeze(-1)
 
 
+@register_term("position", kind="transform", options=PositionOptions, paper="NOSMOG (ICLR 2023), FastRP",
+               summary="structural position features on the student's input (new nodes: zeros)")
 def prepare_position(ctx: StudentContext, o: PositionOptions) -> None:
+    """Appends FastRP positions to the student's input (``ctx.positions``); adds no loss of its own."""
     d = ctx.data
     ctx.positions = position_features(d.edge_index, d.num_nodes, ctx.knowledge.mask.cpu(), o.dim, ctx.seed)
-
-
-@register_term("position", kind="student", options=PositionOptions, paper="NOSMOG (ICLR 2023), FastRP",
-               summary="structural position features on the student's input (new nodes: zeros)",
-               prepare=prepare_position)
-def build_position(ctx: StudentContext, o: PositionOptions) -> None:
-    return None  # it changes the student's input (prepare), it adds no loss of its own

@@ -24,14 +24,14 @@ In the manner of torchdistill, a method is a list of names, never a new training
 A complete, tested example is in ``docs/usage.md`` ("Writing a term").
 
 ``kind`` says who reads the term: ``self`` (a backbone teaching itself, ``gkd train --sd-terms``), ``student`` (a
-graph-free student learning a teacher's knowledge, ``gkd distill --terms``) or ``image`` (CNN students, ``gkd
-cnn``). The options dataclass (a :class:`TermOptions`, so every term has ``weight``) checks its values in
-``__post_init__``; users set them as ``--term-arg toy.strength=2`` or ``term_args: {toy: {strength: 2}}`` in YAML.
+graph-free student learning a teacher's knowledge, ``gkd distill --terms``), ``transform`` (what changes that
+student's input or its terms' node weights before it is built, adding no loss: ``position``, ``reliability``; named in
+``--terms`` too) or ``image`` (CNN students, ``gkd cnn``). The options dataclass (a :class:`TermOptions`, so every
+term has ``weight``) checks its values in ``__post_init__``; users set them as ``--term-arg toy.strength=2`` or ``term_args: {toy: {strength: 2}}`` in YAML.
 Terms registered outside the package are found the same way: import the module that registers them (Python), list it
 in ``GKD_PLUGINS=my_terms,./local_terms.py`` (the CLI imports modules by name from ``sys.path``, and runs files named
 by path; it never adds a folder to ``sys.path``), or name it under the ``gkd.terms`` entry-point group of an installed
-package. A plugin may not take a built-in term's name or alias. ``docs/usage.md`` ("Writing a term") has a complete
-example.
+package. A plugin may not take a built-in term's name or alias.
 
 The CLI's choices, its ``--help`` text and the documentation's term tables are read from here (``gkd terms``).
 """
@@ -51,9 +51,13 @@ from ..train.terms import Capabilities, LossTerm
 KINDS: dict[str, str] = {
     "self": "a backbone teaches itself (gkd train --self-distill --sd-terms NAMES)",
     "student": "a graph-free student learns a GNN teacher's knowledge (gkd distill --terms NAMES)",
+    "transform": "changes a graph-free student's input or its knowledge terms' node weights, adds no loss (gkd "
+                 "distill --terms NAMES)",
     "image": "a small CNN learns a CNN teacher (gkd cnn --method NAME)",
 }
 ALIASES = {"neighbor": "neighbour", "normalized": "normalised"}
+# where a name of one kind is typed, the kinds it may name: gkd distill's --terms takes student terms and transforms
+NAMED_AS = {"student": ("student", "transform")}
 
 
 @dataclass
@@ -70,10 +74,11 @@ class TermOptions:
 
 @dataclass(frozen=True)
 class TermSpec:
-    """One registered term: ``build(ctx, options) -> LossTerm | None``; ``prepare(ctx, options)`` (optional) runs
-    before the student model exists, for terms that change its input (``position``) or other terms' node weights
-    (``reliability``). ``caps`` says what the term can do (mini-batches, a late start, unlabelled nodes, an input
-    transform): the trainer, the student stage and the config checks read it here, without building the term."""
+    """One registered term: ``build(ctx, options) -> LossTerm``; ``prepare(ctx, options)`` runs before the student
+    model exists: a transform's whole work (it changes the student's input, ``position``, or the other terms' node
+    weights, ``reliability``; its ``build`` is its ``prepare``, and :meth:`make` gives no term). ``caps`` says what
+    the term can do (mini-batches, a late start, unlabelled nodes, a transform): the trainer, the student stage and
+    the config checks read it here, without building the term."""
 
     name: str
     kind: str
@@ -90,8 +95,8 @@ class TermSpec:
         return self.build.__module__
 
     def make(self, ctx: Any, options: TermOptions) -> LossTerm | None:
-        """The term for one run (``None`` for an input transform, whose work is :attr:`prepare`'s)."""
-        term = self.build(ctx, options)
+        """The term for one run (``None`` for a transform, whose work is :attr:`prepare`'s)."""
+        term = None if self.kind == "transform" else self.build(ctx, options)
         if term is not None and self.declared:
             term.caps = self.caps
         return term
@@ -137,9 +142,8 @@ class TermSpec:
 
 _TERMS: dict[tuple[str, str], TermSpec] = {}
 _plugins_loaded = False
-# The (kind, name) pairs registered by the time plugins load: gkd's own terms (and any module the user's own Python
-# imported first). Taken from the registry itself, not from a function's __module__, which a plugin can set to
-# anything; None until then.
+# The (kind, name) pairs registered by the time plugins load: gkd's own terms (and what the user's Python imported
+# first). Taken from the registry, not from a function's __module__, which a plugin can set; None until then.
 _BUILTIN: frozenset[tuple[str, str]] | None = None
 
 
@@ -149,8 +153,9 @@ def register_term(name: str, *, kind: str, options: type = TermOptions, paper: s
     """Decorator: register ``build(ctx, options)`` as term ``name`` of ``kind`` (see the module docstring).
 
     What the term can do is declared here: ``term`` (the :class:`LossTerm` class ``build`` returns; its ``caps``) or
-    ``caps`` (a :class:`Capabilities`, carried by the built term); a ``prepare``-only term is an input transform.
-    Undeclared, a term is full-batch, starts at once and teaches the training nodes only."""
+    ``caps`` (a :class:`Capabilities`, carried by the built term). Undeclared, a term is full-batch, starts at once
+    and teaches the training nodes only. A ``transform`` registers its ``prepare(ctx, options)`` function (it adds
+    no loss, so it runs on full and mini-batches alike)."""
     check(kind in KINDS, f"term kind={kind!r}; expected one of {', '.join(KINDS)}", ConfigError)
     check(isinstance(name, str) and name.strip() == name == name.lower() and name and "," not in name
           and "." not in name and "=" not in name, f"term name {name!r}; expected a lower-case word without commas, "
@@ -158,15 +163,18 @@ def register_term(name: str, *, kind: str, options: type = TermOptions, paper: s
     check(isinstance(options, type) and issubclass(options, TermOptions) and "__dataclass_fields__" in vars(options),
           f"options={options!r}; expected a TermOptions subclass decorated with @dataclass (without it, its fields "
           "are not options)", ConfigError)
-    check(prepare is None or kind == "student", f"prepare= is run for student terms only; got kind={kind!r}",
-          ConfigError)
-
+    check(prepare is None or kind == "student", f"prepare= is run for student terms only; got kind={kind!r} (a "
+          "transform registers its prepare function itself)", ConfigError)
     check(term is None or isinstance(term, type) and issubclass(term, LossTerm), f"term={term!r}; expected the "
           "LossTerm subclass that build returns", ConfigError)
     check(caps is None or isinstance(caps, Capabilities), f"caps={caps!r}; expected a Capabilities record",
           ConfigError)
     declared = caps is not None
-    if caps is None:
+    if kind == "transform":
+        check(term is None and caps is None, f"transform {name!r}: a transform adds no loss term, so it takes no "
+              "term= or caps=", ConfigError)
+        caps = Capabilities(minibatch=True, transform=True)
+    elif caps is None:
         caps = term.caps if term is not None else Capabilities(transform=prepare is not None)
 
     check(name not in ALIASES, f"term name {name!r} is an alias of the built-in term {ALIASES.get(name)!r} (its "
@@ -181,8 +189,13 @@ def register_term(name: str, *, kind: str, options: type = TermOptions, paper: s
               f"{kind} term {name!r} is already registered by {old.module if old else ''}"
               f"{' (a built-in term)' if _BUILTIN and (kind, name) in _BUILTIN else ''}; {_origin(build)} may not "
               "replace it: pick another name", ConfigError)
+        shared = next((g for g in NAMED_AS.values() if kind in g), (kind,))  # kinds typed in the same place
+        taken = [k for k in shared if k != kind and (k, name) in _TERMS]
+        check(not taken, f"{kind} {name!r}: a {taken[0] if taken else ''} term of that name exists, and --terms "
+              "names both; pick another name", ConfigError)
         _TERMS[(kind, name)] = TermSpec(name, kind, build, options, paper, summary or (build.__doc__ or "")
-                                        .strip().split("\n")[0], prepare, caps, declared)
+                                        .strip().split("\n")[0], build if kind == "transform" else prepare, caps,
+                                        declared)
         return build
 
     return deco
@@ -272,16 +285,20 @@ def canonical(name: str) -> str:
 
 
 def term_names(kind: str) -> tuple[str, ...]:
-    """Registered names of ``kind``, in registration order (the order their losses are added)."""
+    """The names a ``kind`` term is typed with (``student``: the student terms and the transforms), in registration
+    order."""
     _load_plugins()
-    return tuple(n for (k, n) in _TERMS if k == kind)
+    kinds = NAMED_AS.get(kind, (kind,))
+    return tuple(n for (k, n) in _TERMS if k in kinds)
 
 
 def get_term(kind: str, name: str) -> TermSpec:
+    """The term typed as ``name`` where a ``kind`` term is expected (``student``: a student term or a transform)."""
     _load_plugins()
-    spec = _TERMS.get((kind, canonical(name)))
-    check(spec is not None, f"{name!r} is not a registered {kind} term; expected one of "
-          f"{', '.join(term_names(kind))}", ConfigError)
+    key = canonical(name)
+    spec = next((_TERMS[(k, key)] for k in NAMED_AS.get(kind, (kind,)) if (k, key) in _TERMS), None)
+    check(spec is not None, f"{name!r} is not a registered {kind} term{' or transform' * (kind in NAMED_AS)}; "
+          f"expected one of {', '.join(term_names(kind))}", ConfigError)
     return spec
 
 

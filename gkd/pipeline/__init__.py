@@ -5,10 +5,10 @@ distillation (:func:`run_cnn_distillation`), the one seed runner (:func:`run_see
 
 The stages of one seed are public too: :func:`teacher_stage` (a :class:`TeacherStage`), then :func:`student_stage`
 (:func:`student_candidates` and the student guard's :func:`guard_pick`); a run's settings are :class:`TrainConfig`
-/ :class:`DistillConfig` (:func:`make_config` reads YAML and flags into one); books are :func:`write_book` /
-:func:`open_book`."""
+/ :class:`DistillConfig` (:func:`make_config` reads YAML and flags into one; :func:`parse_yaml` is its strict
+YAML reader); books are :func:`write_book` / :func:`open_book`."""
 from ..book import open_book, write_book
-from ..config import TrainConfig, make_config
+from ..config import TrainConfig, make_config, parse_yaml
 from .artifact import ArtifactError, load, read_manifest, save
 from .gnn2mlp import (DistillConfig, GNNToMLP, guard_pick, make_book, run_distillation, student_candidates,
                       student_stage, teacher_stage)
@@ -24,4 +24,4 @@ __all__ = ["GNNToMLP", "DistillConfig", "DistillOptions", "distill_mlp", "run_di
            "make_book", "run_training", "train_run", "CNNDistillConfig", "run_cnn_distillation", "run_seeds", "save",
            "load", "read_manifest", "predict", "ArtifactError", "TrainConfig", "make_config", "TeacherStage",
            "student_stage", "student_candidates", "guard_pick", "node_logits", "GKD_TERMS", "build_method",
-           "open_book", "write_book"]
+           "open_book", "write_book", "parse_yaml"]

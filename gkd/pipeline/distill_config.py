@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 from ..config import GraphRunConfig, TrainConfig, bounded, check_limits, check_types, make_config
 from ..distill.registry import get_term
 from ..errors import ConfigError, check, check_int
+from ..sections import flatten
 from ..limits import MAX_EPOCHS, MAX_NODES, MAX_REPEATS
 from .student import SETTINGS, DistillOptions
 
@@ -16,7 +17,24 @@ from .student import SETTINGS, DistillOptions
 @dataclass
 class DistillConfig(DistillOptions, GraphRunConfig):
     """``gkd distill`` configuration: the teacher (any ``gkd train`` key through ``teacher_args``), the student, the
-    setting, and the distiller's :class:`DistillOptions` (inherited). Defaults < YAML < flags, as for ``gkd train``."""
+    setting, and the distiller's :class:`DistillOptions` (inherited). Defaults < YAML < flags, as for ``gkd train``;
+    in YAML, nested (:attr:`SECTIONS`, :mod:`gkd.sections`) or flat."""
+
+    SECTIONS: ClassVar[dict[str, dict[str, str]]] = {
+        "data": {"dataset": "dataset", "root": "root", "args": "dataset_args", "split": "split", "metric": "metric"},
+        # the teachers' own optimiser and model sizes are gkd train keys in args (teacher_args)
+        "teacher": {"model": "teacher", "method": "teacher_method", "count": "teachers",
+                    "generations": "teacher_generations", "args": "teacher_args", "book": "book",
+                    "batch_size": "batch_size", "fanout": "fanout", "refresh": "refresh"},
+        "student": {"model": "student", "method": "method", "terms": "terms", "term_args": "term_args",
+                    "kd_lambda": "kd_lambda", "temperature": "temperature", "label_smoothing": "label_smoothing",
+                    "hidden_channels": "hidden_channels", "num_layers": "num_layers", "dropout": "dropout",
+                    "lr": "lr", "weight_decay": "weight_decay", "epochs": "epochs", "patience": "patience",
+                    "batch_size": "student_batch_size", "guard": "student_guard"},
+        "setting": {"name": "setting", "inductive_fraction": "inductive_fraction"},
+        # term_nodes bounds the all-node terms' seed nodes in the teachers' and the student's mini-batches alike
+        "run": {"runs": "runs", "seed": "seed", "device": "device", "term_nodes": "term_nodes"},
+    }
 
     teacher: str = "gcn"
     teacher_method: str = "self-distill"
@@ -63,7 +81,8 @@ class DistillConfig(DistillOptions, GraphRunConfig):
         return self.derived("teacher_config", self._teacher_config)
 
     def _teacher_config(self) -> TrainConfig:
-        bad = sorted(set(self.teacher_args) & {"dataset", "root", "dataset_args", "runs", "seed", "model", "method",
+        args = flatten(TrainConfig, self.teacher_args, "teacher_args")  # nested or flat, as a config file
+        bad = sorted(set(args) & {"dataset", "root", "dataset_args", "runs", "seed", "model", "method",
                                                "generations", "split", "metric", "device", "batch_size", "fanout",
                                                "refresh", "term_nodes"})
         check(not bad, f"teacher_args may not set {bad}; use the distill options of the same name (teacher, "
@@ -73,7 +92,7 @@ class DistillConfig(DistillOptions, GraphRunConfig):
                  "device": self.device, "seed": self.seed, "model": self.teacher,
                  "method": self.teacher_method, "generations": self.teacher_generations, "batch_size": self.batch_size,
                  "fanout": self.fanout, "refresh": self.refresh,
-                 "term_nodes": self.term_nodes if self.batch_size is not None else None, **self.teacher_args}
+                 "term_nodes": self.term_nodes if self.batch_size is not None else None, **args}
         try:
             return make_config(None, flags, source="teacher_args")
         except TypeError as e:

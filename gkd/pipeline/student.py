@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, ClassVar, Iterable
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +90,10 @@ class DistillOptions(Settings):
     :attr:`loss_terms` (``("kd", "position", "neighbour", "amkd")``: every term, in loss order) are what they
     resolve to. ``label_smoothing`` is the ``label-smoothing`` term's ``epsilon`` (``term_args`` may set it
     instead)."""
+
+    SECTIONS: ClassVar[dict[str, dict[str, str]]] = {"student": {
+        "method": "method", "terms": "terms", "kd_lambda": "kd_lambda", "temperature": "temperature",
+        "label_smoothing": "label_smoothing", "term_args": "term_args"}}
 
     method: str = "gkd"
     terms: tuple[str, ...] | None = None

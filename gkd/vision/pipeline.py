@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -44,6 +45,17 @@ CNN_METHODS: dict[str, tuple[str, ...]] = {"student": (), "kd": ("kd",), "mhgd":
 @dataclass
 class CNNDistillConfig(RunConfig):
     """One CNN distillation experiment; every field has a flag in ``gkd cnn``."""
+
+    SECTIONS: ClassVar[dict[str, dict[str, str]]] = {
+        "data": {"dataset": "dataset", "labelled_fraction": "labelled_fraction", "batch_size": "batch_size"},
+        "teacher": {"channels": "teacher_channels"},
+        "student": {"channels": "student_channels", "method": "method", "temperature": "temperature",
+                    "term_args": "term_args", "lr": "lr", "weight_decay": "weight_decay", "epochs": "epochs",
+                    "patience": "patience"},
+        # MHGD's multi-head graph builder: its heads are not a GAT's
+        "builder": {"heads": "heads", "epochs": "builder_epochs", "value": "builder_value"},
+        "run": {"runs": "runs", "seed": "seed"},
+    }
 
     epochs: int = bounded(150, 1, MAX_EPOCHS)
     patience: int = 50

@@ -1,0 +1,226 @@
+"""One runner for benchmarks declared as data: benchmarks/experiments/NAME.yaml, a grid of gkd settings and targets.
+
+    python benchmarks/grid.py NAME [--quick] [--jobs 2] [--cache DIR] [--fresh] [--out DIR]
+
+An experiment file (read with gkd's strict YAML loader; unknown keys are errors)::
+
+    title: Backbone baselines
+    doc: what it measures and how (the report's first paragraph)
+    command: train                        # train | distill: gkd.pipeline.run_training / run_distillation
+    base: {run: {runs: 10}}               # settings every row shares, nested or flat as in a --config file
+    quick: {run: {runs: 3}}               # on top of everything, with --quick
+    datasets: [Cora]                      # the grid's first axis (data.dataset)
+    rows:                                 # its second: label -> settings on top of base
+      GCN: {model: {name: gcn}}
+      GAT: {model: {name: gat}}
+    baseline: GCN                         # paired differences against this row (optional)
+    targets:                              # optional; each is stated met or not, with its measured figure
+      - {row: GAT, against: GCN, at_least: 0.0}   # paired test difference in points (mean over seeds)
+      - {row: GCN, at_least: 80.0, dataset: Cora} # mean test %
+
+Every cell (dataset x row) is one validated config of gkd's public API, all of them built before the first row
+trains. A cell's cache key is the sha256 of the command and its validated config, so the nested and the flat spelling
+of one setting share a row. A finished row is kept as JSON under the cache folder with the commit that made it
+(``common.code_version``) and reused until ``--fresh``; the report names each row's commit. Writes OUT/NAME.json (the
+experiment, the rows, the targets with their figures, the invocations) and OUT/NAME.md.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from common import (code_version, invocations, invocations_line, md_table, mean_se, paired_points, parser,
+                    run_pool, save_json, save_markdown)
+
+EXPERIMENTS = Path(__file__).resolve().parent / "experiments"
+CACHE = Path(__file__).resolve().parent / ".cache"  # git-ignored
+KEYS = {"title", "doc", "command", "base", "quick", "datasets", "rows", "baseline", "targets"}
+TARGET_KEYS = {"row", "against", "at_least", "dataset"}
+KEEP = ("seed", "val", "test", "train", "best_epoch", "epochs_run", "teacher_test", "test_tran", "test_ind", "guard")
+
+
+class GridError(Exception):
+    """A bad experiment file or command line: one ``grid.py: error:`` line, exit code 2."""
+
+
+def _need(ok: bool, message: str) -> None:
+    if not ok:
+        raise GridError(message)
+
+
+def read_experiment(name_or_path: str) -> tuple[str, dict]:
+    """``(name, experiment)`` from ``experiments/NAME.yaml`` or a path, its keys and targets checked."""
+    from gkd.pipeline import parse_yaml
+
+    path = Path(name_or_path)
+    path = path if path.suffix in (".yaml", ".yml") else EXPERIMENTS / f"{name_or_path}.yaml"
+    _need(path.is_file(), f"no experiment {name_or_path!r}; expected a YAML file or one of "
+          f"{', '.join(sorted(p.stem for p in EXPERIMENTS.glob('*.yaml')))}")
+    exp = parse_yaml(path.read_text(), f"experiment {str(path)!r}")
+    _need(isinstance(exp, dict), f"{path}: expected a mapping with keys {sorted(KEYS)}")
+    unknown = sorted(set(exp) - KEYS)
+    _need(not unknown, f"{path}: unknown key(s) {unknown}; known keys: {sorted(KEYS)}")
+    _need(exp.get("command") in ("train", "distill"), f"{path}: command={exp.get('command')!r}; expected train or "
+          "distill")
+    _need(isinstance(exp.get("rows"), dict) and exp["rows"], f"{path}: rows must map labels to settings")
+    _need(exp.get("baseline") in (None, *exp["rows"]), f"{path}: baseline={exp.get('baseline')!r}; expected one "
+          f"of the rows {list(exp['rows'])}")
+    for t in exp.get("targets") or []:
+        _need(isinstance(t, dict) and set(t) <= TARGET_KEYS and {"row", "at_least"} <= set(t)
+              and t["row"] in exp["rows"] and t.get("against", t["row"]) in exp["rows"],
+              f"{path}: target {t!r}; expected row and at_least (and optionally against, dataset), naming rows "
+              f"{list(exp['rows'])}")
+    return path.stem, exp
+
+
+def _merge(*layers: dict | None) -> dict:
+    """Settings layered left to right; mappings merge key by key (a row's ``model: {name: gat}`` keeps base's other
+    ``model`` keys)."""
+    out: dict = {}
+    for layer in layers:
+        for k, v in (layer or {}).items():
+            out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def cells(exp: dict, quick: bool) -> list[dict]:
+    """Every (dataset, row) of the grid as a validated config of gkd's public API, with its cache key."""
+    from gkd import GKDError
+    from gkd.pipeline import DistillConfig, TrainConfig, make_config
+
+    cls = DistillConfig if exp["command"] == "distill" else TrainConfig
+    out = []
+    for dataset in exp.get("datasets") or [None]:
+        for label, row in exp["rows"].items():
+            data = {} if dataset is None else {"data": {"dataset": dataset}}
+            try:
+                cfg = make_config(None, _merge(exp.get("base"), data, row, exp.get("quick") if quick else None),
+                                  cls, source=f"row {label!r}")
+            except GKDError as e:
+                raise GridError(f"row {label!r}{f' on {dataset}' if dataset else ''}: {e}") from None
+            flat = cfg.to_dict()
+            key = hashlib.sha256(json.dumps({"command": exp["command"], "config": flat}, sort_keys=True,
+                                            default=str).encode()).hexdigest()[:16]
+            out.append({"command": exp["command"], "row": label, "dataset": cfg.dataset, "config": flat, "key": key})
+    return out
+
+
+def run_cell(task: tuple[dict, str | None, bool]) -> dict:
+    """One cell through gkd's public pipeline (what ``gkd train`` / ``gkd distill`` run), or its cached row (not
+    with ``fresh``, which runs it again and replaces the cached row)."""
+    from gkd import GKDError
+    from gkd.io import read_json
+    from gkd.pipeline import DistillConfig, TrainConfig, make_config, run_distillation, run_training
+
+    cell, cache, fresh = task
+    path = Path(cache) / f"{cell['key']}.json" if cache else None
+    if path is not None and path.exists() and not fresh:
+        return {**read_json(path, "a cached row", limit=1 << 26), "cached": True}
+    try:
+        if cell["command"] == "distill":
+            res = run_distillation(make_config(None, cell["config"], DistillConfig), progress=False)
+        else:
+            res = run_training(make_config(None, cell["config"], TrainConfig), progress=False)
+    except GKDError as e:  # what only the data can say (a split larger than the graph): one line, as gkd's CLI
+        raise GridError(f"row {cell['row']!r} on {cell['dataset']}: {e}") from None
+    row = {**cell, "commit": code_version(), "seconds": res["seconds"], "split": res["split"],
+           "edges": res["edges"], "metric": res["metric"],
+           "runs": [{k: r[k] for k in KEEP if k in r} for r in res["runs"]]}
+    if path is not None:
+        save_json(path.parent, path.stem, row)  # strict and atomic, as every results file
+    return {**row, "cached": False}
+
+
+def targets(exp: dict, rows: list[dict]) -> list[dict]:
+    """Each target per dataset, with its measured figure and whether it is met."""
+    by = {(r["dataset"], r["row"]): r for r in rows}
+    out = []
+    for t in exp.get("targets") or []:
+        for ds in dict.fromkeys(r["dataset"] for r in rows):
+            if t.get("dataset", ds) != ds:
+                continue
+            a = by[(ds, t["row"])]
+            if "against" in t:
+                value, se = mean_se(paired_points(a, by[(ds, t["against"])], "test"))
+                what = f"{t['row']} − {t['against']}, paired test points"
+            else:
+                value, se = 100 * sum(r["test"] for r in a["runs"]) / len(a["runs"]), None
+                what = f"{t['row']}, mean test %"
+            out.append({**t, "dataset": ds, "what": what, "value": round(value, 4),
+                        "se": None if se is None else round(se, 4), "met": value >= t["at_least"]})
+    return out
+
+
+def report(name: str, exp: dict, rows: list[dict], runs: int) -> list[str]:
+    """The generic report: one table of every row, the targets, and what the runs used."""
+    from gkd.train import fmt, mean_std
+
+    by = {(r["dataset"], r["row"]): r for r in rows}
+    base = exp.get("baseline")
+
+    def stat(r: dict, key: str) -> str:
+        vals = [x[key] for x in r["runs"] if key in x]
+        return fmt(*mean_std(vals)) if vals else "—"
+
+    def paired(r: dict) -> str:
+        if base is None or r["row"] == base:
+            return "—"
+        m, se = mean_se(paired_points(r, by[(r["dataset"], base)], "test"))
+        return f"{m:+.2f} ± {se or 0:.2f}"
+
+    table = [[r["dataset"], r["row"], stat(r, "val"), stat(r, "test"), *([paired(r)] if base else []),
+              f"{r['seconds'] / len(r['runs']):.1f}", r.get("commit") or "—"] for r in rows]
+    lines = [f"### {exp.get('title', name)} ({runs} seeds)", "",
+             *md_table(["dataset", "row", "val", "test", *([f"− {base} (paired)"] if base else []), "s / run",
+                        "commit"], table), ""]
+    for t in targets(exp, rows):
+        figure = f"{t['value']:+.2f} ± {t['se'] or 0:.2f}" if "against" in t else f"{t['value']:.2f}"
+        lines.append(f"- Target: {t['what']} ≥ {t['at_least']} on {t['dataset']}: {figure}, "
+                     f"{'met' if t['met'] else '**NOT met**'}.")
+    used = sorted({f"{r['dataset']}: split {r['split']}; edges {r['edges']}; metric {r['metric']}" for r in rows})
+    lines += ([""] if exp.get("targets") else []) + [
+        " ".join(str(exp.get("doc", "")).split()),
+        "Per run: " + " | ".join(used) + ".",
+        f"Score %, mean ± std over seeds, at the best-validation epoch; paired differences in points (mean ± s.e.). "
+        f"Regenerate: `python benchmarks/grid.py {name}`."]
+    return lines
+
+
+def main(argv=None) -> int:
+    p = parser(__doc__, "the experiment's quick settings (smoke test)", jobs=True)
+    p.add_argument("name", help="an experiment in benchmarks/experiments (or a YAML path)")
+    p.add_argument("--cache", default=str(CACHE), help="folder of finished rows, keyed by the command and the "
+                   "validated config (default benchmarks/.cache); rows are reused whatever commit made them")
+    p.add_argument("--fresh", action="store_true", help="run every row again (the cache is then refreshed)")
+    args = p.parse_args(argv)
+    try:
+        name, exp = read_experiment(args.name)
+        todo = cells(exp, args.quick)  # every config validated before the first row trains
+    except GridError as e:
+        print(f"grid.py: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    try:
+        rows = run_pool(run_cell, [(c, args.cache or None, args.fresh) for c in todo], args.jobs, name)
+    except GridError as e:
+        print(f"grid.py: error: {' '.join(str(e).split())}", file=sys.stderr)
+        return 2
+    minutes = (time.perf_counter() - start) / 60
+    runs = max(len(r["runs"]) for r in rows)
+    fresh = sum(not r["cached"] for r in rows)
+    result = {"benchmark": name, "experiment": exp, "quick": args.quick, "rows": rows,
+              "targets": targets(exp, rows),
+              "invocations": invocations(None, False, f"grid.py {name}{' --quick' if args.quick else ''}", minutes,
+                                         rows=fresh)}
+    out = Path(args.out)
+    save_json(out, name, result)
+    lines = report(name, exp, rows, runs) + [invocations_line(result)]
+    return save_markdown(out, name, lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
