@@ -280,3 +280,23 @@ def test_self_distill_end_epoch_reaches_every_term(forget):
     sd = SelfDistill(3, [8], terms="remembers,time")
     sd.end_epoch(torch.zeros(5, 3))
     assert seen == [(5, 3)] and sd.terms[1].prev.shape == (5, 3)
+
+
+def test_transforms_are_their_own_kind_and_typed_in_terms(capsys):
+    """position and reliability add no loss: kind transform, listed as such, built into no term, and still named in
+    gkd distill's --terms (a student term of a transform's name is refused)."""
+    assert main(["terms", "--kind", "transform"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("transform terms:") and "  position " in out and "  reliability " in out
+    assert "  neighbour " not in out
+    for name in ("position", "reliability"):
+        spec = registry.get_term("student", name)
+        assert spec.kind == "transform" and spec.caps.transform and spec.prepare is spec.build
+        assert spec.make(None, spec.make_options()) is None  # never a loss term
+    with pytest.raises(ConfigError, match="'positon' is not a registered student term or transform"):
+        registry.get_term("student", "positon")
+    with pytest.raises(ConfigError, match="student 'position': a transform term of that name exists"):
+        @register_term("position", kind="student")
+        def clash(ctx, o):
+            return None
+    assert ("student", "position") not in registry._TERMS

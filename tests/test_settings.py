@@ -185,7 +185,7 @@ def test_the_guard_names_what_its_baseline_trained_with(small_graph):
         return res["runs"][0]["stats"]["guard"]
 
     assert "baseline_terms" not in guard_of("neighbour")
-    assert guard_of("label-smoothing,neighbour")["baseline_terms"] == ["label_smoothing"]  # its log name
+    assert guard_of("label-smoothing,neighbour")["baseline_terms"] == ["label-smoothing"]  # logged as typed
 
 
 def test_first_teacher_is_what_one_teacher_gives(small_graph):

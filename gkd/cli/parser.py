@@ -358,7 +358,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--directed", action="store_true", help="keep edges one-way (neighbour -> sample)")
     g.add_argument("--out", required=True, help="graph file to write (.npz)")
     terms = sub.add_parser("terms", help="list the registered distillation terms: kind, paper, options")
-    terms.add_argument("--kind", choices=["self", "student", "image"], help="only terms of this kind")
+    terms.add_argument("--kind", choices=list(BUILTIN_TERMS), help="only terms of this kind")
     terms.add_argument("--markdown", action="store_true", help="print a Markdown table (the docs' term tables)")
     predict = sub.add_parser("predict", help="answer nodes with a saved model (gkd train/distill --save)")
     predict.add_argument("--model", required=True, help="model artefact directory")

@@ -45,7 +45,7 @@ class LabelSmoothing(LossTerm):
 
     Added to the trainer's cross-entropy as :math:`\epsilon\,[\mathrm{CE}(u, z) - \mathrm{CE}(y, z)]`."""
 
-    name = "label_smoothing"
+    name = "label-smoothing"  # logged under the name users type
     caps = Capabilities(minibatch=True)  # per training seed node
 
     def __init__(self, epsilon: float = 0.1, weight: float = 1.0) -> None:
