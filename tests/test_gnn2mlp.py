@@ -206,7 +206,7 @@ def test_glnn_term_refuses_student_with_other_classes(small_graph):
 def test_distill_cli_transductive_and_inductive(tmp_path, capsys):
     out = tmp_path / "t.json"
     args = ["distill", *CSBM, "--runs", "2", "--epochs", "40", "--patience", "40", "--teacher-arg", "epochs=40",
-            "--quiet"]
+            "--teachers", "1", "--teacher-generations", "1", "--quiet"]  # the settings' paths, not the teachers'
     assert main(args + ["--method", "glnn", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
     assert r["method"] == "glnn" and r["setting"] == "transductive" and len(r["runs"]) == 2

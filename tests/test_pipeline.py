@@ -28,9 +28,11 @@ def test_api_and_cli_give_bit_identical_students(tmp_path):
     """`gkd distill` runs GNNToMLP.fit: same seed and config, the same test accuracy to the last bit."""
     out = tmp_path / "r.json"
     assert main(["distill", "--dataset", "Cora", "--runs", "1", "--teachers", "1", "--teacher-generations", "1",
-                 "--epochs", "100", "--patience", "100", "--json", str(out), "--quiet"]) == 0
+                 "--epochs", "100", "--patience", "100", "--teacher-arg", "epochs=150", "--json", str(out),
+                 "--quiet"]) == 0
     cli = json.loads(out.read_text())["runs"][0]
-    est = gkd.GNNToMLP(method="gkd", teachers=1, teacher_generations=1, epochs=100, patience=100).fit(load("Cora"))
+    est = gkd.GNNToMLP(method="gkd", teachers=1, teacher_generations=1, epochs=100, patience=100,
+                       teacher_args={"epochs": 150}).fit(load("Cora"))
     assert est.result_["test"] == cli["test"] and est.result_["val"] == cli["val"]
     assert est.result_["teacher_test"] == cli["teacher_test"]
     # the position term is built inside: the student reads features + 64 position columns

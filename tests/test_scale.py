@@ -257,7 +257,7 @@ def test_two_process_ddp_teacher_matches_single_process(tmp_path):
     args = ["train", "--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=1000", "--dataset-arg",
             "feature_noise=1.0", "--dataset-arg", "train_per_class=10", "--dataset-arg", "num_val=200",
             "--dataset-arg", "num_test=500", "--model", "sage", "--batch-size", "64", "--runs", "2", "--epochs",
-            "300", "--patience", "20", "--self-distill", "--quiet"]
+            "300", "--patience", "20", "--self-distill", "--term-nodes", "256", "--quiet"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                            "-m", "gkd", *args, "--json", str(tmp_path / "ddp.json")], capture_output=True, text=True,
