@@ -321,7 +321,7 @@ DISTILL_BAD = [
     (["--term-arg", "position.dim=0"], "position dim=0; expected an integer >= 1"),
     (["--term-arg", "position.dim=70000"], "position: dim=70000; expected an integer <= 65536"),
     (["--term-arg", "position.dim=x"], "term_args position.dim='x'; expected int"),
-    (["--term-arg", "position.size=3"], "term_args position.size: not an option of the student term 'position', which takes weight, dim"),
+    (["--term-arg", "position.size=3"], "term_args position.size: not an option of the transform term 'position', which takes weight, dim"),
     (["--term-arg", "position"], "expected TERM.OPTION=VALUE"),
     (["--term-weight", "neighbour=-1"], "term_args neighbour: weight=-1.0; expected a finite number >= 0"),
     (["--term-weight", "neighbour=1", "--term-arg", "neighbour.weight=2"], "term option neighbour.weight given twice; expected once"),

@@ -62,7 +62,9 @@ def build_toy(ctx, o):
 
 @pytest.fixture
 def forget():
-    """Registrations made by a test are removed after it (the registry is process-wide)."""
+    """Registrations made by a test are removed after it (the registry is process-wide). The plugins and the image
+    terms are loaded first: loaded during the test and then forgotten, they would never register again."""
+    registry.term_names("self")
     before = dict(registry._TERMS)
     yield
     registry._TERMS.clear()
@@ -202,7 +204,8 @@ def test_term_help_is_read_from_the_registry(capsys):
     with pytest.raises(SystemExit):
         main(["distill", "--help"])
     text = " ".join(capsys.readouterr().out.split())
-    assert ",".join(term_names("student")) in text.replace(", ", ",")
+    listed = [r["name"] for kind in ("student", "transform") for r in registry.table(kind)]  # --terms names both
+    assert ",".join(listed) in text.replace(", ", ",") and set(listed) == set(term_names("student"))
 
 
 def test_gkd_plugins_names_modules_for_the_cli(tmp_path):
