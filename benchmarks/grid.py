@@ -19,9 +19,12 @@ An experiment file (read with gkd's strict YAML loader; unknown keys are errors)
       - {row: GCN, at_least: 80.0, dataset: Cora} # mean test %
 
 Every cell (dataset x row) is one validated config of gkd's public API, all of them built before the first row
-trains. A cell's cache key is the sha256 of the command and its validated config, so the nested and the flat spelling
-of one setting share a row. A finished row is kept as JSON under the cache folder with the commit that made it
-(``common.code_version``) and reused until ``--fresh``; the report names each row's commit. Writes OUT/NAME.json (the
+trains; layers (base < dataset < row < quick) merge setting by setting, whichever spelling each uses. A cell's cache
+key is the sha256 of the command and its validated config, so the nested and the flat spelling of one setting share a
+row (two spellings of one value do not: a list of terms and a comma string are two keys). The data root, the device
+``auto`` resolves to and the code are not in the key: a finished row is kept as JSON under the cache folder with the
+commit that made it (``common.code_version``) and reused until ``--fresh``; the report names each row's commit, and a
+row shared by two labels is reported under each. Writes OUT/NAME.json (the
 experiment, the rows, the targets with their figures, the invocations) and OUT/NAME.md.
 """
 from __future__ import annotations
@@ -33,7 +36,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import (code_version, invocations, invocations_line, md_table, mean_se, paired_points, parser,
+from common import (RESULTS, code_version, invocations, invocations_line, md_table, mean_se, paired_points, parser,
                     run_pool, save_json, save_markdown)
 
 EXPERIMENTS = Path(__file__).resolve().parent / "experiments"
@@ -53,36 +56,71 @@ def _need(ok: bool, message: str) -> None:
 
 
 def read_experiment(name_or_path: str) -> tuple[str, dict]:
-    """``(name, experiment)`` from ``experiments/NAME.yaml`` or a path, its keys and targets checked."""
+    """``(name, experiment)`` from ``experiments/NAME.yaml`` or a path, its keys, rows and targets checked."""
+    from gkd import GKDError
     from gkd.pipeline import parse_yaml
 
     path = Path(name_or_path)
     path = path if path.suffix in (".yaml", ".yml") else EXPERIMENTS / f"{name_or_path}.yaml"
     _need(path.is_file(), f"no experiment {name_or_path!r}; expected a YAML file or one of "
           f"{', '.join(sorted(p.stem for p in EXPERIMENTS.glob('*.yaml')))}")
-    exp = parse_yaml(path.read_text(), f"experiment {str(path)!r}")
+    try:
+        exp = parse_yaml(path.read_bytes().decode("utf-8"), f"experiment {str(path)!r}")
+    except UnicodeDecodeError as e:
+        raise GridError(f"{path} is not UTF-8 text (byte {e.start}); expected a YAML file") from None
+    except GKDError as e:
+        raise GridError(str(e)) from None
     _need(isinstance(exp, dict), f"{path}: expected a mapping with keys {sorted(KEYS)}")
-    unknown = sorted(set(exp) - KEYS)
+    unknown = sorted(set(map(str, exp)) - KEYS)
     _need(not unknown, f"{path}: unknown key(s) {unknown}; known keys: {sorted(KEYS)}")
     _need(exp.get("command") in ("train", "distill"), f"{path}: command={exp.get('command')!r}; expected train or "
           "distill")
-    _need(isinstance(exp.get("rows"), dict) and exp["rows"], f"{path}: rows must map labels to settings")
-    _need(exp.get("baseline") in (None, *exp["rows"]), f"{path}: baseline={exp.get('baseline')!r}; expected one "
-          f"of the rows {list(exp['rows'])}")
-    for t in exp.get("targets") or []:
-        _need(isinstance(t, dict) and set(t) <= TARGET_KEYS and {"row", "at_least"} <= set(t)
-              and t["row"] in exp["rows"] and t.get("against", t["row"]) in exp["rows"],
-              f"{path}: target {t!r}; expected row and at_least (and optionally against, dataset), naming rows "
-              f"{list(exp['rows'])}")
+    rows = exp.get("rows")
+    _need(isinstance(rows, dict) and rows and all(isinstance(k, str) and isinstance(v, dict) for k, v in rows.items()),
+          f"{path}: rows={rows!r}; expected a mapping of labels to mappings of settings")
+    for key in ("base", "quick"):
+        _need(exp.get(key) is None or isinstance(exp[key], dict), f"{path}: {key}={exp.get(key)!r}; expected a "
+              "mapping of settings")
+    datasets = exp.get("datasets")
+    _need(datasets is None or isinstance(datasets, list) and datasets and all(isinstance(d, str) for d in datasets),
+          f"{path}: datasets={datasets!r}; expected a list of dataset names")
+    _need(exp.get("baseline") is None or exp["baseline"] in rows, f"{path}: baseline={exp.get('baseline')!r}; "
+          f"expected one of the rows {list(rows)}")
+    targets = exp.get("targets") or []
+    _need(isinstance(targets, list), f"{path}: targets={targets!r}; expected a list")
+    for t in targets:
+        ok = (isinstance(t, dict) and set(t) <= TARGET_KEYS and {"row", "at_least"} <= set(t)
+              and all(isinstance(t.get(k, ""), str) for k in ("row", "against", "dataset"))
+              and t["row"] in rows and t.get("against", t["row"]) in rows
+              and isinstance(t["at_least"], (int, float)) and not isinstance(t["at_least"], bool)
+              and (datasets is None or t.get("dataset", datasets[0]) in datasets))
+        _need(ok, f"{path}: target {t!r}; expected row and at_least (a number), optionally against and dataset, "
+              f"naming rows {list(rows)}{f' and datasets {datasets}' if datasets else ''}")
     return path.stem, exp
 
 
-def _merge(*layers: dict | None) -> dict:
-    """Settings layered left to right; mappings merge key by key (a row's ``model: {name: gat}`` keeps base's other
-    ``model`` keys)."""
+def _flat(cls: type, layer: dict | None, what: str) -> dict:
+    """One layer of settings, nested or flat, as flat fields (``teacher_args`` too), so that layers merge by
+    setting whatever spelling each uses."""
+    from gkd import GKDError
+    from gkd.pipeline import TrainConfig
+    from gkd.sections import flatten
+
+    try:
+        flat = flatten(cls, layer or {}, what)
+        if isinstance(flat.get("teacher_args"), dict):
+            flat["teacher_args"] = flatten(TrainConfig, flat["teacher_args"], f"{what}: teacher_args")
+    except GKDError as e:
+        raise GridError(str(e)) from None
+    return flat
+
+
+def _merge(*layers: dict) -> dict:
+    """Flat settings layered left to right; mapping values (``term_args``, ``dataset_args``, ``teacher_args``)
+    merge key by key."""
     out: dict = {}
     for layer in layers:
-        for k, v in (layer or {}).items():
+        for k, v in layer.items():
             out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
     return out
 
@@ -96,13 +134,15 @@ def cells(exp: dict, quick: bool) -> list[dict]:
     out = []
     for dataset in exp.get("datasets") or [None]:
         for label, row in exp["rows"].items():
-            data = {} if dataset is None else {"data": {"dataset": dataset}}
+            where = f"row {label!r}{f' on {dataset}' if dataset else ''}"
+            layers = [_flat(cls, exp.get("base"), "base"), {} if dataset is None else {"dataset": dataset},
+                      _flat(cls, row, where), _flat(cls, exp.get("quick") if quick else None, "quick")]
             try:
-                cfg = make_config(None, _merge(exp.get("base"), data, row, exp.get("quick") if quick else None),
-                                  cls, source=f"row {label!r}")
+                cfg = make_config(None, _merge(*layers), cls, source=where)
             except GKDError as e:
-                raise GridError(f"row {label!r}{f' on {dataset}' if dataset else ''}: {e}") from None
+                raise GridError(f"{where}: {e}") from None
             flat = cfg.to_dict()
+            # the validated config as given: two spellings of one value (a list of terms and a comma string) differ
             key = hashlib.sha256(json.dumps({"command": exp["command"], "config": flat}, sort_keys=True,
                                             default=str).encode()).hexdigest()[:16]
             out.append({"command": exp["command"], "row": label, "dataset": cfg.dataset, "config": flat, "key": key})
@@ -119,7 +159,15 @@ def run_cell(task: tuple[dict, str | None, bool]) -> dict:
     cell, cache, fresh = task
     path = Path(cache) / f"{cell['key']}.json" if cache else None
     if path is not None and path.exists() and not fresh:
-        return {**read_json(path, "a cached row", limit=1 << 26), "cached": True}
+        try:
+            row = read_json(path, "a cached row", limit=1 << 26)
+            ok = isinstance(row, dict) and isinstance(row.get("runs"), list) and row.get("config") == cell["config"]
+        except GKDError as e:
+            raise GridError(f"cached row {path}: {e}; run with --fresh to replace it") from None
+        if not ok:
+            raise GridError(f"cached row {path} is not the row of this config; run with --fresh to replace it")
+        # the same settings under another label (or experiment) share the row: it is reported under this one's
+        return {**row, "row": cell["row"], "dataset": cell["dataset"], "cached": True}
     try:
         if cell["command"] == "distill":
             res = run_distillation(make_config(None, cell["config"], DistillConfig), progress=False)
@@ -140,18 +188,24 @@ def targets(exp: dict, rows: list[dict]) -> list[dict]:
     by = {(r["dataset"], r["row"]): r for r in rows}
     out = []
     for t in exp.get("targets") or []:
+        matched = False
         for ds in dict.fromkeys(r["dataset"] for r in rows):
             if t.get("dataset", ds) != ds:
                 continue
-            a = by[(ds, t["row"])]
+            matched, a = True, by[(ds, t["row"])]
             if "against" in t:
-                value, se = mean_se(paired_points(a, by[(ds, t["against"])], "test"))
+                points = paired_points(a, by[(ds, t["against"])], "test")
+                value, se = mean_se(points) if points else (None, None)
                 what = f"{t['row']} − {t['against']}, paired test points"
             else:
                 value, se = 100 * sum(r["test"] for r in a["runs"]) / len(a["runs"]), None
                 what = f"{t['row']}, mean test %"
-            out.append({**t, "dataset": ds, "what": what, "value": round(value, 4),
-                        "se": None if se is None else round(se, 4), "met": value >= t["at_least"]})
+            out.append({**t, "dataset": ds, "what": what, "value": None if value is None else round(value, 4),
+                        "se": None if se is None else round(se, 4), "met": value is not None and value >= t["at_least"],
+                        **({"why": "no seed in common"} if value is None else {})})
+        if not matched:  # a dataset no row ran on: stated, not dropped
+            out.append({**t, "what": f"{t['row']}", "value": None, "se": None, "met": False,
+                        "why": f"no row ran on {t.get('dataset')}"})
     return out
 
 
@@ -167,9 +221,10 @@ def report(name: str, exp: dict, rows: list[dict], runs: int) -> list[str]:
         return fmt(*mean_std(vals)) if vals else "—"
 
     def paired(r: dict) -> str:
-        if base is None or r["row"] == base:
-            return "—"
-        m, se = mean_se(paired_points(r, by[(r["dataset"], base)], "test"))
+        points = [] if base is None or r["row"] == base else paired_points(r, by[(r["dataset"], base)], "test")
+        if not points:
+            return "—" if base is None or r["row"] == base else "— (no seed in common)"
+        m, se = mean_se(points)
         return f"{m:+.2f} ± {se or 0:.2f}"
 
     table = [[r["dataset"], r["row"], stat(r, "val"), stat(r, "test"), *([paired(r)] if base else []),
@@ -178,7 +233,8 @@ def report(name: str, exp: dict, rows: list[dict], runs: int) -> list[str]:
              *md_table(["dataset", "row", "val", "test", *([f"− {base} (paired)"] if base else []), "s / run",
                         "commit"], table), ""]
     for t in targets(exp, rows):
-        figure = f"{t['value']:+.2f} ± {t['se'] or 0:.2f}" if "against" in t else f"{t['value']:.2f}"
+        figure = (t["why"] if t["value"] is None else f"{t['value']:+.2f} ± {t['se'] or 0:.2f}" if "against" in t
+                  else f"{t['value']:.2f}")
         lines.append(f"- Target: {t['what']} ≥ {t['at_least']} on {t['dataset']}: {figure}, "
                      f"{'met' if t['met'] else '**NOT met**'}.")
     used = sorted({f"{r['dataset']}: split {r['split']}; edges {r['edges']}; metric {r['metric']}" for r in rows})
@@ -198,7 +254,11 @@ def main(argv=None) -> int:
     p.add_argument("--fresh", action="store_true", help="run every row again (the cache is then refreshed)")
     args = p.parse_args(argv)
     try:
+        _need(args.jobs >= 1, f"--jobs {args.jobs}; expected at least 1 worker process")
         name, exp = read_experiment(args.name)
+        own = Path(args.name).suffix not in (".yaml", ".yml") or Path(args.name).resolve().parent == EXPERIMENTS
+        _need(own or Path(args.out).resolve() != RESULTS.resolve(), f"{args.name} is not one of "
+              f"benchmarks/experiments: its results would replace the committed results/{name}.*; pass --out DIR")
         todo = cells(exp, args.quick)  # every config validated before the first row trains
     except GridError as e:
         print(f"grid.py: error: {' '.join(str(e).split())}", file=sys.stderr)

@@ -347,7 +347,8 @@ def read_yaml(path: str | Path, cls: type = TrainConfig) -> dict[str, Any]:
 def _checked(cls: type, raw: dict, where: str, source: str) -> dict[str, Any]:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(map(str, raw)) - known)
-    check(not unknown, f"{where} has unknown key(s) {unknown}; known keys: {sorted(known)}", ConfigError)
+    sections = f"; sections: {', '.join(cls.SECTIONS)}" if getattr(cls, "SECTIONS", None) else ""
+    check(not unknown, f"{where} has unknown key(s) {unknown}; known keys: {sorted(known)}{sections}", ConfigError)
     return {k: _typed(cls, k, v, source) for k, v in raw.items()}
 
 
@@ -365,10 +366,14 @@ def make_config(yaml_path: str | Path | None = None, flags: dict[str, Any] | Non
         model_defaults = MODEL_DEFAULTS.get(model, {})
     merged = {**model_defaults, **from_yaml, **given}
     if isinstance(from_yaml.get("term_args"), dict) and isinstance(given.get("term_args"), dict):
-        # a flag sets one option of a term; the file's other options of that term stay
-        merged["term_args"] = {t: {**(from_yaml["term_args"].get(t) or {}), **(given["term_args"].get(t) or {})}
-                               for t in {**from_yaml["term_args"], **given["term_args"]}}
+        # a flag sets one option of a term; the file's other options of that term stay (what is not a mapping is
+        # left for the term's own check to refuse)
+        old, new = from_yaml["term_args"], given["term_args"]
+        merged["term_args"] = {t: {**old[t], **new[t]} if isinstance(old.get(t), dict) and isinstance(new.get(t), dict)
+                               else new.get(t, old.get(t)) for t in {**old, **new}}
     for key in ("dataset_args", "teacher_args"):  # likewise: a flag sets one key, the file's others stay
         if isinstance(from_yaml.get(key), dict) and isinstance(given.get(key), dict):
-            merged[key] = {**from_yaml[key], **given[key]}
+            # teacher_args hold gkd train settings, nested or flat: flattened first, so that a flag overrides
+            args = [flatten(TrainConfig, a, key) if key == "teacher_args" else a for a in (from_yaml[key], given[key])]
+            merged[key] = {**args[0], **args[1]}
     return cls(**merged).validate()

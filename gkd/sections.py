@@ -27,6 +27,8 @@ from typing import Any, Mapping
 
 from .errors import ConfigError, check
 
+__all__ = ["flatten", "nest", "layout_problems"]
+
 
 def flatten(cls: type, raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     """``raw`` (nested, flat, or both) as flat field names. A field set twice (flat and in a section, or by two
@@ -38,7 +40,9 @@ def flatten(cls: type, raw: Mapping[str, Any], source: str) -> dict[str, Any]:
     where: dict[str, str] = {}
 
     def put(name: str, value: Any, key: str) -> None:
-        check(name not in out, f"{source}: {where.get(name)} and {key} both set {name}; expected one of them",
+        if value is None and name in out:  # None is "not given" (a flag left out): it sets nothing
+            return
+        check(out.get(name) is None, f"{source}: {where.get(name)} and {key} both set {name}; expected one of them",
               ConfigError)
         out[name], where[name] = value, key
 

@@ -51,8 +51,7 @@ run: {runs: 3, device: cpu}
                               "method": "glnn", "student_batch_size": 128, "student_guard": False, "lr": 0.005,
                               "setting": "inductive", "runs": 3, "device": "cpu"}, DistillConfig)
     got = make_config(nested, None, DistillConfig)
-    assert got.to_nested() != flat.to_nested()  # teacher_args kept as written (nested), so compare what it means:
-    assert dataclasses.replace(got, teacher_args={}).to_dict() == dataclasses.replace(flat, teacher_args={}).to_dict()
+    assert got.to_dict() == flat.to_dict() and got.to_nested() == flat.to_nested()  # teacher_args kept flat too
     assert got.teacher_config().to_dict() == flat.teacher_config().to_dict()
     assert got.teacher_config().hidden_channels == 32 and got.teacher_config().batch_size == 512
     assert got.student_batch_size == 128 and got.batch_size == 512  # two batch sizes, one meaning each
@@ -118,3 +117,24 @@ def test_the_documented_nested_config_reads(tmp_path):
     cfg = make_config(_write(tmp_path, block), None, DistillConfig)
     assert (cfg.teacher, cfg.teachers, cfg.batch_size, cfg.student_batch_size) == ("sage", 3, 1024, 4096)
     assert cfg.teacher_config().hidden_channels == 128 and cfg.options().active_terms == ("position", "neighbour")
+
+
+def test_teacher_args_from_file_and_flags_merge_after_flattening(tmp_path):
+    path = _write(tmp_path, "teacher: {args: {model: {hidden_channels: 16, dropout: 0.2}}}\n")
+    cfg = make_config(path, {"teacher_args": {"hidden_channels": 32}}, DistillConfig)  # the flag overrides the file
+    assert (cfg.teacher_config().hidden_channels, cfg.teacher_config().dropout) == (32, 0.2)
+    cfg = make_config(path, {"teacher_args": {"model": {"num_layers": 3}}}, DistillConfig)  # the file's others stay
+    assert (cfg.teacher_config().hidden_channels, cfg.teacher_config().num_layers) == (16, 3)
+
+
+def test_a_term_option_flag_over_a_file_term_that_is_not_a_mapping_is_one_error(tmp_path):
+    path = _write(tmp_path, "train: {method: self-distill, term_args: {neighbour: [1]}}\n")
+    cfg = make_config(path, {"term_args": {"neighbour": {"warmup": 3}}})  # the flag's mapping replaces the list
+    assert cfg.term_options()["neighbour"].warmup == 3
+    with pytest.raises(ConfigError, match="expected a mapping term"):  # the file's list stays: refused, one error
+        make_config(path, {"term_args": {"time": {"warmup": 3}}})
+
+
+def test_none_is_not_given():
+    cfg = make_config(None, {"model": {"name": "gat", "heads": 4}, "heads": None})
+    assert cfg.heads == 4

@@ -15,7 +15,7 @@ BENCHMARKS = sorted((ROOT / "benchmarks").glob("*.py"))
 
 # the packages whose __all__ is gkd's public API
 PUBLIC = ("gkd", "gkd.pipeline", "gkd.datasets", "gkd.distill", "gkd.train", "gkd.nn", "gkd.metrics", "gkd.vision",
-          "gkd.scale", "gkd.io")
+          "gkd.scale", "gkd.io", "gkd.sections")
 
 
 def _exports() -> dict[str, set[str]]:

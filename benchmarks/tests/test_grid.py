@@ -81,6 +81,11 @@ def test_cache_key_is_the_validated_config():
     (("{row: MLP, at_least: 101.0}", "{row: GAT, at_least: 1}"), "target {'row': 'GAT', 'at_least': 1}"),
     (("hidden_channels: 16}", "hidden_channels: 0}"), "row 'GCN' on synthetic-csbm: "),
     (("epochs: 4, patience: 4", "epochs: 4, patiense: 4"), "section 'train' has unknown key(s) ['patiense']"),
+    (("MLP: {model: {name: mlp}}", "MLP: mlp"), "rows={'MLP': 'mlp',"),
+    (("{row: MLP, at_least: 101.0}", "{row: MLP, at_least: '80'}"), "expected row and at_least (a number)"),
+    (("{row: MLP, at_least: 101.0}", "{row: MLP, at_least: 1, dataset: Cora}"), "and datasets ['synthetic-csbm']"),
+    (("datasets: [synthetic-csbm]", "datasets: synthetic-csbm"), "datasets='synthetic-csbm'; expected a list"),
+    (("base:", "quick: 5\nbase:"), "quick=5; expected a mapping of settings"),
 ])
 def test_a_bad_experiment_is_one_error_before_anything_runs(tmp_path, capsys, change, message):
     exp = _write(tmp_path, EXPERIMENT.replace(*change))
@@ -102,3 +107,41 @@ def test_what_only_the_data_can_refuse_is_one_error(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("grid.py: error: row 'MLP' on synthetic-csbm: ") and "Traceback" not in err, err
     assert not (tmp_path / "out" / "tiny.json").exists()
+
+
+def test_a_bad_file_or_worker_count_is_one_error(tmp_path, capsys):
+    bad = tmp_path / "latin.yaml"
+    bad.write_bytes(EXPERIMENT.encode().replace(b"tiny grid", b"tiny gr\xe9d"))
+    out = ["--out", str(tmp_path / "out"), "--cache", str(tmp_path / "cache")]
+    for args, message in (([str(bad), *out], "is not UTF-8 text (byte "), ([str(_write(tmp_path)), "--jobs", "0", *out],
+                          "--jobs 0; expected at least 1"), ([str(_write(tmp_path))], "pass --out DIR")):
+        assert grid.main(args) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("grid.py: error: ") and message in err, err
+    assert not (tmp_path / "cache").exists()
+
+
+def test_layers_merge_by_setting_and_a_shared_row_keeps_each_label(tmp_path):
+    text = EXPERIMENT.replace("  MLP: {model: {name: mlp}}", "  MLP: {model: {name: mlp}}\n  again: {model: mlp}")
+    text = text.replace("  GCN: {model: {name: gcn, hidden_channels: 16}}", "  GCN: {model: gcn, epochs: 3}")
+    text = text.replace("base:\n", "base:\n  model: {hidden_channels: 16}\n")
+    from gkd.pipeline import parse_yaml
+
+    cells = {c["row"]: c for c in grid.cells(parse_yaml(text, "test"), quick=False)}
+    assert cells["GCN"]["config"]["epochs"] == 3 and cells["GCN"]["config"]["hidden_channels"] == 16  # row over base
+    assert cells["again"]["key"] == cells["MLP"]["key"]
+    exp, out, cache = _write(tmp_path, text), tmp_path / "out", tmp_path / "cache"
+    assert grid.main([str(exp), "--out", str(out), "--cache", str(cache), "--jobs", "1"]) == 0
+    rows = json.loads((out / "tiny.json").read_text())["rows"]
+    assert [r["row"] for r in rows] == ["MLP", "again", "GCN"] and len(list(cache.glob("*.json"))) == 2
+    assert rows[0]["runs"] == rows[1]["runs"]
+
+
+def test_a_target_without_common_seeds_is_stated_not_met(tmp_path):
+    text = EXPERIMENT.replace("GCN: {model: {name: gcn, hidden_channels: 16}}",
+                              "GCN: {model: {name: gcn, hidden_channels: 16}, run: {seed: 100}}")
+    exp, out = _write(tmp_path, text), tmp_path / "out"
+    assert grid.main([str(exp), "--out", str(out), "--cache", str(tmp_path / "cache"), "--jobs", "1"]) == 0
+    first = json.loads((out / "tiny.json").read_text())["targets"][0]
+    assert first["value"] is None and first["met"] is False and first["why"] == "no seed in common"
+    assert "— (no seed in common)" in (out / "tiny.md").read_text()

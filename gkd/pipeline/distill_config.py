@@ -100,6 +100,8 @@ class DistillConfig(DistillOptions, GraphRunConfig):
 
     def check(self) -> None:
         check_types(self)  # first: the checks below compare values
+        # kept flat (a nested spelling of the teachers' settings is the same run, and records as the same config)
+        self.teacher_args = flatten(TrainConfig, self.teacher_args, "teacher_args")
         check(self.setting in SETTINGS, f"setting={self.setting!r}; expected one of {', '.join(SETTINGS)}",
               ConfigError)
         check(0.0 < self.inductive_fraction < 1.0,
