@@ -34,7 +34,6 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from common import (RESULTS, code_version, invocations, invocations_line, md_table, mean_se, paired_points, parser,
                     run_pool, save_json, save_markdown)
