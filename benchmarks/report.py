@@ -10,8 +10,8 @@ Two kinds of generated region, in any page of ``PAGES``:
 * ``<!-- summary -->`` … ``<!-- /summary -->`` receives the targets table: one row per capability, the target and
   the measured figure, computed here from benchmarks/results/*.json.
 
-Everything outside the regions is hand-written; benchmarks/tests/test_report.py checks that its figures occur in the generated
-text, so a number in the docs always comes from a results file.
+Everything outside the regions is hand-written; benchmarks/tests/test_report.py checks that its figures occur in the
+generated text, so a number in the docs always comes from a results file.
 """
 from __future__ import annotations
 

@@ -27,7 +27,8 @@ A complete, tested example is in ``docs/usage.md`` ("Writing a term").
 graph-free student learning a teacher's knowledge, ``gkd distill --terms``), ``transform`` (what changes that
 student's input or its terms' node weights before it is built, adding no loss: ``position``, ``reliability``; named in
 ``--terms`` too) or ``image`` (CNN students, ``gkd cnn``). The options dataclass (a :class:`TermOptions`, so every
-term has ``weight``) checks its values in ``__post_init__``; users set them as ``--term-arg toy.strength=2`` or ``term_args: {toy: {strength: 2}}`` in YAML.
+term has ``weight``) checks its values in ``__post_init__``; users set them as ``--term-arg toy.strength=2`` or
+``term_args: {toy: {strength: 2}}`` in YAML.
 Terms registered outside the package are found the same way: import the module that registers them (Python), list it
 in ``GKD_PLUGINS=my_terms,./local_terms.py`` (the CLI imports modules by name from ``sys.path``, and runs files named
 by path; it never adds a folder to ``sys.path``), or name it under the ``gkd.terms`` entry-point group of an installed
