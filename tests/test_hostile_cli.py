@@ -331,7 +331,7 @@ DISTILL_BAD = [
     (["--method", "gkd+amkd", "--term-arg", "amkd.refresh=0"], "refresh=0"),
     (["--method", "gkd+amkd", "--term-arg", "amkd.margin=-1"], "triplet margin=-1.0"),
     (["--method", "gkd+amkd", "--term-arg", "amkd.triplet_weight=-1"], "triplet_weight=-1.0; expected >= 0"),
-    (["--terms", "position,position"], "student term 'position' given twice"),
+    (["--terms", "position,position"], "transform term 'position' given twice"),
     (["--method", "gkd+position"], "student term(s) ['position'] given twice"),
     (["--term-weight", "rsd=2"], "term_args given for student term(s) ['rsd'] that are not switched on"),
     (["--method", "plain", "--term-weight", "neighbour=1"], "term_args given for student term(s) ['neighbour']"),

@@ -310,10 +310,10 @@ def parse_names(kind: str, names: str | Iterable[str] | None, what: str = "terms
     items = [t.strip() for t in (names.split(",") if isinstance(names, str) else names) if str(t).strip()]
     out: list[str] = []
     for t in items:
-        key = get_term(kind, t).name
-        check(key not in out, f"{kind} term {key!r} given twice in {what}={names!r}; expected each at most once",
-              ConfigError)
-        out.append(key)
+        spec = get_term(kind, t)  # its own kind in the message: a transform is typed where student terms are
+        check(spec.name not in out, f"{spec.kind} term {spec.name!r} given twice in {what}={names!r}; expected each "
+              "at most once", ConfigError)
+        out.append(spec.name)
     return tuple(out)
 
 
