@@ -169,6 +169,20 @@ def paired_points(a: dict, b: dict, key: str = "val", b_key: str | None = None) 
     return [100 * (x[key] - other[x["seed"]]) for x in a["runs"] if x["seed"] in other]
 
 
+def stat(runs: Sequence[dict], key: str) -> str:
+    """``key`` over the runs that hold it as ``mean ± std`` in percent (``—`` when none does)."""
+    from gkd.train import fmt, mean_std
+
+    vals = [r[key] for r in runs if key in r]
+    return fmt(*mean_std(vals)) if vals else "—"
+
+
+def paired_text(points: Sequence[float]) -> str:
+    """Paired differences as ``+m ± se`` points."""
+    m, se = mean_se(points)
+    return f"{m:+.2f} ± {se or 0:.2f}"
+
+
 def choose_in_order(names: Sequence[Any], points: Callable[[Any, Any], list[float]]) -> tuple[Any, list[tuple]]:
     """``names`` in order (cheapest or simplest first): each replaces the current choice only if its paired
     differences against it, ``points(name, choice)``, average more than twice their standard error. Returns

@@ -35,8 +35,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (RESULTS, code_version, invocations, invocations_line, md_table, mean_se, paired_points, parser,
-                    run_pool, save_json, save_markdown)
+from common import (RESULTS, code_version, invocations, invocations_line, md_table, mean_se, paired_points,
+                    paired_text, parser, run_pool, save_json, save_markdown, stat)
 
 EXPERIMENTS = Path(__file__).resolve().parent / "experiments"
 CACHE = Path(__file__).resolve().parent / ".cache"  # git-ignored
@@ -210,23 +210,16 @@ def targets(exp: dict, rows: list[dict]) -> list[dict]:
 
 def report(name: str, exp: dict, rows: list[dict], runs: int) -> list[str]:
     """The generic report: one table of every row, the targets, and what the runs used."""
-    from gkd.train import fmt, mean_std
-
     by = {(r["dataset"], r["row"]): r for r in rows}
     base = exp.get("baseline")
-
-    def stat(r: dict, key: str) -> str:
-        vals = [x[key] for x in r["runs"] if key in x]
-        return fmt(*mean_std(vals)) if vals else "—"
 
     def paired(r: dict) -> str:
         points = [] if base is None or r["row"] == base else paired_points(r, by[(r["dataset"], base)], "test")
         if not points:
             return "—" if base is None or r["row"] == base else "— (no seed in common)"
-        m, se = mean_se(points)
-        return f"{m:+.2f} ± {se or 0:.2f}"
+        return paired_text(points)
 
-    table = [[r["dataset"], r["row"], stat(r, "val"), stat(r, "test"), *([paired(r)] if base else []),
+    table = [[r["dataset"], r["row"], stat(r["runs"], "val"), stat(r["runs"], "test"), *([paired(r)] if base else []),
               f"{r['seconds'] / len(r['runs']):.1f}", r.get("commit") or "—"] for r in rows]
     lines = [f"### {exp.get('title', name)} ({runs} seeds)", "",
              *md_table(["dataset", "row", "val", "test", *([f"− {base} (paired)"] if base else []), "s / run",

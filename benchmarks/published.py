@@ -22,7 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import bench_threads, md_table, mean_se, parser, run_pool, save_json, save_markdown
+from common import (bench_threads, md_table, paired_points, paired_text, parser, run_pool, save_json, save_markdown,
+                    stat)
 
 DATASETS = ("cpf-cora", "cpf-citeseer")
 # Published figures, GraphSAGE teacher (VQGraph's Table 1 re-runs all four, transductive; production: GLNN's
@@ -94,7 +95,7 @@ def _row(dataset: str, setting: str, row: str, runs: int, quick: bool) -> dict:
 
 
 def main(argv=None) -> int:
-    from gkd.train import environment, fmt, mean_std
+    from gkd.train import environment
 
     p = parser(__doc__, "2 runs, 60 epochs (smoke test)", jobs=True)
     p.add_argument("--datasets", default=",".join(DATASETS))
@@ -114,15 +115,8 @@ def main(argv=None) -> int:
     by = {(d["dataset"], d["setting"], d["row"]): d for d in done}
     table, production, rows = [], [], []
 
-    def stat(runs: list[dict], key: str) -> str:
-        vals = [r[key] for r in runs if key in r]
-        return fmt(*mean_std(vals)) if vals else "—"
-
     def paired(a: list[dict], b: list[dict], key: str, b_key: str = "test") -> str:
-        other = {r["seed"]: r[b_key] for r in b}
-        d = [100 * (r[key] - other[r["seed"]]) for r in a if r["seed"] in other]
-        m, se = mean_se(d)
-        return f"{m:+.2f} ± {se or 0:.2f}"
+        return paired_text(paired_points({"runs": a}, {"runs": b}, key, b_key))
 
     for ds in datasets:
         sage = by[(ds, "transductive", "SAGE")]["runs"]
