@@ -136,7 +136,7 @@ class RunConfig(Settings):
     seed: int = bounded(0, 0, MAX_SEED)
 
     def check_run(self) -> None:
-        from .train.trainer import check_optim_args
+        from .train.selection import check_optim_args
 
         check_optim_args(self.epochs, self.patience, self.lr, self.weight_decay)
         check_int("runs", self.runs, 1, ConfigError)

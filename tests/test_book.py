@@ -3,24 +3,22 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
+import forked
 from conftest import REPO, assert_one_line_error
 from gkd.book import BookError, check_overwritable, open_book, write_book
 from gkd.datasets.fingerprint import graph_hash
 from gkd.cli import main
 from gkd.distill.bookkd import BookKD, regularise_knowledge
 from gkd.pipeline.student import ensemble
-from gkd.pipeline.gnn2mlp import DistillConfig, teacher_stage
+from gkd.pipeline.gnn2mlp import DistillConfig
 from gkd.errors import ConfigError
 
 CSBM = ["--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes=1700", "--dataset-arg", "num_features=32"]
@@ -379,13 +377,16 @@ def test_killed_writer_leaves_a_whole_book_or_none(tmp_path, small_graph):
     out = tmp_path / "book"
     rng = np.random.default_rng(0)
     outcomes, pids = set(), set()
+    said = tmp_path / "said.txt"
+    ready = lambda: said.is_file() and said.read_text() == "ready\n"  # noqa: E731
     for i in range(6):
-        proc = subprocess.Popen([sys.executable, str(script), str(out)], stdout=subprocess.PIPE, cwd=REPO)
+        said.unlink(missing_ok=True)
+        proc = forked.start([out], script=script, cwd=REPO, stdout=said)
         pids.add(proc.pid)
-        assert proc.stdout.readline().strip() == b"ready"
+        forked.wait_until(proc, ready)
+        assert ready()
         time.sleep(float(rng.uniform(0.05, 1.0)))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        forked.kill(proc)
         if out.exists():
             book = open_book(out)  # must load completely, checksums included
             assert book.num_nodes == 20000

@@ -17,7 +17,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("gkd.train",),
     ("gkd.graph", "gkd.scale"),
     ("gkd.nn", "gkd.datasets"),
-    ("gkd.io", "gkd.errors", "gkd.limits", "gkd.metrics", "gkd.sections", "gkd.version"),
+    ("gkd.io", "gkd.errors", "gkd.lazy", "gkd.limits", "gkd.metrics", "gkd.sections", "gkd.version"),
 ]
 
 

@@ -40,22 +40,6 @@ def test_api_and_cli_give_bit_identical_students(tmp_path):
     assert est.student_.model.in_channels == 1433 + 64
 
 
-@needs_cora
-def test_pyg_teacher_trained_by_gkd_then_distilled(cora):
-    """torch_geometric.nn.GCN trains in gkd's Trainer and teaches an MLP student through GNNToMLP."""
-    from torch_geometric.nn import GCN
-
-    from gkd.train import Trainer
-
-    torch.manual_seed(0)
-    teacher = GCN(cora.num_features, 64, 2, 7, dropout=0.5)
-    fit = Trainer(teacher, cora, epochs=200, patience=50).fit()
-    assert fit.test > 0.78
-    est = gkd.GNNToMLP(method="gkd").fit(cora, teacher=teacher)
-    assert est.result_["test"] >= 0.80, est.result_["test"]
-    assert est.teacher_["teachers"][0]["model"] == "GCN"
-
-
 def test_pyg_student_and_hidden_capture(small_graph):
     from torch_geometric.nn import GCN, MLP
 

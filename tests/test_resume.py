@@ -2,13 +2,10 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
 
+import forked
 from conftest import REPO, assert_one_line_error
 from gkd.cli import main
 
@@ -20,13 +17,8 @@ DISTILL = ["distill", "--dataset", "synthetic-csbm", "--dataset-arg", "num_nodes
 
 
 def kill_once_written(argv: list[str], path) -> None:
-    """Run ``gkd argv`` in a subprocess and SIGKILL it as soon as ``path`` exists (or after 240 s)."""
-    proc = subprocess.Popen([sys.executable, "-m", "gkd", *argv], cwd=REPO, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 240
-    while not path.exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    """Run ``gkd argv`` in another process and SIGKILL it as soon as ``path`` exists (or after 240 s)."""
+    forked.kill_when(forked.start(argv, cwd=REPO), path.exists)
 
 
 def accuracies(path):

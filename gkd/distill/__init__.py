@@ -43,7 +43,7 @@ from .knowledge import Knowledge, TeacherView, teacher_knowledge
 from .losses import check_temperature, soft_kl, weighted_kl
 from .registry import (ImageContext, SelfContext, StudentContext, TermOptions, TermSpec, get_term, register_term,
                        term_names)
-from ..train.trainer import LossTerm, Step
+from ..train.terms import LossTerm, Step
 
 __all__ = ["register_term", "LossTerm", "Step", "TermOptions", "TermSpec", "get_term", "term_names", "SelfContext", "StudentContext",
            "ImageContext", "SelfDistill", "NeighbourTerm", "DepthTerm", "TimeTerm", "NormalizedTerm",

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError, check
-from ..train.trainer import LossTerm
+from ..train.terms import LossTerm
 from .knowledge import TeacherView
 from .losses import check_temperature, weighted_kl
 from .registry import StudentContext, TermOptions, register_term

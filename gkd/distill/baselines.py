@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError, check
-from ..train.trainer import Capabilities, LossTerm, Step
+from ..train.terms import Capabilities, LossTerm, Step
 from .losses import check_temperature, soft_kl
 from .registry import SelfContext, StudentContext, TermOptions, register_term
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ..errors import ConfigError, DatasetError, check
-from ..train.trainer import Capabilities, LossTerm, Step
+from ..train.terms import Capabilities, LossTerm, Step
 from .losses import check_temperature, weighted_kl
 from .registry import StudentContext, TermOptions, register_term
 

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from ..errors import ConfigError, check
 from ..nn.hidden import _inner
-from ..train.trainer import Capabilities, LossTerm, Step
+from ..train.terms import Capabilities, LossTerm, Step
 from .losses import check_temperature, soft_kl
 from .registry import SelfContext, register_term
 from .self_distill import LateStart, LateStartOptions, _GraphCache

@@ -17,7 +17,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, DatasetError, check
 from ..nn.propagation import appnp_propagate, normalized_adjacency
-from ..train.trainer import LossTerm
+from ..train.terms import LossTerm
 from .glnn import FixedTargets
 from .losses import check_temperature
 from .registry import StudentContext, TermOptions, register_term

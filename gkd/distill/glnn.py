@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..errors import DatasetError, check
-from ..train.trainer import Capabilities, LossTerm, Step
+from ..train.terms import Capabilities, LossTerm, Step
 from .losses import check_temperature, weighted_kl
 from .registry import StudentContext, TermOptions, register_term
 

@@ -18,7 +18,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, check
 from ..nn.propagation import appnp_propagate, normalized_adjacency
-from ..train.trainer import Capabilities, LossTerm, Step
+from ..train.terms import Capabilities, LossTerm, Step
 from .losses import soft_kl
 from .registry import SelfContext, register_term
 from .self_distill import LateStart, LateStartOptions, _GraphCache

@@ -16,7 +16,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, DatasetError, check, check_int
 from ..nn.position import fastrp
-from ..train.trainer import LossTerm, Step
+from ..train.terms import LossTerm, Step
 from .registry import StudentContext, TermOptions, register_term
 
 

@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from torch import Tensor, nn
-from torch_geometric.data import Data
 
 from ..errors import ConfigError, check
 from ..nn.propagation import normalized_adjacency
-from ..train.trainer import Capabilities, LossTerm, Step
+from ..train.terms import Capabilities, LossTerm, Step
 from .registry import SelfContext, TermOptions, parse_names, term_names
 
 
@@ -145,6 +144,8 @@ class SelfDistill(nn.Module):
                 epoch: int, val_mask: Tensor | None = None, x: Tensor | None = None) -> Tensor:
         """The weighted sum of the switched-on terms, to add to your supervised loss (``val_mask``: for the
         neighbour term's trust gate; ``x``: for its ``features`` graph)."""
+        from torch_geometric.data import Data  # here, so that importing the terms (`gkd terms`) does not import PyG
+
         data = Data(y=y, train_mask=train_mask)
         if val_mask is not None:
             data.val_mask = val_mask
@@ -159,6 +160,8 @@ class SelfDistill(nn.Module):
     def end_epoch(self, logits: Tensor, epoch: int = 0) -> None:
         """Call once per epoch with the epoch's logits: every term's ``on_epoch_end`` runs (the time term remembers
         them)."""
+        from torch_geometric.data import Data
+
         step = Step(logits=logits, hidden=[], data=Data(), epoch=epoch, model=None)
         for t in self.terms:
             t.on_epoch_end(step)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from ..train.trainer import Capabilities, LossTerm, Step, caps_of
+from ..train.terms import Capabilities, LossTerm, Step, caps_of
 from .neighbour import NeighbourOptions, build_neighbour
 from .registry import StudentContext, register_term
 

@@ -1,7 +1,10 @@
 """Backbone zoo: ``build_model(name, in_channels, out_channels, **kwargs)``; serving fast (:mod:`.serving`):
-:class:`FastMLP`, :func:`sage_predict`."""
-from .models import GAT, GCN, MLP, MODELS, BasicModel, GraphSAGE, build_model, graph_of, to_adj_t
-from .serving import FastMLP, sage_predict
+:class:`FastMLP`, :func:`sage_predict`. The names are imported on first use, so the helpers beside the zoo
+(propagation, hidden-layer capture, position features) do not import PyG's layers."""
+from ..lazy import lazy_exports
 
-__all__ = ["BasicModel", "GCN", "GAT", "GraphSAGE", "MLP", "MODELS", "build_model", "to_adj_t", "graph_of", "FastMLP",
-           "sage_predict"]
+_WHERE = {"BasicModel": "models", "GCN": "models", "GAT": "models", "GraphSAGE": "models", "MLP": "models",
+          "MODELS": "models", "build_model": "models", "to_adj_t": "models", "graph_of": "models",
+          "FastMLP": "serving", "sage_predict": "serving"}
+__all__ = list(_WHERE)
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)

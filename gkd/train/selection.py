@@ -1,14 +1,32 @@
-"""Model selection on validation, shared by the trainers: the best-validation checkpoint, early stopping, and the
-guard that holds the model from before late-starting terms."""
+"""Model selection on validation, shared by the trainers: their optimisation settings' checks, the best-validation
+checkpoint, early stopping, and the guard that holds the model from before late-starting terms."""
 from __future__ import annotations
 
+import math
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Iterable
 
 from torch import Tensor, nn
 
+from ..errors import ConfigError, check
+from ..limits import MAX_EPOCHS
 from .terms import LossTerm, term_stats
+
+
+def check_optim_args(epochs: int, patience: int, lr: float, weight_decay: float) -> None:
+    """The trainer's argument checks; also run by the run config before any data is loaded. An infinite or NaN
+    rate would train to NaN weights and report chance accuracy as if it were a result."""
+    check(isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1,
+          f"epochs={epochs!r}; expected an integer >= 1", ConfigError)
+    check(epochs <= MAX_EPOCHS, f"epochs={epochs!r}; expected an integer <= {MAX_EPOCHS}", ConfigError)
+    check(isinstance(patience, int) and not isinstance(patience, bool) and patience >= 1,
+          f"patience={patience!r}; expected an integer >= 1", ConfigError)
+    check(isinstance(lr, numbers.Real) and 0 < lr < math.inf, f"lr={lr!r}; expected > 0 and finite",
+          ConfigError)
+    check(isinstance(weight_decay, numbers.Real) and 0 <= weight_decay < math.inf,
+          f"weight_decay={weight_decay!r}; expected >= 0 and finite", ConfigError)
 
 
 @dataclass

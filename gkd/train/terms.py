@@ -5,13 +5,15 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable
 
 import torch
 from torch import Tensor, nn
-from torch_geometric.data import Data
 
 from ..errors import GKDError, check
+
+if TYPE_CHECKING:  # the term protocol needs no PyG: `gkd terms` lists the registry without importing it
+    from torch_geometric.data import Data
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ Methods add :class:`LossTerm` modules; they never copy this loop. Model selectio
 from __future__ import annotations
 
 import math
-import numbers
 import random
 from typing import Iterable
 
@@ -20,12 +19,11 @@ from tqdm.auto import tqdm
 
 from ..datasets.validate import check_data
 from ..errors import ConfigError, DatasetError, check, check_int
-from ..limits import MAX_EPOCHS
 from ..metrics import Metric, accuracy, get_metric, ogb_metric  # noqa: F401  (re-exported: gkd.train's API)
 from ..nn import graph_of
 from ..nn.hidden import bind_edges
 from ..nn.hidden import forward as model_forward
-from .selection import BestValidation, FitResult
+from .selection import BestValidation, FitResult, check_optim_args  # noqa: F401  (re-exported)
 from .terms import Capabilities, LossTerm, Step, caps_of, weighted_terms  # noqa: F401  (gkd.train's API)
 
 REFRESH_MEANING = "epochs between full-graph refreshes"  # the trainer's and the run config's messages
@@ -54,20 +52,6 @@ def _from_rank0(scores: dict[str, float], val_loss: float) -> tuple[dict[str, fl
     dist.broadcast(t, 0)
     values = t.cpu().tolist()
     return dict(zip(keys, values[:-1])), values[-1]
-
-
-def check_optim_args(epochs: int, patience: int, lr: float, weight_decay: float) -> None:
-    """The trainer's argument checks; also run by the run config before any data is loaded. An infinite or NaN
-    rate would train to NaN weights and report chance accuracy as if it were a result."""
-    check(isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 1,
-          f"epochs={epochs!r}; expected an integer >= 1", ConfigError)
-    check(epochs <= MAX_EPOCHS, f"epochs={epochs!r}; expected an integer <= {MAX_EPOCHS}", ConfigError)
-    check(isinstance(patience, int) and not isinstance(patience, bool) and patience >= 1,
-          f"patience={patience!r}; expected an integer >= 1", ConfigError)
-    check(isinstance(lr, numbers.Real) and 0 < lr < math.inf, f"lr={lr!r}; expected > 0 and finite",
-          ConfigError)
-    check(isinstance(weight_decay, numbers.Real) and 0 <= weight_decay < math.inf,
-          f"weight_decay={weight_decay!r}; expected >= 0 and finite", ConfigError)
 
 
 def check_test_nodes(data: Data) -> None:

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from ..distill.amkd import AMKDOptions, AttackOptions, BoundaryDistill, Candidates, TeacherFn
 from ..distill.registry import ImageContext, register_term
-from ..train.trainer import LossTerm
+from ..train.terms import LossTerm
 
 
 class ImageBoundaryDistill(BoundaryDistill):

@@ -6,7 +6,7 @@ from torch import Tensor
 
 from ..distill.losses import check_temperature, weighted_kl
 from ..distill.registry import ImageContext, TermOptions, register_term
-from ..train.trainer import LossTerm
+from ..train.terms import LossTerm
 from .trainer import ImageStep
 
 

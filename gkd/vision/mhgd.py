@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from ..distill.registry import ImageContext, TermOptions, register_term
 from ..errors import ConfigError, DatasetError, check
-from ..train.trainer import LossTerm
+from ..train.terms import LossTerm
 from .builder import MultiHeadGraphBuilder
 from .compress import compress_student
 from .trainer import ImageStep

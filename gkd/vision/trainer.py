@@ -17,7 +17,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..errors import ConfigError, check
-from ..train.trainer import BestValidation, FitResult, LossTerm, accuracy, check_optim_args, weighted_terms
+from ..metrics import accuracy
+from ..train.selection import BestValidation, FitResult, check_optim_args
+from ..train.terms import LossTerm, weighted_terms
 from .cnn import FeatureTaps
 from .digits import ImageSplit
 
