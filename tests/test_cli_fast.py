@@ -1,6 +1,7 @@
 """``gkd --version`` and ``gkd --help`` answer at once: the parser imports neither torch nor PyG (they load when a
-command runs); ``gkd terms`` imports torch but not PyG. The help texts' term lists, read without the registry, are the registry's built-ins; the command
-modules stay small; ``--threads`` and the progress setting reach torch and the pipelines as documented."""
+command runs); ``gkd terms`` imports torch but not PyG. The help texts' term lists, read without the registry, are
+the registry's built-ins; the command modules stay small; ``--threads`` and the progress setting reach torch and the
+pipelines as documented."""
 from __future__ import annotations
 
 import os
@@ -58,8 +59,8 @@ def test_every_commands_help_imports_neither_torch_nor_pyg():
 
 def test_terms_listing_imports_torch_but_not_pyg():
     """`gkd terms` imports every term module, which needs torch, but not PyG: the packages' ``__init__`` import their
-    names on first use (:mod:`gkd.lazy`), so the listing answers in about half the time (2.5 s instead of 5.7 s on an
-    idle 2-core box)."""
+    names on first use (:mod:`gkd.lazy`), so the listing answers in about a third of the time (2 s instead of 5.7 s
+    on an idle 2-core box)."""
     p = subprocess.run([sys.executable, "-c", SCRIPT.format(argvs='["terms"], ["terms", "--markdown"],', heavy=HEAVY)],
                        env=_clean_env(), capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr

@@ -82,7 +82,7 @@ def test_python_examples_run(tmp_path, monkeypatch, one_thread):
     assert len(readme) == 1 and len(readme[0].strip().splitlines()) < 30  # the pipeline's view fits on a screen
     assert len(usage) >= 3
     scope: dict = {}
-    torch.manual_seed(0)  # the example leaves the teacher's initialisation to the caller: the same one in any test order
+    torch.manual_seed(0)  # the example leaves the teacher's initialisation to the caller: the same in any test order
     exec(compile(readme[0], "README.md", "exec"), scope)
     # torch_geometric.nn.GCN trained by gkd's Trainer teaches the MLP student through GNNToMLP
     est = scope["est"]
