@@ -2,19 +2,12 @@
 from .version import __version__  # noqa: E402
 
 from .errors import ConfigError, DatasetError, GKDError  # noqa: E402
+from .lazy import lazy_exports  # noqa: E402
 
 __all__ = ["__version__", "GKDError", "DatasetError", "ConfigError", "GNNToMLP", "load", "save", "predict"]
 
 
-def __getattr__(name: str):
-    """``gkd.GNNToMLP``, ``gkd.load``, ``gkd.save``, ``gkd.predict`` without importing torch at ``import gkd`` (the
-    CLI's error path stays fast)."""
-    if name in ("GNNToMLP", "load", "save", "predict"):
-        from . import pipeline
-
-        return getattr(pipeline, name)
-    raise AttributeError(f"module 'gkd' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))  # the lazy names too, for tab completion and help()
+# ``gkd.GNNToMLP``, ``gkd.load``, ``gkd.save``, ``gkd.predict`` import torch on first use, not at ``import gkd`` (the
+# CLI's error path stays fast)
+__getattr__, __dir__ = lazy_exports(__name__, {"GNNToMLP": "pipeline", "load": "pipeline", "save": "pipeline",
+                                               "predict": "pipeline"})

@@ -1,5 +1,5 @@
 """Package attributes imported on first use (PEP 562): a package's ``__init__`` names what it offers without
-importing every neighbour's dependencies, so ``gkd terms`` lists the registry without importing PyG."""
+importing every neighbour's dependencies, so ``import gkd`` imports no torch and ``gkd terms`` no PyG."""
 from __future__ import annotations
 
 import importlib
