@@ -76,8 +76,17 @@ def csbm_name(nodes: int) -> str:
 
 
 def load_results(out: str | os.PathLike, name: str) -> dict:
-    """A previous run's ``out/NAME.json`` (for the options that re-run part of a benchmark or only its report)."""
-    return json.loads((Path(out) / f"{name}.json").read_text())
+    """A previous run's ``out/NAME.json`` (for the options that re-run part of a benchmark or only its report). None
+    there, or one that is not JSON, is one ``NAME.py: error:`` line and exit code 2, not a traceback."""
+    path = Path(out) / f"{name}.json"
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        why = "does not exist" if isinstance(e, FileNotFoundError) else f"cannot be read ({type(e).__name__}: {e})"
+        print(f"{name}.py: error: {path} {why}; expected the results of a whole earlier run of this benchmark "
+              "there (the options that re-run a part of it, or only its report, keep the rest from that file)",
+              file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def save_json(out: str | os.PathLike, name: str, result: dict) -> None:

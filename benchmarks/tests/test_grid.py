@@ -145,3 +145,21 @@ def test_a_target_without_common_seeds_is_stated_not_met(tmp_path):
     first = json.loads((out / "tiny.json").read_text())["targets"][0]
     assert first["value"] is None and first["met"] is False and first["why"] == "no seed in common"
     assert "— (no seed in common)" in (out / "tiny.md").read_text()
+
+
+def test_a_missing_or_broken_earlier_results_file_is_one_error_line(tmp_path, capsys):
+    """`amkd.py --datasets digits --out DIR` keeps the other rows from DIR/amkd.json: without one, one line, exit 2."""
+    import common
+
+    with pytest.raises(SystemExit) as e:
+        common.load_results(tmp_path, "amkd")
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1
+    assert err.startswith(f"amkd.py: error: {tmp_path / 'amkd.json'} does not exist; expected the results of a whole")
+    (tmp_path / "amkd.json").write_text("{not json")
+    with pytest.raises(SystemExit) as e:
+        common.load_results(tmp_path, "amkd")
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and "cannot be read (JSONDecodeError" in err
+    (tmp_path / "amkd.json").write_text('{"runs": 10}')
+    assert common.load_results(tmp_path, "amkd") == {"runs": 10}
