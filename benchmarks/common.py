@@ -83,7 +83,9 @@ def load_results(out: str | os.PathLike, name: str) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         why = "does not exist" if isinstance(e, FileNotFoundError) else f"cannot be read ({type(e).__name__}: {e})"
-        print(f"{name}.py: error: {path} {why}; expected the results of a whole earlier run of this benchmark "
+        script = Path(sys.argv[0])  # the running script (student_guard.py writes student_guard_seed100.json too)
+        prefix = script.name if script.resolve().parent == Path(__file__).resolve().parent else f"{name}.py"
+        print(f"{prefix}: error: {path} {why}; expected the results of a whole earlier run of this benchmark "
               "there (the options that re-run a part of it, or only its report, keep the rest from that file)",
               file=sys.stderr)
         raise SystemExit(2) from None
