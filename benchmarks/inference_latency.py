@@ -88,6 +88,21 @@ def measure(name: str, data, batches: list[int], repeats: int, sage_hidden: int,
     return rows, full
 
 
+def figure_points(gnn_rows: list[dict], lat: dict) -> dict[str, tuple[float, float]]:
+    """(accuracy, ms) per point of the figure: gnn2mlp.json's transductive Cora rows under the SAGE teacher, timed by
+    ``lat`` (this run's Cora row at B=1000). gnn2mlp.json holds every dataset, so the dataset is filtered here."""
+    points = {}
+    for r in gnn_rows:
+        if r["dataset"] != "Cora" or r["setting"] != "transductive" or r["teacher"] != "sage":
+            continue
+        points.setdefault("SAGE teacher", (r["teacher_test_mean"], lat["sage_ms"]))
+        if r["method"] == "gkd" or r["variant"] in ("plain MLP", "GLNN"):
+            points[f"MLP: {r['method']}"] = (r["test_mean"], lat["mlp_ms"])
+        elif r["variant"] == "GLNN, 256 wide" and "wide_ms" in lat:
+            points["MLP: glnn, 256 wide"] = (r["test_mean"], lat["wide_ms"])
+    return points
+
+
 def plot(rows: list[dict], out: Path) -> dict | None:
     """Cora accuracy (from gnn2mlp.json) vs latency at B=1000 unseen nodes, like GLNN's Figure 1."""
     src = out if (out / "gnn2mlp.json").is_file() else RESULTS
@@ -97,17 +112,8 @@ def plot(rows: list[dict], out: Path) -> dict | None:
         return None
     import matplotlib.ticker
 
+    points = figure_points(load_results(src, "gnn2mlp")["rows"], lat[1000])
     plt = pyplot()
-    res = load_results(src, "gnn2mlp")
-    points = {}
-    for r in res["rows"]:
-        if r["setting"] != "transductive" or r["teacher"] != "sage":
-            continue
-        points.setdefault("SAGE teacher", (r["teacher_test_mean"], lat[1000]["sage_ms"]))
-        if r["method"] == "gkd" or r["variant"] in ("plain MLP", "GLNN"):
-            points[f"MLP: {r['method']}"] = (r["test_mean"], lat[1000]["mlp_ms"])
-        elif r["variant"] == "GLNN, 256 wide" and "wide_ms" in lat[1000]:
-            points["MLP: glnn, 256 wide"] = (r["test_mean"], lat[1000]["wide_ms"])
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     for label, (acc, ms) in points.items():
         ax.scatter(ms, acc * 100, s=30)
