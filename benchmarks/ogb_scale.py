@@ -232,10 +232,9 @@ def main(argv=None) -> int:
         from gkd.train import environment
 
         key = "rows" if args.homophily is None else "rows_h"
-        try:  # rows of other presets, sizes or homophily are kept
-            result = load_results(out, "ogb_scale")
-        except FileNotFoundError:
-            result = {"benchmark": "ogb_scale", "rows": [], "rows_h": []}
+        # rows of other presets, sizes or homophily are kept; a first run into an empty --out starts a new file
+        result = load_results(out, "ogb_scale") if (out / "ogb_scale.json").is_file() else \
+            {"benchmark": "ogb_scale", "rows": [], "rows_h": []}
         extra = ["--quick"] if args.quick else []
         if args.homophily is not None:
             extra += ["--homophily", args.homophily]

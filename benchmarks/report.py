@@ -167,10 +167,10 @@ def _rows_gnn2mlp(d: dict) -> list[tuple]:
     status = verdict(gkd["test_mean"] >= 0.85)
     if gkd["test_mean"] < 0.85:
         status += " (above the 84.5 floor)" if gkd["test_mean"] >= 0.845 else " (below the 84.5 floor)"
-    ind = [r for r in d["rows"] if r["setting"] == "inductive" and r["variant"] not in ("plain MLP",)]
-    teachers = {r["teacher"]: r["teacher_test_mean"] for r in ind}
-    best = max((r for r in ind if r["variant"] != "the teacher itself"), key=lambda r: r["test_mean"])
-    beaten = all(r["test_mean"] < teachers[r["teacher"]] for r in ind if r["variant"] != "the teacher itself")
+    # the student a user gets (gkd's default, its guard choosing on validation) against its teacher, per teacher:
+    # the best of the ablation rows on test would pick on test
+    ind = [r for r in d["rows"] if r["setting"] == "inductive" and r["method"] == "gkd"]
+    names = {"gcn": "GCN", "sage": "SAGE", "gat": "GAT"}
     return [
         ("GNN → MLP student (Cora, transductive, GCN teachers)", "≥ 85.00% test accuracy (floor 84.5)",
          pm(gkd["test_mean"], gkd["test_std"]), status, "gnn-to-mlp-distillation"),
@@ -178,8 +178,9 @@ def _rows_gnn2mlp(d: dict) -> list[tuple]:
          f"{pct(gkd['test_mean'])} vs {pct(glnn['test_mean'])} ({gain(gkd['test_mean'] - glnn['test_mean'])})",
          verdict(gkd["test_mean"] > glnn["test_mean"]), "gnn-to-mlp-distillation"),
         ("Inductive (production mix, 20% of test nodes unseen)", "student ≥ its teacher",
-         f"best student {pct(best['test_mean'])} vs its teacher {pct(teachers[best['teacher']])} "
-         f"({best['teacher'].upper()} teachers)", verdict(not beaten), "gnn-to-mlp-distillation"),
+         "; ".join(f"from {names.get(r['teacher'], r['teacher'])}: gkd {pct(r['test_mean'])} vs its teacher "
+                   f"{pct(r['teacher_test_mean'])}" for r in ind),
+         verdict(bool(ind) and all(r["test_mean"] >= r["teacher_test_mean"] for r in ind)), "gnn-to-mlp-distillation"),
     ] + beyond
 
 
@@ -190,7 +191,8 @@ def _rows_latency(d: dict) -> list[tuple]:
     graph = big[0]["graph"]
 
     def ratio(threads: int, batch: int) -> float | None:
-        return next((r["ratio"] for r in big if (r["threads"], r["batch"]) == (threads, batch)), None)
+        return next((r["ratio"] for r in big if (r["graph"], r["threads"], r["batch"]) == (graph, threads, batch)),
+                    None)
 
     parts, fails = [], []
     for t in sorted({r["threads"] for r in big}):

@@ -47,6 +47,7 @@ DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor")
 HOMOPHILY = (0.1, 0.3, 0.5, 0.7, 0.9)
 SWEEP = "synthetic-csbm"
 ORDER = ("plain", "no terms", "distilled")  # simplest first
+TEACHER_NAMES = {"gcn": "GCN", "sage": "GraphSAGE", "gat": "GAT"}
 # name: (scope, k): "chain" is strict at every step, "plain" at the plain-MLP step only; None is today's guard
 RULES = {"best": None, "1 s.e.": ("chain", 1.0), "2 s.e.": ("chain", 2.0), "plain 1 s.e.": ("plain", 1.0),
          "plain 2 s.e.": ("plain", 2.0)}
@@ -222,7 +223,7 @@ def report(result: dict, out: Path) -> int:
         graph = ds if h is None else f"{ds} h={h:g}"
         for rule in names:
             kept = [x["run"]["kept"][rule] for x in runs]
-            per.append([graph, t.upper() if t == "gcn" else "GraphSAGE", rule, acc(runs, rule, "b"),
+            per.append([graph, TEACHER_NAMES.get(t, t), rule, acc(runs, rule, "b"),
                         "" if rule == base else ms(rule_points(runs, rule, base)), acc(runs, rule, "test"),
                         "" if rule == base else ms(rule_points(runs, rule, base, "test")),
                         " / ".join(str(kept.count(c)) for c in reversed(ORDER))])

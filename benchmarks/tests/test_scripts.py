@@ -1,0 +1,78 @@
+"""What the benchmark scripts keep, start and state: a first run into an empty --out, the rows a partial re-run keeps,
+the choice a report states, the target a summary judges (on the default student, not the best on test)."""
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(BENCH))  # the scripts import their ``common`` helper as a top-level module
+import gnn2mlp  # noqa: E402
+import ogb_scale  # noqa: E402
+
+RESULTS = BENCH / "results"
+
+
+def test_ogb_scale_starts_a_new_file_in_an_empty_out(tmp_path, monkeypatch):
+    """The first run into an empty --out has no earlier file to keep rows from: it starts one (it used to exit 2)."""
+    row = json.loads((RESULTS / "ogb_scale.json").read_text())["rows"][0]
+    monkeypatch.setattr(ogb_scale, "run_child", lambda *a: copy.deepcopy(row))
+    assert ogb_scale.main(["--out", str(tmp_path), "--presets", row["preset"]]) == 0
+    got = json.loads((tmp_path / "ogb_scale.json").read_text())
+    assert got["rows"] == [row] and got["rows_h"] == [] and (tmp_path / "ogb_scale.md").is_file()
+
+
+def _row(dataset, teacher, variant="GLNN", method="glnn", setting="transductive", **extra):
+    return {"dataset": dataset, "teacher": teacher, "setting": setting, "variant": variant, "method": method,
+            "hidden": 64, "teachers": 3, **extra}
+
+
+def test_a_partial_rerun_keeps_every_dataset_and_teacher_it_does_not_run():
+    old = {"rows": [_row("Cora", "gcn"), _row("Cora", "sage"), _row("Texas", "gcn"), _row("Texas", "sage"),
+                    _row("Texas", "gcn", "gkd", "gkd")]}
+    kept = gnn2mlp.kept_rows(old, ["Texas"], ["gcn"])
+    assert [(r["dataset"], r["teacher"]) for r in kept] == [("Cora", "gcn"), ("Cora", "sage"), ("Texas", "sage")]
+    assert [(r["dataset"], r["teacher"]) for r in gnn2mlp.kept_rows(old, ["texas"], ["gcn", "sage"])] == \
+        [("Cora", "gcn"), ("Cora", "sage")]  # gkd rows are never kept: guard_rows derives them again
+
+
+def _runs(vals):
+    return {"runs": [{"seed": i, "val": v} for i, v in enumerate(vals)], "val_mean": sum(vals) / len(vals)}
+
+
+def test_the_terms_choice_is_computed_from_the_rows():
+    ours = "+ position + neighbour"
+    rows = [_row("Cora", t, v, setting=s, **_runs(vals)) for t in ("gcn", "sage") for s in ("transductive", "inductive")
+            for v, vals in (("GLNN", [0.80, 0.81]), ("+ position", [0.83, 0.82]), (ours, [0.82, 0.82]))]
+    rows += [_row("Cora", "gcn", "+ rsd", **_runs([0.99, 0.99])),  # not run in every cell of ours: not a candidate
+             {**_row("Cora", "gcn", "GLNN, 1 teacher", **_runs([0.99, 0.99])), "teachers": 1}]
+    text = gnn2mlp.terms_choice(rows, ["position", "neighbour"])
+    assert "averaged over 4 teacher / setting cells, the ablation row best on validation is *+ position* (82.50)" \
+        in text
+    assert text.endswith(f"*{ours}* minus it, paired over 8 seeds × cells: -0.50 ± 0.19 points.")
+    best = [r if r["variant"] != ours else {**r, **_runs([0.90, 0.90])} for r in rows]
+    assert gnn2mlp.terms_choice(best, ["position", "neighbour"]).endswith(f"is *{ours}* (90.00).")
+
+
+def test_the_inductive_target_judges_the_default_student_not_the_best_on_test(tmp_path, monkeypatch):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("report", BENCH / "report.py")
+    rep = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(rep)
+    d = json.loads((RESULTS / "gnn2mlp.json").read_text())
+
+    def target(data):
+        return next(r for r in rep._rows_gnn2mlp(data) if r[0].startswith("Inductive"))
+
+    ind = [r for r in d["rows"] if r["dataset"] == "Cora" and r["setting"] == "inductive"]
+    lucky = next(r for r in ind if r["variant"] == "GLNN, 256 wide")
+    lucky["test_mean"] = 0.99  # an ablation row above its teacher on test does not meet the target
+    assert target(d)[3] == "**not met**"
+    for r in ind:
+        if r["method"] == "gkd":
+            r["test_mean"] = r["teacher_test_mean"]
+    row = target(d)
+    assert row[3] == "**met**" and row[2].startswith("from GCN: gkd ") and "; from SAGE: gkd " in row[2]
