@@ -76,3 +76,24 @@ def test_the_inductive_target_judges_the_default_student_not_the_best_on_test(tm
             r["test_mean"] = r["teacher_test_mean"]
     row = target(d)
     assert row[3] == "**met**" and row[2].startswith("from GCN: gkd ") and "; from SAGE: gkd " in row[2]
+
+
+def test_amkd_cora_rows_are_gnn2mlp_cora_runs():
+    """amkd.py's Cora teacher, glnn and gkd students are gkd distill's, as gnn2mlp.py's Cora rows are: the same numbers
+    seed by seed. A results file left behind by a change of the teachers (as amkd.json was once) fails here."""
+    amkd = json.loads((RESULTS / "amkd.json").read_text())
+    gnn = json.loads((RESULTS / "gnn2mlp.json").read_text())
+
+    def runs(variant):
+        row = next(r for r in gnn["rows"] if (r["dataset"], r["teacher"], r["setting"], r["variant"])
+                   == ("Cora", "gcn", "transductive", variant))
+        return {x["seed"]: x for x in row["runs"]}
+
+    glnn, terms = runs("GLNN"), runs("+ position + neighbour")
+    seeds = [s for s in amkd["seeds"] if s["dataset"] == "cora"]
+    assert len(seeds) == amkd["runs"] == gnn["runs"]
+    for s in seeds:
+        k = s["seed"]
+        assert s["teacher_test"] == glnn[k]["teacher_test"]
+        assert (s["rows"]["glnn"]["val"], s["rows"]["glnn"]["test"]) == (glnn[k]["val"], glnn[k]["test"])
+        assert (s["rows"]["gkd"]["val"], s["rows"]["gkd"]["test"]) == (terms[k]["val"], terms[k]["test"])
