@@ -97,3 +97,21 @@ def test_amkd_cora_rows_are_gnn2mlp_cora_runs():
         assert s["teacher_test"] == glnn[k]["teacher_test"]
         assert (s["rows"]["glnn"]["val"], s["rows"]["glnn"]["test"]) == (glnn[k]["val"], glnn[k]["test"])
         assert (s["rows"]["gkd"]["val"], s["rows"]["gkd"]["test"]) == (terms[k]["val"], terms[k]["test"])
+
+
+def test_teacher_cost_default_rows_are_gnn2mlp_gkd_runs():
+    """teacher_cost.py's 3 teachers × 2 generations is gkd distill's default, the run gnn2mlp.py's guarded gkd row
+    makes from GCN: on each real dataset the two files hold the same teacher and student, split by split. A file left
+    behind by a change of the teachers or the guard fails here."""
+    cost = json.loads((RESULTS / "teacher_cost.json").read_text())
+    gnn = json.loads((RESULTS / "gnn2mlp.json").read_text())
+    gkd = {r["dataset"]: r for r in gnn["rows"]
+           if (r["teacher"], r["setting"], r["method"]) == ("gcn", "transductive", "gkd")}
+    rows = [r for r in cost["rows"] if (r["teachers"], r["generations"], r["homophily"]) == (3, 2, None)]
+    assert sorted(r["dataset"] for r in rows) == sorted(gnn["datasets"]) == sorted(gkd)
+    for row in rows:
+        theirs = {(x["seed"], x["split"]): x for x in gkd[row["dataset"]]["runs"]}
+        assert len(row["runs"]) == len(theirs) == cost["runs"]
+        for x in row["runs"]:
+            y = theirs[x["seed"], x["split"]]
+            assert (x["teacher_test"], x["val"], x["test"]) == (y["teacher_test"], y["val"], y["test"]), row["dataset"]
