@@ -7,10 +7,13 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BENCH))  # the scripts import their ``common`` helper as a top-level module
 import gnn2mlp  # noqa: E402
 import ogb_scale  # noqa: E402
+import student_guard  # noqa: E402
 
 RESULTS = BENCH / "results"
 
@@ -115,3 +118,23 @@ def test_teacher_cost_default_rows_are_gnn2mlp_gkd_runs():
         for x in row["runs"]:
             y = theirs[x["seed"], x["split"]]
             assert (x["teacher_test"], x["val"], x["test"]) == (y["teacher_test"], y["val"], y["test"]), row["dataset"]
+
+
+@pytest.mark.parametrize("name, seed, teacher", [("student_guard_seed100", "100", "gcn"),
+                                                 ("student_guard", "0", "sage")])
+def test_a_one_teacher_student_guard_rerun_lays_the_file_out_as_before(tmp_path, monkeypatch, name, seed, teacher):
+    """``student_guard.py --teachers T`` into a folder holding the full file: the same teacher order and row order
+    (it used to put the kept teacher's rows first, so an unchanged re-run still changed the file)."""
+    full = json.loads((RESULTS / f"{name}.json").read_text())
+    (tmp_path / f"{name}.json").write_text(json.dumps(full))
+    monkeypatch.setattr(student_guard, "run_pool", lambda one, tasks, *a: [
+        copy.deepcopy(r) for r in full["rows"] if r["teacher"] == teacher])
+    assert student_guard.main(["--seed", seed, "--teachers", teacher, "--out", str(tmp_path)]) in (0, None)
+    got = json.loads((tmp_path / f"{name}.json").read_text())
+    assert got["teachers"] == full["teachers"] == ["gcn", "sage"]
+    assert got["rows"] == full["rows"]
+    assert (got["rules"], got["decision"]) == (full["rules"], full["decision"])  # seed 0: the first run's three
+    empty = tmp_path / "empty"
+    assert student_guard.main(["--seed", seed, "--teachers", teacher, "--out", str(empty)]) in (0, None)
+    got = json.loads((empty / f"{name}.json").read_text())
+    assert (got["rules"], got["decision"]) == (full["rules"], full["decision"])
