@@ -165,8 +165,8 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", default=",".join(DATASETS),
                    help="comma list (default: the six); another list than the stored file's replaces it")
     p.add_argument("--teachers", default="gcn,sage",
-                   help="comma list; rows of other teachers are kept from the existing JSON when it ran the same "
-                        "datasets, seeds and sweep")
+                   help="comma list; rows of other teachers are kept from the existing JSON, which must have run the "
+                        "same datasets, seeds, sweep and rules (refused otherwise)")
     p.add_argument("--runs", type=int, default=10)
     p.add_argument("--sweep-runs", type=int, default=5)
     p.add_argument("--seed", type=int, default=0,
@@ -192,6 +192,10 @@ def main(argv=None) -> int:
     rules = list(FIRST_RULES if args.seed == 0 else RULES)
     same = old is not None and (old["quick"], old["runs"], old["sweep_runs"], old["datasets"], old["homophily"],
                                 list(old.get("rules", ()))) == (args.quick, runs, sweep_runs, datasets, list(homs), rules)
+    if old is not None and not same and set(old["teachers"]) - set(teachers):
+        p.error(f"{out / name}.json holds {', '.join(sorted(set(old['teachers']) - set(teachers)))} rows run with "
+                "other --runs, --sweep-runs, --quick, --datasets or rules: a --teachers subset would drop them; "
+                "re-run every teacher, or pick another --out")
     kept = [r for r in old["rows"] if r["teacher"] not in teachers] if same else []
     start = time.perf_counter()
     fresh = run_pool(one, tasks, args.jobs, "student_guard")

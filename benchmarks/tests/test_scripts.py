@@ -138,3 +138,14 @@ def test_a_one_teacher_student_guard_rerun_lays_the_file_out_as_before(tmp_path,
     assert student_guard.main(["--seed", seed, "--teachers", teacher, "--out", str(empty)]) in (0, None)
     got = json.loads((empty / f"{name}.json").read_text())
     assert (got["rules"], got["decision"]) == (full["rules"], full["decision"])
+
+
+def test_a_student_guard_teacher_subset_never_drops_rows_it_cannot_keep(tmp_path, monkeypatch, capsys):
+    """Stored rows of other settings cannot be merged with a ``--teachers`` subset: refused before anything runs."""
+    full = json.loads((RESULTS / "student_guard.json").read_text())
+    (tmp_path / "student_guard.json").write_text(json.dumps(full))
+    monkeypatch.setattr(student_guard, "run_pool", lambda *a: pytest.fail("ran"))
+    with pytest.raises(SystemExit) as e:
+        student_guard.main(["--teachers", "sage", "--runs", "3", "--out", str(tmp_path)])
+    assert e.value.code == 2 and "holds gcn rows run with other --runs" in capsys.readouterr().err
+    assert json.loads((tmp_path / "student_guard.json").read_text()) == full
