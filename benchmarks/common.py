@@ -145,6 +145,18 @@ def invocations(old: dict | None, kept: bool, ran: str, minutes: float, rows: in
     return past + [now]
 
 
+def merge_rows(stored: Sequence[dict], fresh: Sequence[dict], key: Callable[[dict], Any],
+               rerun: Callable[[dict], bool]) -> list[dict]:
+    """A results file's rows after a re-run of part of it: each stored row this run re-ran (``rerun``) replaced where
+    it stood by the fresh row of the same ``key``, or dropped when the run made none; the other stored rows kept
+    (unless a fresh row has their key: never two rows of one key); fresh rows new to the file appended in the order
+    they ran. So a re-run that reproduces its rows rewrites the file
+    unchanged (kept rows first, then the re-run ones, reordered it). ``len(result) - len(fresh)`` rows were kept."""
+    new = {key(r): r for r in fresh}
+    rows = [new.pop(key(r), r) for r in stored if not rerun(r) or key(r) in new]
+    return rows + list(new.values())
+
+
 def invocations_line(result: dict) -> str:
     """The footer sentence naming each invocation's machine (or, for files from before, the last one's)."""
     calls = result.get("invocations")

@@ -17,8 +17,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import (invocations, invocations_line, load_results, md_table, mean_se, paired_points, parser, run_pool,
-                    save_json, save_markdown)
+from common import (invocations, invocations_line, load_results, md_table, mean_se, merge_rows, paired_points, parser,
+                    run_pool, save_json, save_markdown)
 
 ABLATION = [("plain MLP", "plain", ()), ("GLNN", "glnn", ()), ("+ position", "glnn", ("position",)),
             ("+ neighbour", "glnn", ("neighbour",)), ("+ reliability", "glnn", ("reliability",)),
@@ -138,16 +138,17 @@ def guard_rows(table: list[dict]) -> list[dict]:
     return out
 
 
-def kept_rows(old: dict, datasets: list[str], teachers: list[str]) -> list[dict]:
-    """The earlier file's rows that a run of ``datasets`` × ``teachers`` keeps: those of every (dataset, teacher) it
-    does not re-run (``--datasets Texas --teachers gcn`` keeps Texas's SAGE rows), less the gkd rows, which
-    :func:`guard_rows` derives again from the ablation rows."""
-    again = {(d.lower(), t) for d in datasets for t in teachers}
-    kept = [r for r in old["rows"] if (r.get("dataset", old.get("dataset", "Cora")).lower(), r["teacher"]) not in again
-            and r["method"] != "gkd"]
-    for r in kept:  # files written before the benchmark covered several datasets
+def merged_rows(old: dict | None, fresh: list[dict], datasets: list[str], teachers: list[str]) -> list[dict]:
+    """The file's rows after a run of ``datasets`` × ``teachers`` made the ablation rows ``fresh``: the earlier file's
+    rows of every (dataset, teacher) it did not re-run kept (``--datasets Texas --teachers gcn`` keeps Texas's SAGE
+    rows), the re-run ones replaced where they stood (:func:`common.merge_rows`), and the gkd rows derived again from
+    the ablation rows (:func:`guard_rows`)."""
+    stored = [] if old is None else old["rows"]
+    for r in stored:  # files written before the benchmark covered several datasets
         r.setdefault("dataset", old.get("dataset", "Cora"))
-    return kept
+    again = {(d.lower(), t) for d in datasets for t in teachers}
+    return guard_rows(merge_rows(stored, fresh, lambda r: (r["dataset"], r["teacher"], r["setting"], r["variant"]),
+                                 lambda r: (r["dataset"].lower(), r["teacher"]) in again))
 
 
 def main(argv=None) -> int:
@@ -181,10 +182,8 @@ def main(argv=None) -> int:
     tasks = [(t, s, r, {"dataset": ds, "runs": runs, "core": ds.lower() in core, **quick}, False)
              for ds in datasets for t in teachers for s in SETTINGS for r in range(runs)]
     old = load_results(args.out, "gnn2mlp") if (Path(args.out) / "gnn2mlp.json").is_file() else None
-    kept = []
-    if old is not None and (old.get("runs"), old.get("quick")) == (runs, args.quick):
-        kept = kept_rows(old, datasets, teachers)
-    elif old is not None and ({d.lower() for d in datasets} != {d.lower() for d in DATASETS}
+    same = old is not None and (old.get("runs"), old.get("quick")) == (runs, args.quick)
+    if old is not None and not same and ({d.lower() for d in datasets} != {d.lower() for d in DATASETS}
                               or not set(old.get("teachers", [])) <= set(teachers)):
         p.error(f"{Path(args.out) / 'gnn2mlp.json'} was run with other --runs or --quick: a subset (--datasets, "
                 "--teachers) would drop its other rows; re-run everything, or pick another --out")
@@ -197,16 +196,18 @@ def main(argv=None) -> int:
     for rows in per_task:
         for x in rows:
             groups.setdefault((x["dataset"], x["teacher"], x["setting"], x["variant"]), []).append(x)
-    table = list(kept)
+    fresh = []
     for (dataset, teacher, setting, variant), rs in groups.items():
         first = rs[0]
-        table.append({"dataset": dataset, "teacher": teacher, "setting": setting, "variant": variant,
+        fresh.append({"dataset": dataset, "teacher": teacher, "setting": setting, "variant": variant,
                       "method": first["method"], "terms": first["terms"], "hidden": first["hidden"],
                       "teachers": first["teachers"], **summarize(rs),
                       "runs": [{k: v for k, v in x.items() if k not in ("dataset", "variant", "method", "terms",
                                                                          "teacher", "setting", "hidden", "teachers")}
                                for x in rs]})
-    table = guard_rows(table)
+    table = merged_rows(old if same else None, fresh, datasets, teachers)
+    ran = {(r["dataset"], r["teacher"]) for r in fresh}
+    kept = any((r["dataset"], r["teacher"]) not in ran for r in table)
     order = [d for d in DATASETS + tuple(datasets) if any(r["dataset"].lower() == d.lower() for r in table)]
     held = [t for t in dict.fromkeys([*(old.get("teachers", []) if kept else []), *teachers])
             if any(r["teacher"] == t for r in table)]  # the kept rows' teachers too, in the earlier file's order
@@ -220,7 +221,7 @@ def main(argv=None) -> int:
                           "variants; teacher rows = its first member; inductive: 20% of test nodes held out "
                           "(production = 0.8 tran + 0.2 ind)",
               "rows": table, "environment": environment(),
-              "invocations": invocations(old, bool(kept), f"`{' '.join(['gnn2mlp.py', *argv])}`", minutes)}
+              "invocations": invocations(old, kept, f"`{' '.join(['gnn2mlp.py', *argv])}`", minutes)}
     return report(result, Path(args.out))
 
 

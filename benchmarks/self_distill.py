@@ -17,8 +17,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import (invocations, invocations_line, load_results, md_table, mean_se, parser, run_pool, save_json,
-                    save_markdown)
+from common import (invocations, invocations_line, load_results, md_table, mean_se, merge_rows, parser, run_pool,
+                    save_json, save_markdown)
 
 DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor")
 TERMS = ("depth", "time", "neighbour", "normalised")
@@ -267,22 +267,28 @@ def main(argv=None) -> int:
                   for h in homs for m in sweep_models for label, flags in variants(False, per_term=False)]
     default = default_label()  # before any run: a CANDIDATES without the default stops here, not after hours
     old = load_results(out, "self_distill") if (out / "self_distill.json").is_file() else None
-    kept: list[dict] = []
+    stored: list[dict] = []
+    copies: list[dict] = []
     stale: list[dict] = []
     if old is not None and (old.get("runs"), old.get("quick")) == (runs, args.quick) and \
             (not (args.no_sweep or args.missing or only is not None) or old.get("sweep_runs") == sweep["runs"]):
+        stored = old["rows"]
         if args.missing:
             stale = stale_rows(tasks, old["rows"])
             current = [r for r in old["rows"] if all(r is not x for x in stale)]
             have = {_key(r["dataset"], r["model"], r["variant"], r.get("dataset_args")) for r in current}
             tasks = [t for t in tasks if _key(t[3]["dataset"], t[1], t[0], t[3].get("dataset_args")) not in have]
             tasks, copies = reuse_same_runs(tasks, current)
-            kept = current + copies
+
+            def rerun(r: dict) -> bool:
+                return any(r is x for x in stale)
         else:
-            rerun = {(t[3]["dataset"].lower(), t[1]) for t in tasks}
-            kept = [r for r in old["rows"] if ((r["dataset"].lower(), r["model"]) not in rerun
-                                               or (only is not None and r["variant"] not in only))
-                    and (r["dataset"] != "synthetic-csbm" or args.no_sweep or only is not None)]
+            again = {(t[3]["dataset"].lower(), t[1]) for t in tasks}
+
+            def rerun(r: dict) -> bool:
+                if r["dataset"] == "synthetic-csbm" and not args.no_sweep and only is None:
+                    return True
+                return (r["dataset"].lower(), r["model"]) in again and (only is None or r["variant"] in only)
     elif old is not None and (args.no_sweep or args.missing or only is not None
                               or {d.lower() for d in datasets} != {d.lower() for d in DATASETS}):
         p.error(f"{out / 'self_distill.json'} was run with other --runs, --sweep-runs or --quick: a subset "
@@ -290,8 +296,11 @@ def main(argv=None) -> int:
     import time
 
     start = time.perf_counter()
-    rows = kept + run_pool(one, tasks, args.jobs, "self_distill")
+    fresh = copies + run_pool(one, tasks, args.jobs, "self_distill")
     minutes = (time.perf_counter() - start) / 60
+    rows = merge_rows(stored, fresh, lambda r: _key(r["dataset"], r["model"], r["variant"], r.get("dataset_args")),
+                      rerun) if stored else fresh
+    kept = len(rows) - len(fresh)
     first = next(d for d in DATASETS + tuple(datasets) if any(r["dataset"].lower() == d.lower() for r in rows))
     times = epoch_times(models, first, epochs=20 if args.quick else 60) \
         if (first.lower() in {d.lower() for d in datasets} and only is None) or old is None else old["epoch_time"]
@@ -304,14 +313,14 @@ def main(argv=None) -> int:
               "models": sorted({r["model"] for r in rows if r["dataset"] != "synthetic-csbm"}, key=MODELS.index),
               "sweep_models": sweep_models, "homophily": list(homs), "sweep_runs": sweep["runs"],
               "default": default, "candidates": [candidate_label(c) for c in CANDIDATES],
-              "minutes": round(minutes + (old.get("minutes", 0) if kept and old else 0), 1),
+              "minutes": round(minutes + (old.get("minutes", 0) if kept else 0), 1),
               "protocol": "test accuracy at the best-validation epoch; mean ± unbiased std over seeds 0..runs-1 "
                           "(Planetoid public split) or the 10 geom-gcn splits; gains are paired differences over the "
                           f"same seeds/splits, mean ± standard error; {args.jobs} worker processes with one torch "
                           "thread each",
               "rows": rows, "environment": environment(), "epoch_time": times,
-              "invocations": invocations(old, bool(kept), f"`{' '.join(['self_distill.py', *argv])}`", minutes,
-                                         rows=len(rows) - len(kept), replaced=len(stale))}
+              "invocations": invocations(old, kept > 0, f"`{' '.join(['self_distill.py', *argv])}`", minutes,
+                                         rows=len(fresh) - len(copies), replaced=len(stale))}
     return report(result, out)
 
 

@@ -41,8 +41,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (choose_in_order, invocations, invocations_line, load_results, md_table, mean_se, parser,
-                    run_pool, save_json, save_markdown)
+from common import (choose_in_order, invocations, invocations_line, load_results, md_table, mean_se, merge_rows,
+                    parser, run_pool, save_json, save_markdown)
 
 DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor")
 HOMOPHILY = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -196,16 +196,13 @@ def main(argv=None) -> int:
         p.error(f"{out / name}.json holds {', '.join(sorted(set(old['teachers']) - set(teachers)))} rows run with "
                 "other --runs, --sweep-runs, --quick, --datasets or rules: a --teachers subset would drop them; "
                 "re-run every teacher, or pick another --out")
-    kept = [r for r in old["rows"] if r["teacher"] not in teachers] if same else []
     start = time.perf_counter()
     fresh = run_pool(one, tasks, args.jobs, "student_guard")
     minutes = (time.perf_counter() - start) / 60
-    # a re-run of some teachers puts each new row where the stored file had it, so an unchanged re-run is the same file
     for r in fresh:
         r["run"]["kept"] = {rule: r["run"]["kept"][rule] for rule in rules}
-    new = {_key(r): r for r in fresh}
-    rows = [new.pop(_key(r)) if r["teacher"] in teachers else r for r in (old["rows"] if same else [])
-            if r["teacher"] not in teachers or _key(r) in new] + list(new.values())
+    rows = merge_rows(old["rows"] if same else [], fresh, _key, lambda r: r["teacher"] in teachers)
+    kept = len(rows) - len(fresh)
     teachers = list(dict.fromkeys([r["teacher"] for r in rows]))
     result = {"benchmark": "student_guard", "seed": args.seed, "quick": args.quick, "runs": runs,
               "sweep_runs": sweep_runs,
@@ -215,8 +212,8 @@ def main(argv=None) -> int:
                           "stop and are chosen on A; B scores the kept student; test shown, not used",
               "rules": {k: RULES[k] for k in rules}, "decision": DECISION.format(", ".join(rules)),
               "rows": rows,
-              "invocations": invocations(old, bool(kept), f"`{' '.join(['student_guard.py', *argv])}`", minutes,
-                                         rows=len(rows) - len(kept))}
+              "invocations": invocations(old, kept > 0, f"`{' '.join(['student_guard.py', *argv])}`", minutes,
+                                         rows=len(fresh))}
     return report(result, out)
 
 

@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (choose_in_order, invocations, invocations_line, load_results, md_table, mean_se, paired_points,
-                    parser, run_pool, save_json, save_markdown)
+from common import (choose_in_order, invocations, invocations_line, load_results, md_table, mean_se, merge_rows,
+                    paired_points, parser, run_pool, save_json, save_markdown)
 
 DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor")
 SETTINGS = ((1, 1), (1, 2), (3, 1), (3, 2))  # (teachers, generations), in order of cost
@@ -104,13 +104,11 @@ def main(argv=None) -> int:
         tasks += [(SWEEP, {"homophily": h}, r, sweep_runs, quick) for h in homs for r in range(sweep_runs)]
     settings = run_settings(quick)
     old = load_results(out, "teacher_cost") if (out / "teacher_cost.json").is_file() else None
-    kept: list[dict] = []
     same = old is not None and (old["runs"], old["sweep_runs"], old["quick"], old.get("settings")) == (
         runs, sweep_runs, args.quick, settings)
-    if same:
-        again = {d.lower() for d in datasets} | (set() if args.no_sweep else {SWEEP})
-        kept = [r for r in old["rows"] if r["dataset"].lower() not in again]
-    elif old is not None and (args.no_sweep or {d.lower() for d in datasets} != {d.lower() for d in DATASETS}):
+    again = {d.lower() for d in datasets} | (set() if args.no_sweep else {SWEEP})
+    subset = args.no_sweep or {d.lower() for d in datasets} != {d.lower() for d in DATASETS}
+    if old is not None and not same and subset:
         p.error(f"{out / 'teacher_cost.json'} was run with other --runs, --sweep-runs, --quick or distill settings "
                 "(or records none): a subset would mix its rows with these; re-run everything, or pick another --out")
     start = time.perf_counter()
@@ -121,12 +119,16 @@ def main(argv=None) -> int:
         for x in rows:
             key = (x["dataset"], x["dataset_args"].get("homophily"), x["teachers"], x["generations"])
             groups.setdefault(key, []).append(x)
-    table = list(kept)
+    fresh = []
     for (ds, h, k, g), rs in groups.items():
         runs_ = [{key: v for key, v in x.items() if key not in ("dataset", "dataset_args", "teachers", "generations",
                                                                "setting")} for x in rs]
-        table.append({"dataset": ds, "homophily": h, "teachers": k, "generations": g, "setting": label(k, g),
+        fresh.append({"dataset": ds, "homophily": h, "teachers": k, "generations": g, "setting": label(k, g),
                       **summarize(runs_), "runs": runs_})
+    table = merge_rows(old["rows"] if same else [], fresh,
+                       lambda r: (r["dataset"], r["homophily"], r["teachers"], r["generations"]),
+                       lambda r: r["dataset"].lower() in again)
+    kept = len(table) - len(fresh)
     result = {"benchmark": "teacher_cost", "quick": args.quick, "runs": runs, "sweep_runs": sweep_runs,
               "datasets": [d for d in DATASETS if any(r["dataset"] == d for r in table)], "homophily": list(homs),
               "teacher": "gcn",
@@ -134,8 +136,8 @@ def main(argv=None) -> int:
                           "(self-distilled), transductive; accuracy at the student's best-validation epoch; seeds "
                           "0..runs-1 or the 10 geom-gcn splits; settings paired by seed / split",
               "rule": RULE, "settings": settings, "rows": table,
-              "invocations": invocations(old, bool(kept), f"`{' '.join(['teacher_cost.py', *argv])}`", minutes,
-                                         rows=len(table) - len(kept))}
+              "invocations": invocations(old, kept > 0, f"`{' '.join(['teacher_cost.py', *argv])}`", minutes,
+                                         rows=len(fresh))}
     return report(result, out)
 
 

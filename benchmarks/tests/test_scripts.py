@@ -13,7 +13,9 @@ BENCH = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(BENCH))  # the scripts import their ``common`` helper as a top-level module
 import gnn2mlp  # noqa: E402
 import ogb_scale  # noqa: E402
+import self_distill  # noqa: E402
 import student_guard  # noqa: E402
+from common import merge_rows  # noqa: E402
 
 RESULTS = BENCH / "results"
 
@@ -32,13 +34,82 @@ def _row(dataset, teacher, variant="GLNN", method="glnn", setting="transductive"
             "hidden": 64, "teachers": 3, **extra}
 
 
-def test_a_partial_rerun_keeps_every_dataset_and_teacher_it_does_not_run():
-    old = {"rows": [_row("Cora", "gcn"), _row("Cora", "sage"), _row("Texas", "gcn"), _row("Texas", "sage"),
-                    _row("Texas", "gcn", "gkd", "gkd")]}
-    kept = gnn2mlp.kept_rows(old, ["Texas"], ["gcn"])
-    assert [(r["dataset"], r["teacher"]) for r in kept] == [("Cora", "gcn"), ("Cora", "sage"), ("Texas", "sage")]
-    assert [(r["dataset"], r["teacher"]) for r in gnn2mlp.kept_rows(old, ["texas"], ["gcn", "sage"])] == \
-        [("Cora", "gcn"), ("Cora", "sage")]  # gkd rows are never kept: guard_rows derives them again
+def test_merge_rows_replaces_rerun_rows_in_place_keeps_the_rest_and_appends_new_ones():
+    stored = [{"k": k, "v": "old"} for k in "abcd"]
+    fresh = [{"k": k, "v": "new"} for k in "eca"]  # re-runs c and a (in another order), adds e, does not make b again
+    rows = merge_rows(stored, fresh, lambda r: r["k"], lambda r: r["k"] in "abc")
+    assert [(r["k"], r["v"]) for r in rows] == [("a", "new"), ("c", "new"), ("d", "old"), ("e", "new")]
+    rows = merge_rows(stored, [{"k": "d", "v": "new"}], lambda r: r["k"], lambda r: False)
+    assert [(r["k"], r["v"]) for r in rows] == [("a", "old"), ("b", "old"), ("c", "old"), ("d", "new")]  # one per key
+
+
+def _as_run(rows, keys):
+    """What a script's workers returned for ``rows``: one record per seed, the row's own fields folded in."""
+    return [{**{k: r[k] for k in keys}, **x} for r in rows for x in r["runs"]]
+
+
+def test_a_gnn2mlp_dataset_and_teacher_rerun_lays_the_file_out_as_before(tmp_path, monkeypatch):
+    """``gnn2mlp.py --datasets Texas --teachers gcn`` into a folder holding the full file: every other (dataset,
+    teacher) row kept, the re-run rows (and the gkd rows derived from them) where they stood. It used to append them
+    after the kept rows, so a re-run that reproduced its rows still changed the file."""
+    full = json.loads((RESULTS / "gnn2mlp.json").read_text())
+    (tmp_path / "gnn2mlp.json").write_text(json.dumps(full))
+    ran = [r for r in full["rows"] if (r["dataset"], r["teacher"]) == ("Texas", "gcn") and r["method"] != "gkd"]
+    assert ran and len({r["dataset"] for r in full["rows"]}) == 6
+    keys = ("dataset", "variant", "method", "terms", "teacher", "setting", "hidden", "teachers")
+    monkeypatch.setattr(gnn2mlp, "run_pool", lambda *a: [copy.deepcopy(_as_run(ran, keys))])
+    assert gnn2mlp.main(["--datasets", "Texas", "--teachers", "gcn", "--out", str(tmp_path)]) in (0, None)
+    got = json.loads((tmp_path / "gnn2mlp.json").read_text())
+    assert got["rows"] == full["rows"]
+    assert (got["datasets"], got["teachers"]) == (full["datasets"], full["teachers"])
+    assert got["invocations"][:-1] == full["invocations"]
+
+
+@pytest.mark.parametrize("subset", [["--no-sweep"], ["--variants", "plain;default"]])
+def test_a_self_distill_dataset_and_model_rerun_lays_the_file_out_as_before(tmp_path, monkeypatch, subset):
+    """``self_distill.py --datasets Texas --models gcn --no-sweep`` (or only some of those rows, ``--variants``) into
+    a folder holding the full file: the same rows in the same order (the re-run ones used to go last)."""
+    full = json.loads((RESULTS / "self_distill.json").read_text())
+    (tmp_path / "self_distill.json").write_text(json.dumps(full))
+
+    def stored(task):  # the stored row each task re-runs: a task the file has no row for fails here
+        label, model, _, extra = task
+        return copy.deepcopy(next(r for r in full["rows"] if (r["dataset"], r["model"], r["variant"],
+                                                              r["dataset_args"]) == (extra["dataset"], model, label,
+                                                                                     extra.get("dataset_args", {}))))
+
+    monkeypatch.setattr(self_distill, "run_pool", lambda one, tasks, *a: [stored(t) for t in tasks])
+    assert self_distill.main(["--datasets", "Texas", "--models", "gcn", *subset, "--out", str(tmp_path)]) in (0, None)
+    got = json.loads((tmp_path / "self_distill.json").read_text())
+    only = {full["default"], "plain"} if "--variants" in subset else None
+    ran = [r for r in full["rows"] if (r["dataset"], r["model"]) == ("Texas", "gcn")
+           and (only is None or r["variant"] in only)]
+    assert ran and got["rows"] == full["rows"]
+    assert got["invocations"][:-1] == full["invocations"] and got["invocations"][-1]["rows"] == len(ran)
+
+
+def test_self_distill_missing_reruns_only_a_stale_row_and_puts_it_back_where_it_stood(tmp_path, monkeypatch):
+    """``self_distill.py --missing`` on the stored file, one of whose rows says it ran other terms than its label
+    resolves to now: only that row runs again (the file lacks no row of today's grid), and it goes where it stood."""
+    full = json.loads((RESULTS / "self_distill.json").read_text())
+    i = next(i for i, r in enumerate(full["rows"]) if (r["dataset"], r["model"], r["variant"]) ==
+             ("Texas", "gcn", full["default"]))
+    stale = copy.deepcopy(full)
+    stale["rows"][i]["method_config"]["terms"] = ["depth"]
+    (tmp_path / "self_distill.json").write_text(json.dumps(stale))
+    calls = []
+
+    def run_pool(one, tasks, *a):
+        calls.append([(t[0], t[1], t[3]["dataset"]) for t in tasks])
+        return [copy.deepcopy(full["rows"][i])]
+
+    monkeypatch.setattr(self_distill, "run_pool", run_pool)
+    monkeypatch.setattr(self_distill, "epoch_times", lambda *a, **k: full["epoch_time"])
+    assert self_distill.main(["--missing", "--out", str(tmp_path)]) in (0, None)
+    assert calls == [[(full["default"], "gcn", "Texas")]]
+    got = json.loads((tmp_path / "self_distill.json").read_text())
+    assert got["rows"] == full["rows"]
+    assert (got["invocations"][-1]["rows"], got["invocations"][-1]["replaced"]) == (1, 1)
 
 
 def _runs(vals):
