@@ -13,9 +13,11 @@ Writes benchmarks/results/amkd.{json,md}.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
-from common import bench_threads, load_results, md_table, parser, run_pool, save_json, save_markdown
+from common import (bench_threads, invocations, load_results, md_table, parser, ran_as, run_pool, save_json,
+                    save_markdown)
 
 DIGITS = ("kd", "bss", "amkd")
 CORA = ("glnn", "glnn+amkd", "gkd", "gkd+amkd")
@@ -54,6 +56,7 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", default="digits,cora",
                    help="re-run only these (the others' seeds are kept from the existing amkd.json)")
     args = p.parse_args(argv)
+    start = time.perf_counter()
     from gkd.pipeline import DistillConfig
     from gkd.train import environment, fmt, mean_std
     from gkd.vision import CNNDistillConfig
@@ -63,6 +66,7 @@ def main(argv=None) -> int:
     if not chosen or set(chosen) - {"digits", "cora"}:
         p.error(f"--datasets {args.datasets!r}; expected some of digits,cora")
     kept: list = []
+    old = None
     if set(chosen) != {"digits", "cora"}:
         old = load_results(args.out, "amkd")
         if old["runs"] != runs or old["quick"] != args.quick:
@@ -94,6 +98,7 @@ def main(argv=None) -> int:
     result = {"benchmark": "amkd", "quick": args.quick, "runs": runs, "summary": summary,
               "config": {"digits": CNNDistillConfig().to_dict(), "cora": DistillConfig().to_dict()},
               "seeds": results, "datasets_run_last": chosen, "environment": env}
+    result["invocations"] = invocations(old, bool(kept), ran_as("amkd.py", argv), (time.perf_counter() - start) / 60)
     out = Path(args.out)
     save_json(out, "amkd", result)
 

@@ -15,7 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import csbm_name, md_table, parser, peak_rss_gb, reply, run_child, save_json, save_markdown
+from common import (csbm_name, invocations, md_table, parser, peak_rss_gb, ran_as, reply, run_child, save_json,
+                    save_markdown)
 
 
 def graph(name: str, nodes: int):
@@ -86,6 +87,7 @@ def main(argv=None) -> int:
     if args.child:
         name, nodes, workdir, mode = args.child
         return reply(student(name, int(nodes), Path(workdir), mode, args.epochs))
+    start = time.perf_counter()
     nodes = 100_000 if args.quick else args.nodes
     big = csbm_name(nodes)
     plan = [("Cora", 2708, 50 if args.quick else 200, 200), (big, nodes, 3 if args.quick else args.epochs, 20)]
@@ -105,6 +107,7 @@ def main(argv=None) -> int:
 
     env = environment()
     result = {"benchmark": "book_cost", "quick": args.quick, "rows": rows, "environment": env}
+    result["invocations"] = invocations(None, False, ran_as("book_cost.py", argv), (time.perf_counter() - start) / 60)
     save_json(args.out, "book_cost", result)
     table = []
     for r in rows:

@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import md_table, parser, peak_rss_gb, save_json, save_markdown
+from common import invocations, md_table, parser, peak_rss_gb, ran_as, save_json, save_markdown
 from ogb_scale import scaled
 
 SWEEP = [{"hidden_channels": w, "method": m, "kd_lambda": lam} for w in (64, 256) for m in ("glnn", "gkd")
@@ -28,6 +28,7 @@ SWEEP = [{"hidden_channels": w, "method": m, "kd_lambda": lam} for w in (64, 256
 def main(argv=None) -> int:
     p = parser(__doc__, "1/10 of the nodes")
     args = p.parse_args(argv)
+    start = time.perf_counter()
     import torch
 
     from gkd.datasets import DatasetMeta, csbm
@@ -72,6 +73,7 @@ def main(argv=None) -> int:
               "book_total_seconds": book_total, "retrain_total_seconds": retrain_total,
               "ratio": retrain_total / book_total, "peak_rss_gb": peak_rss_gb(), "environment": environment(),
               "threads": torch.get_num_threads()}
+    result["invocations"] = invocations(None, False, ran_as("book_sweep.py", argv), (time.perf_counter() - start) / 60)
     out = Path(args.out)
     save_json(out, "book_sweep", result)
     return save_markdown(out, "book_sweep", report(result))

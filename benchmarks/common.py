@@ -116,6 +116,12 @@ def code_version() -> str | None:
     return head + ("+modified" if changed else "")
 
 
+def ran_as(script: str, argv: Sequence[str] | None) -> str:
+    """How a results file names the command that made it: ``script.py ARGS`` in backticks (``argv`` None: this
+    process's own arguments)."""
+    return f"`{' '.join([script, *map(str, sys.argv[1:] if argv is None else argv)])}`"
+
+
 def invocations(old: dict | None, kept: bool, ran: str, minutes: float, rows: int | None = None,
                 replaced: int = 0) -> list[dict]:
     """Every invocation whose rows the results file holds, oldest first, this one last: what it ran (``rows`` new

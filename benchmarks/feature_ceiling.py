@@ -14,9 +14,10 @@ benchmarks/results/feature_ceiling.{json,md}.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
-from common import md_table, parser, run_pool, save_json, save_markdown
+from common import invocations, md_table, parser, ran_as, run_pool, save_json, save_markdown
 
 DATASETS = ("Cora", "CiteSeer")
 
@@ -60,6 +61,7 @@ def main(argv=None) -> int:
     p.add_argument("--datasets", default=",".join(DATASETS))
     p.add_argument("--runs", type=int, default=10)
     args = p.parse_args(argv)
+    start = time.perf_counter()
     datasets = ["Cora"] if args.quick else [d.strip() for d in args.datasets.split(",") if d.strip()]
     runs = 2 if args.quick else args.runs
     seeds = run_pool(one, [(ds, r, args.quick) for ds in datasets for r in range(runs)], args.jobs, "ceiling")
@@ -77,6 +79,8 @@ def main(argv=None) -> int:
                           "labels; test = the unseen 20% of test nodes of gkd's inductive split (same seed); "
                           "selected at the best-validation epoch; mean ± std over seeds 0..runs-1",
               "environment": environment()}
+    result["invocations"] = invocations(None, False, ran_as("feature_ceiling.py", argv),
+                                        (time.perf_counter() - start) / 60)
     out = Path(args.out)
     save_json(out, "feature_ceiling", result)
     table = [[r["dataset"], f"{r['labelled_mean']:.0f}",

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from common import (invocations, invocations_line, load_results, md_table, mean_se, merge_rows, paired_points, parser,
-                    run_pool, save_json, save_markdown)
+                    ran_as, run_pool, save_json, save_markdown)
 
 ABLATION = [("plain MLP", "plain", ()), ("GLNN", "glnn", ()), ("+ position", "glnn", ("position",)),
             ("+ neighbour", "glnn", ("neighbour",)), ("+ reliability", "glnn", ("reliability",)),
@@ -221,7 +221,7 @@ def main(argv=None) -> int:
                           "variants; teacher rows = its first member; inductive: 20% of test nodes held out "
                           "(production = 0.8 tran + 0.2 ind)",
               "rows": table, "environment": environment(),
-              "invocations": invocations(old, kept, f"`{' '.join(['gnn2mlp.py', *argv])}`", minutes)}
+              "invocations": invocations(old, kept, ran_as("gnn2mlp.py", argv), minutes)}
     return report(result, Path(args.out))
 
 

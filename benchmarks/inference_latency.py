@@ -24,7 +24,8 @@ from gkd.datasets import csbm, load
 from gkd.nn import FastMLP, build_model, sage_predict, to_adj_t
 from gkd.train import environment
 
-from common import RESULTS, csbm_name, load_results, md_table, parser, pyplot, save_json, save_markdown, save_png
+from common import (RESULTS, csbm_name, invocations, load_results, md_table, parser, pyplot, ran_as, save_json,
+                    save_markdown, save_png)
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -149,6 +150,7 @@ def main(argv=None) -> int:
         result["accuracy_vs_latency"] = plot(result["rows"], out)
         save_json(out, "inference_latency", result)
         return 0
+    start = time.perf_counter()
     nodes, repeats = (100_000, 5) if args.quick else (args.nodes, args.repeats)
     batches = [int(b) for b in args.batches.split(",")]
     rows, full = [], []
@@ -175,6 +177,8 @@ def main(argv=None) -> int:
                           f"{args.mlp_hidden}-wide MLP's time less the same MLP's without its NaN/inf check of the "
                           "logits (FastMLP(check_finite=False)), timed beside it",
               "environment": env}
+    result["invocations"] = invocations(None, False, ran_as("inference_latency.py", argv),
+                                        (time.perf_counter() - start) / 60)
     save_json(out, "inference_latency", result)
     lines = [f"### Inference latency: B unseen nodes ({env['cpu']})", "",
              *md_table(["graph", "torch threads", "B", "SAGE + 2-hop fetch (ms)",

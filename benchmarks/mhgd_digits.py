@@ -15,8 +15,10 @@ from __future__ import annotations
 import argparse
 import resource
 import sys
+import time
 
-from common import load_results, md_table, parser, reply, run_child, run_pool, save_json, save_markdown
+from common import (invocations, load_results, md_table, parser, ran_as, reply, run_child, run_pool, save_json,
+                    save_markdown)
 
 METHODS = ("student", "kd", "mhgd", "mhgd+kd")
 
@@ -87,13 +89,16 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.memory_child:
         return reply(memory_child(*args.memory_child))
+    start = time.perf_counter()
     from gkd.train import environment, fmt
     from gkd.vision import CNNDistillConfig
 
     overrides = {"epochs": 25, "patience": 25, "builder_epochs": 10} if args.quick else {}
     runs = 2 if args.quick else args.runs
+    old = None
     if args.memory_only:
-        seeds = load_results(args.out, "mhgd_digits")["seeds"]
+        old = load_results(args.out, "mhgd_digits")  # its seeds are kept
+        seeds = old["seeds"]
         runs = len(seeds)
     else:
         seeds = run_pool(one_seed, [(s, overrides) for s in range(runs)], args.jobs, "mhgd_digits")
@@ -109,6 +114,8 @@ def main(argv=None) -> int:
     protocol = cfg.split(0).protocol
     result = {"benchmark": "mhgd_digits", "quick": args.quick, "config": cfg.to_dict(), "protocol": protocol,
               "summary": summary, "seeds": seeds, "memory": memory, "environment": env}
+    result["invocations"] = invocations(old, old is not None, ran_as("mhgd_digits.py", argv),
+                                        (time.perf_counter() - start) / 60)
     save_json(args.out, "mhgd_digits", result)
 
     def cell(key: str) -> str:

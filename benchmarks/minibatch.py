@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import md_table, mean_se, parser, save_json, save_markdown
+from common import invocations, md_table, mean_se, parser, ran_as, save_json, save_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -65,6 +65,7 @@ def main(argv=None) -> int:
         from common import load_results
 
         return save_markdown(Path(args.out), "minibatch", report(load_results(Path(args.out), "minibatch")))
+    start = time.perf_counter()
     nodes, runs, epochs = (2000, 2, 100) if args.quick else (args.nodes, args.runs, 300)
     variants = [("full-batch", "plain", False), ("full-batch", "self-distill", False),
                 ("mini-batch", "plain", False), ("mini-batch", "self-distill", False),
@@ -90,6 +91,7 @@ def main(argv=None) -> int:
                           "the same seeds against plain training of the same mode (the DDP row: against one-process "
                           "plain mini-batch training); seconds: the whole gkd train command, one torch thread per "
                           "process, variants back to back"}
+    result["invocations"] = invocations(None, False, ran_as("minibatch.py", argv), (time.perf_counter() - start) / 60)
     out = Path(args.out)
     save_json(out, "minibatch", result)
     return save_markdown(out, "minibatch", report(result))

@@ -31,8 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import load_results, md_table, parser, peak_rss_gb, pyplot, reply, run_child, save_json, save_markdown, \
-    save_png
+from common import (invocations, load_results, md_table, parser, peak_rss_gb, pyplot, ran_as, reply, run_child,
+                    save_json, save_markdown, save_png)
 
 # Node/edge/feature/class counts and split sizes of the OGB datasets (ogb.stanford.edu; edges: undirected pairs);
 # homophily: their edge homophily (0.65 arxiv, 0.81 products; Lim et al., NeurIPS 2021). feature_noise 0.6: at 1/10
@@ -233,18 +233,25 @@ def main(argv=None) -> int:
 
         key = "rows" if args.homophily is None else "rows_h"
         # rows of other presets, sizes or homophily are kept; a first run into an empty --out starts a new file
-        result = load_results(out, "ogb_scale") if (out / "ogb_scale.json").is_file() else \
-            {"benchmark": "ogb_scale", "rows": [], "rows_h": []}
+        stored = load_results(out, "ogb_scale") if (out / "ogb_scale.json").is_file() else None
+        result = stored or {"benchmark": "ogb_scale", "rows": [], "rows_h": []}
+        before = {k: v for k, v in (stored or {}).items() if k in ("invocations", "environment")}
         extra = ["--quick"] if args.quick else []
         if args.homophily is not None:
             extra += ["--homophily", args.homophily]
+        start = time.perf_counter()
+        fresh: list[dict] = []
         for name in names:
             row = run_child(__file__, "--one", name, *extra)
+            fresh.append(row)
             same = ("preset", "homophily", "quick")
             result[key] = [r for r in result[key] if any(r[k] != row[k] for k in same)] + [row]
             result[key].sort(key=lambda r: (r["quick"], r["nodes"], -r["homophily"]))
             result["exponents"] = exponents([r for r in result["rows"] if not r["quick"]]) or \
                 exponents([r for r in result["rows"] if r["quick"]])
+            kept = any(all(r is not x for x in fresh) for r in result["rows"] + result.get("rows_h", []))
+            result["invocations"] = invocations(before, kept, ran_as("ogb_scale.py", argv),
+                                                (time.perf_counter() - start) / 60, rows=len(fresh))
             result["environment"] = environment()
             save_json(out, "ogb_scale", result)  # after each preset: a later one that fails loses nothing
     plot(result, out)

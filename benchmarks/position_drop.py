@@ -13,9 +13,10 @@ Writes benchmarks/results/position_drop.{json,md}.
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
-from common import md_table, mean_se, parser, run_pool, save_json, save_markdown
+from common import invocations, md_table, mean_se, parser, ran_as, run_pool, save_json, save_markdown
 
 KEYS = ("val", "test_tran", "test_ind", "test")
 
@@ -53,6 +54,7 @@ def main(argv=None) -> int:
     p.add_argument("--drops", default="0.3,0.5,0.8")
     p.add_argument("--runs", type=int, default=10)
     args = p.parse_args(argv)
+    start = time.perf_counter()
     drops = [float(d) for d in args.drops.split(",") if d.strip()]
     if not drops or not all(0.0 < d < 1.0 for d in drops):
         p.error(f"--drops {args.drops!r}; expected shares in (0, 1), e.g. 0.3,0.5")
@@ -83,6 +85,8 @@ def main(argv=None) -> int:
               f"{args.teacher.upper()} teacher (self-distilled, 1 generation) teaches every student; students "
               "without the guard; test at the student's best-validation epoch; mean ± std over seeds",
               "environment": environment()}
+    result["invocations"] = invocations(None, False, ran_as("position_drop.py", argv),
+                                        (time.perf_counter() - start) / 60)
     out = Path(args.out)
     save_json(out, "position_drop", result)
     lines = [f"### Position dropout on unseen nodes ({args.teacher.upper()} teacher, one per seed; {runs} seeds)", "",

@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (bench_threads, md_table, paired_points, paired_text, parser, run_pool, save_json, save_markdown,
-                    stat)
+from common import (bench_threads, invocations, md_table, paired_points, paired_text, parser, ran_as, run_pool,
+                    save_json, save_markdown, stat)
 
 DATASETS = ("cpf-cora", "cpf-citeseer")
 # Published figures, GraphSAGE teacher (VQGraph's Table 1 re-runs all four, transductive; production: GLNN's
@@ -139,6 +139,7 @@ def main(argv=None) -> int:
     result = {"benchmark": "published", "quick": args.quick, "runs": runs, "datasets": datasets, "rows": done,
               "published": PUBLISHED, "production_published": PRODUCTION, "sources": SOURCES,
               "minutes": round(minutes, 1), "row_minutes": round(row_minutes, 1), "environment": environment()}
+    result["invocations"] = invocations(None, False, ran_as("published.py", argv), (time.perf_counter() - start) / 60)
     out = Path(args.out)
     save_json(out, "published", result)
     lines = [f"### On the published protocol: CPF files, 20/30 per class, GraphSAGE teachers ({runs} seeds)", "",

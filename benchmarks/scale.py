@@ -20,7 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import md_table, parser, peak_rss_gb, pyplot, reply, run_child, save_json, save_markdown, save_png
+from common import (invocations, md_table, parser, peak_rss_gb, pyplot, ran_as, reply, run_child, save_json,
+                    save_markdown, save_png)
 
 
 class FirstBatches:
@@ -90,6 +91,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.one:
         return reply(one(args.one, args.degree, args.batches))
+    start = time.perf_counter()
     sizes = [10_000, 100_000] if args.quick else [int(s) for s in args.sizes.split(",")]
     batches = 5 if args.quick else args.batches
     rows = []
@@ -106,6 +108,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     result = {"benchmark": "scale", "quick": args.quick, "degree": args.degree, "rows": rows,
               "book_growth_exponent": exponent, "environment": env}
+    result["invocations"] = invocations(None, False, ran_as("scale.py", argv), (time.perf_counter() - start) / 60)
     save_json(out, "scale", result)
     fig, ax = pyplot().subplots(1, 2, figsize=(9, 3.4))
     e = [r["edges"] for r in rows]

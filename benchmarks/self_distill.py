@@ -17,8 +17,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import (invocations, invocations_line, load_results, md_table, mean_se, merge_rows, parser, run_pool,
-                    save_json, save_markdown)
+from common import (invocations, invocations_line, load_results, md_table, mean_se, merge_rows, parser, ran_as,
+                    run_pool, save_json, save_markdown)
 
 DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor")
 TERMS = ("depth", "time", "neighbour", "normalised")
@@ -319,7 +319,7 @@ def main(argv=None) -> int:
                           f"same seeds/splits, mean ± standard error; {args.jobs} worker processes with one torch "
                           "thread each",
               "rows": rows, "environment": environment(), "epoch_time": times,
-              "invocations": invocations(old, kept > 0, f"`{' '.join(['self_distill.py', *argv])}`", minutes,
+              "invocations": invocations(old, kept > 0, ran_as("self_distill.py", argv), minutes,
                                          rows=len(fresh) - len(copies), replaced=len(stale))}
     return report(result, out)
 

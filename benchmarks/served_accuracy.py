@@ -21,7 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import choose_in_order, load_results, md_table, mean_se, parser, run_pool, save_json, save_markdown
+from common import (choose_in_order, invocations, load_results, md_table, mean_se, parser, ran_as, run_pool, save_json,
+                    save_markdown)
 
 DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor", "cpf-cora", "cpf-citeseer")
 HOMOPHILY = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -156,6 +157,8 @@ def main(argv=None) -> int:
               "protocol": "transductive; per seed / split one self-distilled GCN teacher (1 generation) teaches every "
                           "student; no student guard; scores at the student's best-validation epoch; features only "
                           "= student(x), zero positions, as new nodes are served", "environment": environment()}
+    result["invocations"] = invocations(None, False, ran_as("served_accuracy.py", argv),
+                                        (time.perf_counter() - start) / 60)
     save_json(out, "served_accuracy", result)
     return report(result, out)
 

@@ -41,8 +41,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (choose_in_order, invocations, invocations_line, load_results, md_table, mean_se, merge_rows,
-                    parser, run_pool, save_json, save_markdown)
+from common import (choose_in_order, invocations, invocations_line, load_results, md_table, mean_se, merge_rows, parser,
+                    ran_as, run_pool, save_json, save_markdown)
 
 DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor")
 HOMOPHILY = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -212,7 +212,7 @@ def main(argv=None) -> int:
                           "stop and are chosen on A; B scores the kept student; test shown, not used",
               "rules": {k: RULES[k] for k in rules}, "decision": DECISION.format(", ".join(rules)),
               "rows": rows,
-              "invocations": invocations(old, kept > 0, f"`{' '.join(['student_guard.py', *argv])}`", minutes,
+              "invocations": invocations(old, kept > 0, ran_as("student_guard.py", argv), minutes,
                                          rows=len(fresh))}
     return report(result, out)
 

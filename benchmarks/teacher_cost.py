@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from common import (choose_in_order, invocations, invocations_line, load_results, md_table, mean_se, merge_rows,
-                    paired_points, parser, run_pool, save_json, save_markdown)
+                    paired_points, parser, ran_as, run_pool, save_json, save_markdown)
 
 DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor")
 SETTINGS = ((1, 1), (1, 2), (3, 1), (3, 2))  # (teachers, generations), in order of cost
@@ -136,7 +136,7 @@ def main(argv=None) -> int:
                           "(self-distilled), transductive; accuracy at the student's best-validation epoch; seeds "
                           "0..runs-1 or the 10 geom-gcn splits; settings paired by seed / split",
               "rule": RULE, "settings": settings, "rows": table,
-              "invocations": invocations(old, kept > 0, f"`{' '.join(['teacher_cost.py', *argv])}`", minutes,
+              "invocations": invocations(old, kept > 0, ran_as("teacher_cost.py", argv), minutes,
                                          rows=len(fresh))}
     return report(result, out)
 

@@ -27,6 +27,16 @@ def test_ogb_scale_starts_a_new_file_in_an_empty_out(tmp_path, monkeypatch):
     assert ogb_scale.main(["--out", str(tmp_path), "--presets", row["preset"]]) == 0
     got = json.loads((tmp_path / "ogb_scale.json").read_text())
     assert got["rows"] == [row] and got["rows_h"] == [] and (tmp_path / "ogb_scale.md").is_file()
+    assert [(c["ran"], c["rows"]) for c in got["invocations"]] == [
+        (f"`ogb_scale.py --out {tmp_path} --presets {row['preset']}`", 1)]
+
+
+def test_every_script_that_writes_a_results_file_records_its_invocations():
+    """A results file says what made it (the command, its minutes, the machine, the commit): each script that saves
+    one builds that record (common.invocations), so a duration the docs quote has a file behind it."""
+    writers = [p for p in sorted(BENCH.glob("*.py")) if p.name != "common.py" and "save_json(" in p.read_text()]
+    assert len(writers) >= 15
+    assert [p.name for p in writers if "invocations(" not in p.read_text()] == []
 
 
 def _row(dataset, teacher, variant="GLNN", method="glnn", setting="transductive", **extra):
