@@ -132,7 +132,7 @@ def test_bench_runs_one_quick_benchmark_end_to_end(tmp_path):
     assert all(row["ratio"] > 0 for row in r["rows"])
     assert "speed-up" in (tmp_path / "inference_latency.md").read_text()
     call, = r["invocations"]  # what made the file: the command, how long, the machine (and the commit, in a clone)
-    assert call["ran"] == f"`inference_latency.py --quick --out {tmp_path}`" and 0 < call["minutes"] < 10
+    assert call["ran"] == f"`inference_latency.py --quick --out {tmp_path}`" and 0 <= call["minutes"] < 10
     assert call["cpu"] == r["environment"]["cpu"] and call["threads_per_worker"] >= 1
 
 
