@@ -152,15 +152,20 @@ def invocations(old: dict | None, kept: bool, ran: str, minutes: float, rows: in
 
 
 def merge_rows(stored: Sequence[dict], fresh: Sequence[dict], key: Callable[[dict], Any],
-               rerun: Callable[[dict], bool]) -> list[dict]:
-    """A results file's rows after a re-run of part of it: each stored row this run re-ran (``rerun``) replaced where
-    it stood by the fresh row of the same ``key``, or dropped when the run made none; the other stored rows kept
-    (unless a fresh row has their key: never two rows of one key); fresh rows new to the file appended in the order
-    they ran. So a re-run that reproduces its rows rewrites the file
-    unchanged (kept rows first, then the re-run ones, reordered it). ``len(result) - len(fresh)`` rows were kept."""
+               rerun: Callable[[dict], bool]) -> tuple[list[dict], int]:
+    """A results file's rows after a run that made ``fresh``, and how many stored rows it kept as they were.
+
+    Each stored row this run re-ran (``rerun``) is replaced where it stood by the fresh row of the same ``key``, or
+    dropped when the run made none; the other stored rows are kept (unless a fresh row has their key: never two rows
+    of one key); fresh rows new to the file go last, in the order they ran. So a re-run of part of a file that
+    reproduces its rows rewrites the file unchanged. A run that keeps no stored row is a new file: its rows in the
+    order they ran."""
     new = {key(r): r for r in fresh}
+    kept = sum(1 for r in stored if not rerun(r) and key(r) not in new)
+    if not kept:
+        return list(new.values()), 0
     rows = [new.pop(key(r), r) for r in stored if not rerun(r) or key(r) in new]
-    return rows + list(new.values())
+    return rows + list(new.values()), kept
 
 
 def invocations_line(result: dict) -> str:

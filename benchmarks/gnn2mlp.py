@@ -138,17 +138,20 @@ def guard_rows(table: list[dict]) -> list[dict]:
     return out
 
 
-def merged_rows(old: dict | None, fresh: list[dict], datasets: list[str], teachers: list[str]) -> list[dict]:
-    """The file's rows after a run of ``datasets`` × ``teachers`` made the ablation rows ``fresh``: the earlier file's
-    rows of every (dataset, teacher) it did not re-run kept (``--datasets Texas --teachers gcn`` keeps Texas's SAGE
-    rows), the re-run ones replaced where they stood (:func:`common.merge_rows`), and the gkd rows derived again from
-    the ablation rows (:func:`guard_rows`)."""
+def merged_rows(old: dict | None, fresh: list[dict], datasets: list[str],
+                teachers: list[str]) -> tuple[list[dict], int]:
+    """The file's rows after a run of ``datasets`` × ``teachers`` made the ablation rows ``fresh``, and how many
+    stored rows it kept: the earlier file's rows of every (dataset, teacher) it did not re-run (``--datasets Texas
+    --teachers gcn`` keeps Texas's SAGE rows), the re-run ones replaced where they stood (:func:`common.merge_rows`),
+    and the gkd rows derived again from the ablation rows (:func:`guard_rows`)."""
     stored = [] if old is None else old["rows"]
     for r in stored:  # files written before the benchmark covered several datasets
         r.setdefault("dataset", old.get("dataset", "Cora"))
     again = {(d.lower(), t) for d in datasets for t in teachers}
-    return guard_rows(merge_rows(stored, fresh, lambda r: (r["dataset"], r["teacher"], r["setting"], r["variant"]),
-                                 lambda r: (r["dataset"].lower(), r["teacher"]) in again))
+    rows, kept = merge_rows([r for r in stored if r["method"] != "gkd"], fresh,
+                            lambda r: (r["dataset"], r["teacher"], r["setting"], r["variant"]),
+                            lambda r: (r["dataset"].lower(), r["teacher"]) in again)
+    return guard_rows(rows), kept
 
 
 def main(argv=None) -> int:
@@ -174,9 +177,10 @@ def main(argv=None) -> int:
         result["rows"] = guard_rows(result["rows"])
         result["gkd_terms"] = list(GKD_TERMS)
         return report(result, Path(args.out))
-    teachers = ["gcn"] if args.quick else args.teachers.split(",")
+    teachers = ["gcn"] if args.quick else list(dict.fromkeys(t.strip() for t in args.teachers.split(",") if t.strip()))
     runs = 2 if args.quick else args.runs
-    datasets = ["Cora", "Texas"] if args.quick else [d.strip() for d in args.datasets.split(",") if d.strip()]
+    datasets = ["Cora", "Texas"] if args.quick else list(
+        {d.strip().lower(): d.strip() for d in args.datasets.split(",") if d.strip()}.values())
     core = {d.strip().lower() for d in args.core.split(",") if d.strip()}
     quick = {"epochs": 60, "patience": 60, "teacher_args": {"epochs": 60, "patience": 15}} if args.quick else {}
     tasks = [(t, s, r, {"dataset": ds, "runs": runs, "core": ds.lower() in core, **quick}, False)
@@ -205,9 +209,7 @@ def main(argv=None) -> int:
                       "runs": [{k: v for k, v in x.items() if k not in ("dataset", "variant", "method", "terms",
                                                                          "teacher", "setting", "hidden", "teachers")}
                                for x in rs]})
-    table = merged_rows(old if same else None, fresh, datasets, teachers)
-    ran = {(r["dataset"], r["teacher"]) for r in fresh}
-    kept = any((r["dataset"], r["teacher"]) not in ran for r in table)
+    table, kept = merged_rows(old if same else None, fresh, datasets, teachers)
     order = [d for d in DATASETS + tuple(datasets) if any(r["dataset"].lower() == d.lower() for r in table)]
     held = [t for t in dict.fromkeys([*(old.get("teachers", []) if kept else []), *teachers])
             if any(r["teacher"] == t for r in table)]  # the kept rows' teachers too, in the earlier file's order
@@ -221,7 +223,7 @@ def main(argv=None) -> int:
                           "variants; teacher rows = its first member; inductive: 20% of test nodes held out "
                           "(production = 0.8 tran + 0.2 ind)",
               "rows": table, "environment": environment(),
-              "invocations": invocations(old, kept, ran_as("gnn2mlp.py", argv), minutes)}
+              "invocations": invocations(old, kept > 0, ran_as("gnn2mlp.py", argv), minutes)}
     return report(result, Path(args.out))
 
 

@@ -237,11 +237,12 @@ def main(argv=None) -> int:
         result = load_results(out, "self_distill")
         result["epoch_time"] = epoch_times(result["models"], result["datasets"][0])
         return report(result, out)
-    models = ["gcn"] if args.quick else [m.strip() for m in args.models.split(",") if m.strip()]
+    models = ["gcn"] if args.quick else list(dict.fromkeys(m.strip() for m in args.models.split(",") if m.strip()))
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         p.error(f"--models {args.models!r}: unknown {unknown}; expected some of {','.join(MODELS)}")
-    datasets = ["Cora", "Texas"] if args.quick else [d.strip() for d in args.datasets.split(",") if d.strip()]
+    datasets = ["Cora", "Texas"] if args.quick else list(
+        {d.strip().lower(): d.strip() for d in args.datasets.split(",") if d.strip()}.values())
     runs = 2 if args.quick else args.runs
     quick = {"epochs": 60, "patience": 15} if args.quick else {}
     per_term = {d.lower() for d in datasets} if args.per_term is None else \
@@ -298,9 +299,8 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     fresh = copies + run_pool(one, tasks, args.jobs, "self_distill")
     minutes = (time.perf_counter() - start) / 60
-    rows = merge_rows(stored, fresh, lambda r: _key(r["dataset"], r["model"], r["variant"], r.get("dataset_args")),
-                      rerun) if stored else fresh
-    kept = len(rows) - len(fresh)
+    rows, kept = merge_rows(stored, fresh, lambda r: _key(r["dataset"], r["model"], r["variant"],
+                                                          r.get("dataset_args")), rerun) if stored else (fresh, 0)
     first = next(d for d in DATASETS + tuple(datasets) if any(r["dataset"].lower() == d.lower() for r in rows))
     times = epoch_times(models, first, epochs=20 if args.quick else 60) \
         if (first.lower() in {d.lower() for d in datasets} and only is None) or old is None else old["epoch_time"]

@@ -179,8 +179,9 @@ def main(argv=None) -> int:
     name = results_name(args.seed)
     if args.report_only:
         return report(load_results(out, name), out)
-    datasets = ["Cora", "Texas"] if args.quick else [d.strip() for d in args.datasets.split(",") if d.strip()]
-    teachers = ["gcn"] if args.quick else [t.strip() for t in args.teachers.split(",") if t.strip()]
+    datasets = ["Cora", "Texas"] if args.quick else list(
+        {d.strip().lower(): d.strip() for d in args.datasets.split(",") if d.strip()}.values())
+    teachers = ["gcn"] if args.quick else list(dict.fromkeys(t.strip() for t in args.teachers.split(",") if t.strip()))
     runs, sweep_runs = (2, 2) if args.quick else (args.runs, args.sweep_runs)
     homs = (0.3, 0.7) if args.quick else HOMOPHILY
     extra = {"epochs": 60, "patience": 60, "teacher_args": {"epochs": 60, "patience": 15}} if args.quick else {}
@@ -201,8 +202,7 @@ def main(argv=None) -> int:
     minutes = (time.perf_counter() - start) / 60
     for r in fresh:
         r["run"]["kept"] = {rule: r["run"]["kept"][rule] for rule in rules}
-    rows = merge_rows(old["rows"] if same else [], fresh, _key, lambda r: r["teacher"] in teachers)
-    kept = len(rows) - len(fresh)
+    rows, kept = merge_rows(old["rows"] if same else [], fresh, _key, lambda r: r["teacher"] in teachers)
     teachers = list(dict.fromkeys([r["teacher"] for r in rows]))
     result = {"benchmark": "student_guard", "seed": args.seed, "quick": args.quick, "runs": runs,
               "sweep_runs": sweep_runs,

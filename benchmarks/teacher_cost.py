@@ -125,10 +125,9 @@ def main(argv=None) -> int:
                                                                "setting")} for x in rs]
         fresh.append({"dataset": ds, "homophily": h, "teachers": k, "generations": g, "setting": label(k, g),
                       **summarize(runs_), "runs": runs_})
-    table = merge_rows(old["rows"] if same else [], fresh,
-                       lambda r: (r["dataset"], r["homophily"], r["teachers"], r["generations"]),
-                       lambda r: r["dataset"].lower() in again)
-    kept = len(table) - len(fresh)
+    table, kept = merge_rows(old["rows"] if same else [], fresh,
+                             lambda r: (r["dataset"], r["homophily"], r["teachers"], r["generations"]),
+                             lambda r: r["dataset"].lower() in again)
     result = {"benchmark": "teacher_cost", "quick": args.quick, "runs": runs, "sweep_runs": sweep_runs,
               "datasets": [d for d in DATASETS if any(r["dataset"] == d for r in table)], "homophily": list(homs),
               "teacher": "gcn",

@@ -47,10 +47,13 @@ def _row(dataset, teacher, variant="GLNN", method="glnn", setting="transductive"
 def test_merge_rows_replaces_rerun_rows_in_place_keeps_the_rest_and_appends_new_ones():
     stored = [{"k": k, "v": "old"} for k in "abcd"]
     fresh = [{"k": k, "v": "new"} for k in "eca"]  # re-runs c and a (in another order), adds e, does not make b again
-    rows = merge_rows(stored, fresh, lambda r: r["k"], lambda r: r["k"] in "abc")
-    assert [(r["k"], r["v"]) for r in rows] == [("a", "new"), ("c", "new"), ("d", "old"), ("e", "new")]
-    rows = merge_rows(stored, [{"k": "d", "v": "new"}], lambda r: r["k"], lambda r: False)
+    rows, kept = merge_rows(stored, fresh, lambda r: r["k"], lambda r: r["k"] in "abc")
+    assert [(r["k"], r["v"]) for r in rows] == [("a", "new"), ("c", "new"), ("d", "old"), ("e", "new")] and kept == 1
+    rows, kept = merge_rows(stored, [{"k": "d", "v": "new"}], lambda r: r["k"], lambda r: False)
     assert [(r["k"], r["v"]) for r in rows] == [("a", "old"), ("b", "old"), ("c", "old"), ("d", "new")]  # one per key
+    assert kept == 3
+    rows, kept = merge_rows(stored, fresh, lambda r: r["k"], lambda r: True)  # keeps nothing: a new file
+    assert [r["k"] for r in rows] == ["e", "c", "a"] and kept == 0
 
 
 def _as_run(rows, keys):
@@ -61,10 +64,12 @@ def _as_run(rows, keys):
 def test_a_gnn2mlp_dataset_and_teacher_rerun_lays_the_file_out_as_before(tmp_path, monkeypatch):
     """``gnn2mlp.py --datasets Texas --teachers gcn`` into a folder holding the full file: every other (dataset,
     teacher) row kept, the re-run rows (and the gkd rows derived from them) where they stood. It used to append them
-    after the kept rows, so a re-run that reproduced its rows still changed the file."""
+    after the kept rows, so a re-run that reproduced its rows still changed the file. A stored row of the re-run
+    (dataset, teacher) that the run no longer makes is dropped."""
     full = json.loads((RESULTS / "gnn2mlp.json").read_text())
-    (tmp_path / "gnn2mlp.json").write_text(json.dumps(full))
     ran = [r for r in full["rows"] if (r["dataset"], r["teacher"]) == ("Texas", "gcn") and r["method"] != "gkd"]
+    retired = {**ran[-1], "variant": "+ a variant the script no longer runs"}  # re-run scope, not made again: dropped
+    (tmp_path / "gnn2mlp.json").write_text(json.dumps({**full, "rows": [retired, *full["rows"]]}))
     assert ran and len({r["dataset"] for r in full["rows"]}) == 6
     keys = ("dataset", "variant", "method", "terms", "teacher", "setting", "hidden", "teachers")
     monkeypatch.setattr(gnn2mlp, "run_pool", lambda *a: [copy.deepcopy(_as_run(ran, keys))])
@@ -78,9 +83,12 @@ def test_a_gnn2mlp_dataset_and_teacher_rerun_lays_the_file_out_as_before(tmp_pat
 @pytest.mark.parametrize("subset", [["--no-sweep"], ["--variants", "plain;default"]])
 def test_a_self_distill_dataset_and_model_rerun_lays_the_file_out_as_before(tmp_path, monkeypatch, subset):
     """``self_distill.py --datasets Texas --models gcn --no-sweep`` (or only some of those rows, ``--variants``) into
-    a folder holding the full file: the same rows in the same order (the re-run ones used to go last)."""
+    a folder holding the full file: the same rows in the same order (the re-run ones used to go last). A stored row
+    of the re-run's scope that it no longer makes is dropped."""
     full = json.loads((RESULTS / "self_distill.json").read_text())
-    (tmp_path / "self_distill.json").write_text(json.dumps(full))
+    texas = next(r for r in full["rows"] if (r["dataset"], r["model"], r["variant"]) == ("Texas", "gcn", "plain"))
+    retired = {**texas, "variant": "SD: a label no longer run"}  # dropped by a re-run of Texas GCN, not of 2 labels
+    (tmp_path / "self_distill.json").write_text(json.dumps({**full, "rows": [*full["rows"], retired]}))
 
     def stored(task):  # the stored row each task re-runs: a task the file has no row for fails here
         label, model, _, extra = task
@@ -94,7 +102,7 @@ def test_a_self_distill_dataset_and_model_rerun_lays_the_file_out_as_before(tmp_
     only = {full["default"], "plain"} if "--variants" in subset else None
     ran = [r for r in full["rows"] if (r["dataset"], r["model"]) == ("Texas", "gcn")
            and (only is None or r["variant"] in only)]
-    assert ran and got["rows"] == full["rows"]
+    assert ran and got["rows"] == (full["rows"] if only is None else [*full["rows"], retired])
     assert got["invocations"][:-1] == full["invocations"] and got["invocations"][-1]["rows"] == len(ran)
 
 
