@@ -15,6 +15,7 @@ import gnn2mlp  # noqa: E402
 import ogb_scale  # noqa: E402
 import self_distill  # noqa: E402
 import student_guard  # noqa: E402
+import teacher_cost  # noqa: E402
 from common import merge_rows  # noqa: E402
 
 RESULTS = BENCH / "results"
@@ -78,6 +79,25 @@ def test_a_gnn2mlp_dataset_and_teacher_rerun_lays_the_file_out_as_before(tmp_pat
     assert got["rows"] == full["rows"]
     assert (got["datasets"], got["teachers"]) == (full["datasets"], full["teachers"])
     assert got["invocations"][:-1] == full["invocations"]
+
+
+def test_a_teacher_cost_dataset_rerun_lays_the_file_out_as_before(tmp_path, monkeypatch):
+    """``teacher_cost.py --datasets Texas --no-sweep`` into a folder holding the full file: the same rows in the same
+    order (the re-run ones used to go last); a stored Texas row the run no longer makes is dropped. The stored file
+    records the distill settings it ran with, and they are today's: else a subset re-run is refused (as for a file
+    that predates the record)."""
+    full = json.loads((RESULTS / "teacher_cost.json").read_text())
+    assert full["settings"] == teacher_cost.run_settings({})
+    ran = [r for r in full["rows"] if r["dataset"] == "Texas"]
+    retired = {**ran[0], "teachers": 5}
+    (tmp_path / "teacher_cost.json").write_text(json.dumps({**full, "rows": [*full["rows"], retired]}))
+    keys = ("dataset", "teachers", "generations", "setting")
+    monkeypatch.setattr(teacher_cost, "run_pool", lambda *a: [
+        [{**x, "dataset_args": {}} for x in copy.deepcopy(_as_run(ran, keys))]])
+    assert teacher_cost.main(["--datasets", "Texas", "--no-sweep", "--out", str(tmp_path)]) in (0, None)
+    got = json.loads((tmp_path / "teacher_cost.json").read_text())
+    assert got["rows"] == full["rows"] and got["datasets"] == full["datasets"]
+    assert got["invocations"][:-1] == full["invocations"] and got["invocations"][-1]["rows"] == len(ran)
 
 
 @pytest.mark.parametrize("subset", [["--no-sweep"], ["--variants", "plain;default"]])
