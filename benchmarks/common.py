@@ -116,6 +116,13 @@ def code_version() -> str | None:
     return head + ("+modified" if changed else "")
 
 
+def comma_list(text: str, *, fold_case: bool = False) -> list[str]:
+    """A comma list option's names in order, blanks and repeats dropped (``fold_case``: ``Texas,texas`` is one, as
+    dataset names are), so that a repeated name never runs or counts twice."""
+    names = (n.strip() for n in text.split(","))
+    return list({(n.lower() if fold_case else n): n for n in names if n}.values())
+
+
 def ran_as(script: str, argv: Sequence[str] | None) -> str:
     """How a results file names the command that made it: ``script.py ARGS`` in backticks (``argv`` None: this
     process's own arguments)."""

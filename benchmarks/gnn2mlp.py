@@ -17,8 +17,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import (invocations, invocations_line, load_results, md_table, mean_se, merge_rows, paired_points, parser,
-                    ran_as, run_pool, save_json, save_markdown)
+from common import (comma_list, invocations, invocations_line, load_results, md_table, mean_se, merge_rows,
+                    paired_points, parser, ran_as, run_pool, save_json, save_markdown)
 
 ABLATION = [("plain MLP", "plain", ()), ("GLNN", "glnn", ()), ("+ position", "glnn", ("position",)),
             ("+ neighbour", "glnn", ("neighbour",)), ("+ reliability", "glnn", ("reliability",)),
@@ -177,10 +177,9 @@ def main(argv=None) -> int:
         result["rows"] = guard_rows(result["rows"])
         result["gkd_terms"] = list(GKD_TERMS)
         return report(result, Path(args.out))
-    teachers = ["gcn"] if args.quick else list(dict.fromkeys(t.strip() for t in args.teachers.split(",") if t.strip()))
+    teachers = ["gcn"] if args.quick else comma_list(args.teachers)
     runs = 2 if args.quick else args.runs
-    datasets = ["Cora", "Texas"] if args.quick else list(
-        {d.strip().lower(): d.strip() for d in args.datasets.split(",") if d.strip()}.values())
+    datasets = ["Cora", "Texas"] if args.quick else comma_list(args.datasets, fold_case=True)
     core = {d.strip().lower() for d in args.core.split(",") if d.strip()}
     quick = {"epochs": 60, "patience": 60, "teacher_args": {"epochs": 60, "patience": 15}} if args.quick else {}
     tasks = [(t, s, r, {"dataset": ds, "runs": runs, "core": ds.lower() in core, **quick}, False)

@@ -17,8 +17,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from common import (invocations, invocations_line, load_results, md_table, mean_se, merge_rows, parser, ran_as,
-                    run_pool, save_json, save_markdown)
+from common import (comma_list, invocations, invocations_line, load_results, md_table, mean_se, merge_rows, parser,
+                    ran_as, run_pool, save_json, save_markdown)
 
 DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor")
 TERMS = ("depth", "time", "neighbour", "normalised")
@@ -237,12 +237,11 @@ def main(argv=None) -> int:
         result = load_results(out, "self_distill")
         result["epoch_time"] = epoch_times(result["models"], result["datasets"][0])
         return report(result, out)
-    models = ["gcn"] if args.quick else list(dict.fromkeys(m.strip() for m in args.models.split(",") if m.strip()))
+    models = ["gcn"] if args.quick else comma_list(args.models)
     unknown = sorted(set(models) - set(MODELS))
     if unknown:
         p.error(f"--models {args.models!r}: unknown {unknown}; expected some of {','.join(MODELS)}")
-    datasets = ["Cora", "Texas"] if args.quick else list(
-        {d.strip().lower(): d.strip() for d in args.datasets.split(",") if d.strip()}.values())
+    datasets = ["Cora", "Texas"] if args.quick else comma_list(args.datasets, fold_case=True)
     runs = 2 if args.quick else args.runs
     quick = {"epochs": 60, "patience": 15} if args.quick else {}
     per_term = {d.lower() for d in datasets} if args.per_term is None else \

@@ -41,8 +41,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (choose_in_order, invocations, invocations_line, load_results, md_table, mean_se, merge_rows, parser,
-                    ran_as, run_pool, save_json, save_markdown)
+from common import (choose_in_order, comma_list, invocations, invocations_line, load_results, md_table, mean_se,
+                    merge_rows, parser, ran_as, run_pool, save_json, save_markdown)
 
 DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor")
 HOMOPHILY = (0.1, 0.3, 0.5, 0.7, 0.9)
@@ -179,9 +179,8 @@ def main(argv=None) -> int:
     name = results_name(args.seed)
     if args.report_only:
         return report(load_results(out, name), out)
-    datasets = ["Cora", "Texas"] if args.quick else list(
-        {d.strip().lower(): d.strip() for d in args.datasets.split(",") if d.strip()}.values())
-    teachers = ["gcn"] if args.quick else list(dict.fromkeys(t.strip() for t in args.teachers.split(",") if t.strip()))
+    datasets = ["Cora", "Texas"] if args.quick else comma_list(args.datasets, fold_case=True)
+    teachers = ["gcn"] if args.quick else comma_list(args.teachers)
     runs, sweep_runs = (2, 2) if args.quick else (args.runs, args.sweep_runs)
     homs = (0.3, 0.7) if args.quick else HOMOPHILY
     extra = {"epochs": 60, "patience": 60, "teacher_args": {"epochs": 60, "patience": 15}} if args.quick else {}

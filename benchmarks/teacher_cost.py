@@ -22,8 +22,8 @@ import sys
 import time
 from pathlib import Path
 
-from common import (choose_in_order, invocations, invocations_line, load_results, md_table, mean_se, merge_rows,
-                    paired_points, parser, ran_as, run_pool, save_json, save_markdown)
+from common import (choose_in_order, comma_list, invocations, invocations_line, load_results, md_table, mean_se,
+                    merge_rows, paired_points, parser, ran_as, run_pool, save_json, save_markdown)
 
 DATASETS = ("Cora", "CiteSeer", "Texas", "Wisconsin", "Cornell", "Actor")
 SETTINGS = ((1, 1), (1, 2), (3, 1), (3, 2))  # (teachers, generations), in order of cost
@@ -94,8 +94,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if args.report_only:
         return report(load_results(out, "teacher_cost"), out)
-    datasets = ["Cora", "Texas"] if args.quick else list(
-        {d.strip().lower(): d.strip() for d in args.datasets.split(",") if d.strip()}.values())
+    datasets = ["Cora", "Texas"] if args.quick else comma_list(args.datasets, fold_case=True)
     runs, sweep_runs = (2, 2) if args.quick else (args.runs, args.sweep_runs)
     homs = (0.3, 0.7) if args.quick else HOMOPHILY
     quick = {"epochs": 60, "patience": 60, "teacher_args": {"epochs": 60, "patience": 15}} if args.quick else {}

@@ -16,7 +16,7 @@ import ogb_scale  # noqa: E402
 import self_distill  # noqa: E402
 import student_guard  # noqa: E402
 import teacher_cost  # noqa: E402
-from common import merge_rows  # noqa: E402
+from common import comma_list, merge_rows  # noqa: E402
 
 RESULTS = BENCH / "results"
 
@@ -55,6 +55,11 @@ def test_merge_rows_replaces_rerun_rows_in_place_keeps_the_rest_and_appends_new_
     assert kept == 3
     rows, kept = merge_rows(stored, fresh, lambda r: r["k"], lambda r: True)  # keeps nothing: a new file
     assert [r["k"] for r in rows] == ["e", "c", "a"] and kept == 0
+
+
+def test_a_repeated_name_in_a_comma_list_runs_once():
+    assert comma_list(" Texas, texas,,Cora ", fold_case=True) == ["texas", "Cora"]  # dataset names fold case
+    assert comma_list("gcn,sage,gcn,") == ["gcn", "sage"]
 
 
 def _as_run(rows, keys):
