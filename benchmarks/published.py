@@ -139,7 +139,7 @@ def main(argv=None) -> int:
     result = {"benchmark": "published", "quick": args.quick, "runs": runs, "datasets": datasets, "rows": done,
               "published": PUBLISHED, "production_published": PRODUCTION, "sources": SOURCES,
               "minutes": round(minutes, 1), "row_minutes": round(row_minutes, 1), "environment": environment()}
-    result["invocations"] = invocations(None, False, ran_as("published.py", argv), (time.perf_counter() - start) / 60)
+    result["invocations"] = invocations(None, False, ran_as("published.py", argv), minutes)
     out = Path(args.out)
     save_json(out, "published", result)
     lines = [f"### On the published protocol: CPF files, 20/30 per class, GraphSAGE teachers ({runs} seeds)", "",

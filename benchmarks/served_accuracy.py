@@ -157,8 +157,7 @@ def main(argv=None) -> int:
               "protocol": "transductive; per seed / split one self-distilled GCN teacher (1 generation) teaches every "
                           "student; no student guard; scores at the student's best-validation epoch; features only "
                           "= student(x), zero positions, as new nodes are served", "environment": environment()}
-    result["invocations"] = invocations(None, False, ran_as("served_accuracy.py", argv),
-                                        (time.perf_counter() - start) / 60)
+    result["invocations"] = invocations(None, False, ran_as("served_accuracy.py", argv), minutes)
     save_json(out, "served_accuracy", result)
     return report(result, out)
 
